@@ -1,0 +1,208 @@
+import CNghttp2
+import NIOCore
+
+/// nghttp2's callbacks, turned into stream and connection events. Called only from inside
+/// `nghttp2_session_mem_recv` / `mem_send`, on the connection's event loop.
+extension H2Connection {
+    func onBeginFrame(type: UInt8, flags: UInt8, streamID: Int32, length: Int) -> Int32 {
+        switch frameGuard.check(type: type, flags: flags, streamID: streamID, length: length) {
+        case .accept:
+            return NG.ok
+        case .protocolError(let why):
+            return reject(why, code: H2ErrorCode.protocolError)
+        case .flood(let why):
+            return reject(why, code: H2ErrorCode.enhanceYourCalm)
+        }
+    }
+
+    private func reject(_ why: String, code: UInt32) -> Int32 {
+        if failureReason == nil { failureReason = why }
+        if let session { nghttp2_session_terminate_session(session, code) }
+        return NG.callbackFailure
+    }
+
+    func onBeginHeaders(streamID: Int32, category: nghttp2_headers_category) -> Int32 {
+        if role == .server && category == NGHTTP2_HCAT_REQUEST {
+            let stream = H2Stream(id: streamID, connection: self, delegate: nil)
+            streams[streamID] = stream
+            delegate?.connection(self, didOpen: stream)
+            if stream.delegate == nil, let session {
+                nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream)
+            }
+        }
+        guard let stream = streams[streamID] else { return NG.ok }
+        stream.inboundHeaders = H2Headers()
+        stream.inboundHeaderListSize = 0
+        stream.inboundHeadersTooLarge = false
+        return NG.ok
+    }
+
+    func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool) -> Int32 {
+        guard let stream = streams[streamID], stream.inboundHeaders != nil else { return NG.ok }
+        stream.inboundHeaderListSize += name.count + value.count + 32
+        if stream.inboundHeaderListSize > Int(settings.maxHeaderListSize) {
+            stream.inboundHeadersTooLarge = true
+            stream.inboundHeaders = H2Headers(capacity: 0)
+            return NG.ok
+        }
+        if !stream.inboundHeadersTooLarge {
+            stream.inboundHeaders!.append(name: name, value: value, neverIndex: neverIndex)
+        }
+        return NG.ok
+    }
+
+    func onFrameRecv(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let hd = frame.pointee.hd
+        switch hd.type {
+        case NG.typeData:
+            if hd.flags & NG.flagEndStream != 0, let stream = streams[hd.stream_id] {
+                stream.inboundPhase = .ended
+                stream.delegate?.streamReceivedEnd(stream)
+            }
+        case NG.typeHeaders:
+            if let stream = streams[hd.stream_id] {
+                headerBlockComplete(stream, endStream: hd.flags & NG.flagEndStream != 0)
+            }
+        case NG.typeRstStream:
+            streams[hd.stream_id]?.peerResetCode = frame.pointee.rst_stream.error_code
+        case NG.typeSettings:
+            if hd.flags & NG.flagAck == 0 {
+                receivedRemoteSettingsNow()
+            }
+        case NG.typeGoAway:
+            let last = frame.pointee.goaway.last_stream_id
+            for (id, stream) in streams where id > last && (id % 2 == 1) == (role == .client) {
+                stream.refusedByGoAway = true
+            }
+            receivedGoAwayNow(errorCode: frame.pointee.goaway.error_code)
+        default:
+            break
+        }
+        return NG.ok
+    }
+
+    private func headerBlockComplete(_ stream: H2Stream, endStream: Bool) {
+        guard let headers = stream.inboundHeaders else { return }
+        stream.inboundHeaders = nil
+        if stream.inboundHeadersTooLarge {
+            rejectOversizedHeaders(stream)
+            return
+        }
+        switch stream.inboundPhase {
+        case .awaitingHeaders:
+            if role == .client && headers.value(of: ":status", hasPrefix: "1") {
+                return // informational (1xx); the final response follows
+            }
+            stream.inboundPhase = endStream ? .ended : .body
+            stream.delegate?.streamReceivedHeaders(stream, headers: headers, endStream: endStream)
+        case .body:
+            stream.inboundPhase = .ended
+            stream.delegate?.streamReceivedTrailers(stream, trailers: headers)
+        case .ended:
+            break
+        }
+    }
+
+    /// A header list over SETTINGS_MAX_HEADER_LIST_SIZE: a server answers 431 (RFC 9113
+    /// section 10.5.1); a client resets the stream. Nothing of the block was kept.
+    private func rejectOversizedHeaders(_ stream: H2Stream) {
+        let delegate = stream.delegate
+        stream.delegate = nil
+        if role == .server && stream.inboundPhase == .awaitingHeaders {
+            stream.inboundPhase = .ended
+            sendHeaders(stream, H2Headers([(":status", "431"), ("content-length", "0")]), endStream: true)
+            delegate?.streamClosed(stream, error: .resetLocally(H2ErrorCode.refusedStream))
+        } else {
+            reset(stream, code: H2ErrorCode.protocolError)
+            delegate?.streamClosed(stream, error: .resetLocally(H2ErrorCode.protocolError))
+        }
+    }
+
+    func onDataChunk(streamID: Int32, bytes: UnsafeRawBufferPointer) -> Int32 {
+        guard let stream = streams[streamID], let delegate = stream.delegate else {
+            // Nobody will take these bytes: hand the window back at once.
+            if let session { nghttp2_session_consume(session, streamID, bytes.count) }
+            return NG.ok
+        }
+        stream.unconsumedInbound += bytes.count
+        delegate.streamReceivedData(stream, data: sliceOfCurrentInput(bytes))
+        return NG.ok
+    }
+
+    func onStreamClose(streamID: Int32, errorCode: UInt32) -> Int32 {
+        guard let stream = streams.removeValue(forKey: streamID) else { return NG.ok }
+        stream.isClosed = true
+        if stream.unconsumedInbound > 0, let session {
+            nghttp2_session_consume_connection(session, stream.unconsumedInbound)
+            stream.unconsumedInbound = 0
+        }
+        stream.outbound.removeAll()
+        stream.outboundBytes = 0
+        let error: H2StreamError?
+        if stream.refusedByGoAway {
+            error = .refusedByGoAway
+        } else if let code = stream.peerResetCode {
+            error = .resetByPeer(code)
+        } else if let code = stream.localResetCode {
+            error = .resetLocally(code)
+        } else if errorCode != H2ErrorCode.noError {
+            error = .resetLocally(errorCode)
+        } else {
+            error = nil
+        }
+        let delegate = stream.delegate
+        stream.delegate = nil
+        delegate?.streamClosed(stream, error: error)
+        self.delegate?.connectionStreamClosed(self)
+        return NG.ok
+    }
+
+    func onFrameNotSend(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) -> Int32 {
+        // A request HEADERS that never left (GOAWAY arrived first): nghttp2 closes the stream
+        // next; it was never seen by the peer, so it is safe to send again elsewhere.
+        if frame.pointee.hd.type == NG.typeHeaders, let stream = streams[frame.pointee.hd.stream_id] {
+            stream.refusedByGoAway = true
+        }
+        return NG.ok
+    }
+
+    /// Fills one DATA frame's payload from the stream's queue; defers when the queue is empty.
+    func readOutbound(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
+                      flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        var written = 0
+        while written < length, !stream.outbound.isEmpty {
+            let index = stream.outbound.startIndex
+            let available = stream.outbound[index].readableBytes
+            let n = Swift.min(available, length - written)
+            stream.outbound[index].withUnsafeReadableBytes { bytes in
+                (buffer + written).update(from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n)
+            }
+            if n == available {
+                stream.outbound.removeFirst()
+            } else {
+                stream.outbound[index].moveReaderIndex(forwardBy: n)
+            }
+            written += n
+        }
+        stream.outboundBytes -= written
+        if stream.outbound.isEmpty {
+            switch stream.outboundEnd {
+            case .open:
+                if written == 0 {
+                    stream.deferred = true
+                    return NG.deferred
+                }
+            case .endStream:
+                flags.pointee |= NG.dataFlagEOF
+            case .trailers(let trailers):
+                flags.pointee |= NG.dataFlagEOF | NG.dataFlagNoEndStream
+                if let session {
+                    _ = trailers.withNghttp2Headers { nva, count in nghttp2_submit_trailer(session, streamID, nva, count) }
+                }
+            }
+        }
+        if written > 0 { stream.delegate?.streamSentData(stream, byteCount: written) }
+        return written
+    }
+}

@@ -1,0 +1,463 @@
+import CNghttp2
+import NIOCore
+
+/// What the owner of a connection hears about the connection as a whole.
+public protocol H2ConnectionDelegate: AnyObject {
+    /// Server role: the peer opened `stream`; set `stream.delegate` to receive its headers.
+    /// Leaving it nil refuses the stream (it is reset with REFUSED_STREAM).
+    func connection(_ connection: H2Connection, didOpen stream: H2Stream)
+    /// The peer's SETTINGS arrived (the connection is ready, its stream limit is known).
+    func connectionReceivedSettings(_ connection: H2Connection)
+    /// The peer sent GOAWAY: no new streams on this connection.
+    func connectionReceivedGoAway(_ connection: H2Connection, errorCode: UInt32)
+    /// A stream ended, so the number of open streams went down.
+    func connectionStreamClosed(_ connection: H2Connection)
+    /// The connection is gone; every open stream was closed with `.connectionLost` first.
+    func connectionClosed(_ connection: H2Connection)
+}
+
+public extension H2ConnectionDelegate {
+    func connectionReceivedSettings(_ connection: H2Connection) {}
+    func connectionReceivedGoAway(_ connection: H2Connection, errorCode: UInt32) {}
+    func connectionStreamClosed(_ connection: H2Connection) {}
+    func connectionClosed(_ connection: H2Connection) {}
+}
+
+/// One HTTP/2 connection: a NIO channel handler that owns one nghttp2 session.
+///
+/// Everything happens on the channel's event loop. Bytes read are fed to
+/// `nghttp2_session_mem_recv`; what nghttp2 wants to send is drained with
+/// `nghttp2_session_mem_send` into one buffer per flush. Window updates are manual:
+/// received DATA is returned to the peer only when the stream's owner calls `consume`.
+public final class H2Connection: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    enum State {
+        case idle
+        case active
+        /// A GOAWAY with a final last-stream-id was sent; open streams finish, then we close.
+        case draining
+        case closed
+    }
+
+    public let role: H2Role
+    public let settings: H2Settings
+    public var delegate: H2ConnectionDelegate?
+
+    var session: OpaquePointer?
+    var context: ChannelHandlerContext?
+    var state = State.idle
+    var streams: [Int32: H2Stream] = [:]
+    var frameGuard: FrameGuard
+
+    private var flushScheduled = false
+    private var flushWhenWritable = false
+    /// Depth of calls into nghttp2 (mem_recv, mem_send). The session is never deleted inside one.
+    private var nghttp2Depth = 0
+    private var teardownPending = false
+    /// The buffer currently being fed to mem_recv, so DATA can be sliced out of it without a copy.
+    private var currentInput: ByteBuffer?
+    private var currentInputBase: UnsafeRawPointer?
+
+    public private(set) var receivedGoAway = false
+    public private(set) var receivedRemoteSettings = false
+    /// Why the connection failed, if it did (for logs).
+    public internal(set) var failureReason: String?
+
+    public init(role: H2Role, settings: H2Settings = H2Settings(), delegate: H2ConnectionDelegate? = nil) {
+        self.role = role
+        self.settings = settings
+        self.delegate = delegate
+        self.frameGuard = FrameGuard(maxEmptyFrames: settings.maxEmptyFrames, peerOpensOddStreams: role == .server)
+    }
+
+    deinit {
+        if let session { nghttp2_session_del(session) }
+    }
+
+    // MARK: - Public state
+
+    public var eventLoop: EventLoop? { context?.eventLoop }
+    public var isActive: Bool { state == .active }
+    public var openStreamCount: Int { streams.count }
+
+    /// How many streams we may have open at once to this peer (its MAX_CONCURRENT_STREAMS;
+    /// 100 until its SETTINGS arrive, the value RFC 9113 recommends as a floor).
+    public var peerMaxConcurrentStreams: Int {
+        guard let session, receivedRemoteSettings else { return 100 }
+        return Int(nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
+    }
+
+    /// True when a new stream may be opened now without waiting.
+    public var canOpenStream: Bool {
+        state == .active && !receivedGoAway && streams.count < peerMaxConcurrentStreams
+            && (session.map { nghttp2_session_check_request_allowed($0) != 0 } ?? false)
+    }
+
+    // MARK: - Channel events
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        var options: OpaquePointer?
+        nghttp2_option_new(&options)
+        defer { nghttp2_option_del(options) }
+        nghttp2_option_set_no_auto_window_update(options, 1)
+        nghttp2_option_set_no_closed_streams(options, 1)
+        nghttp2_option_set_max_continuations(options, settings.maxContinuations)
+        nghttp2_option_set_max_outbound_ack(options, settings.maxOutboundAcks)
+        nghttp2_option_set_max_settings(options, settings.maxSettingsEntries)
+        nghttp2_option_set_stream_reset_rate_limit(options, settings.resetBurst, settings.resetRatePerSecond)
+        nghttp2_option_set_peer_max_concurrent_streams(options, 100)
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        let rv: Int32
+        switch role {
+        case .server: rv = nghttp2_session_server_new2(&session, Nghttp2Callbacks.table, userData, options)
+        case .client: rv = nghttp2_session_client_new2(&session, Nghttp2Callbacks.table, userData, options)
+        }
+        precondition(rv == 0, "nghttp2 session creation failed: \(rv)")
+        submitInitialSettings()
+        if context.channel.isActive { becomeActive() }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        becomeActive()
+        context.fireChannelActive()
+    }
+
+    /// Starts the session if the channel is already active. NIO completes a connect future
+    /// before it fires `channelActive`, so a client that opens streams from that future calls this.
+    public func activateIfChannelActive() {
+        if let context, context.channel.isActive { becomeActive() }
+    }
+
+    private func becomeActive() {
+        guard state == .idle else { return }
+        state = .active
+        flushNow()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        guard let session, state == .active || state == .draining else { return }
+        nghttp2Depth += 1
+        let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
+            currentInput = buffer
+            currentInputBase = bytes.baseAddress
+            defer { currentInput = nil; currentInputBase = nil }
+            return nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        nghttp2Depth -= 1
+        if rv < 0 {
+            failConnection(libError: Int32(rv))
+            return
+        }
+        flushNow()
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && flushWhenWritable {
+            flushWhenWritable = false
+            flushNow()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        teardown(reason: failureReason ?? "connection closed")
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        failureReason = "\(error)"
+        context.close(promise: nil)
+    }
+
+    // MARK: - Output
+
+    /// Asks for a flush at the end of the current event loop tick (batches many small changes).
+    func scheduleFlush() {
+        guard !flushScheduled, let context, state != .closed else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().execute { self.flushNow() }
+    }
+
+    /// Asks for a flush only if nghttp2 has something to send.
+    func flushIfWanted() {
+        if let session, nghttp2_session_want_write(session) != 0 { scheduleFlush() }
+    }
+
+    /// Drains everything nghttp2 wants to send into one buffer and writes it.
+    public func flushNow() {
+        flushScheduled = false
+        guard let session, let context, state != .idle, state != .closed else { return }
+        guard context.channel.isWritable else {
+            flushWhenWritable = true
+            return
+        }
+        nghttp2Depth += 1
+        var out: ByteBuffer?
+        var failed: Int32?
+        while true {
+            var chunk: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &chunk)
+            if n < 0 { failed = Int32(n); break }
+            if n == 0 { break }
+            if out == nil { out = context.channel.allocator.buffer(capacity: Swift.max(n, 16 * 1024)) }
+            out!.writeBytes(UnsafeRawBufferPointer(start: chunk, count: n))
+            if out!.readableBytes >= 256 * 1024 {
+                context.write(wrapOutboundOut(out!), promise: nil)
+                out = nil
+                if !context.channel.isWritable { flushWhenWritable = true; break }
+            }
+        }
+        nghttp2Depth -= 1
+        if let out { context.write(wrapOutboundOut(out), promise: nil) }
+        context.flush()
+        if let failed {
+            failConnection(libError: failed)
+            return
+        }
+        if teardownPending { finishTeardown(); return }
+        if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
+            closeChannel()
+        }
+    }
+
+    // MARK: - Connection control
+
+    /// Graceful shutdown, two steps (RFC 9113 section 6.8): a GOAWAY announcing shutdown (server
+    /// role), then after `gracePeriod` a GOAWAY naming the last stream processed. Streams in
+    /// flight finish; the connection closes when none are left.
+    public func beginGracefulShutdown(gracePeriod: TimeAmount = .milliseconds(500)) {
+        guard let session, let context, state == .active else { return }
+        if role == .server {
+            nghttp2_submit_shutdown_notice(session)
+            flushNow()
+            context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: gracePeriod) { self.sendFinalGoAway() }
+        } else {
+            sendFinalGoAway()
+        }
+    }
+
+    private func sendFinalGoAway() {
+        guard let session, state == .active else { return }
+        state = .draining
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                              nghttp2_session_get_last_proc_stream_id(session), H2ErrorCode.noError, nil, 0)
+        flushNow()
+    }
+
+    /// Closes at once: GOAWAY with `errorCode`, then the socket; open streams get `.connectionLost`.
+    public func terminate(errorCode: UInt32 = H2ErrorCode.noError, reason: String) {
+        guard let session, state != .closed else { return }
+        if failureReason == nil { failureReason = reason }
+        nghttp2_session_terminate_session(session, errorCode)
+        flushNow()
+        closeChannel()
+    }
+
+    private func failConnection(libError: Int32) {
+        let message = String(cString: nghttp2_strerror(libError))
+        if failureReason == nil { failureReason = "nghttp2: \(message)" }
+        if let session, state != .closed {
+            let code = libError == NG.badClientMagic ? H2ErrorCode.protocolError
+                : (libError == NGHTTP2_ERR_FLOODED.rawValue ? H2ErrorCode.enhanceYourCalm : H2ErrorCode.protocolError)
+            nghttp2_session_terminate_session(session, code)
+            // Send what is queued (our SETTINGS and the GOAWAY) before closing.
+            var chunk: UnsafePointer<UInt8>?
+            var out = context?.channel.allocator.buffer(capacity: 256)
+            while true {
+                let n = nghttp2_session_mem_send(session, &chunk)
+                if n <= 0 { break }
+                out?.writeBytes(UnsafeRawBufferPointer(start: chunk, count: n))
+            }
+            if let out, let context, out.readableBytes > 0 { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+        }
+        closeChannel()
+    }
+
+    private func closeChannel() {
+        guard let context, state != .closed else { return }
+        context.close(promise: nil)
+    }
+
+    private func teardown(reason: String) {
+        guard state != .closed else { return }
+        state = .closed
+        if nghttp2Depth > 0 {
+            teardownPending = true
+            return
+        }
+        finishTeardown()
+    }
+
+    private func finishTeardown() {
+        teardownPending = false
+        let open = streams.values.sorted { $0.id < $1.id }
+        streams.removeAll()
+        for stream in open {
+            stream.isClosed = true
+            let delegate = stream.delegate
+            stream.delegate = nil
+            delegate?.streamClosed(stream, error: .connectionLost)
+        }
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.connectionClosed(self)
+    }
+
+    // MARK: - Streams: opening and responding
+
+    /// Client role: opens a stream with request `headers`. With `endStream` the request has no body.
+    /// Returns nil when the connection cannot take a new stream.
+    public func openStream(headers: H2Headers, endStream: Bool, delegate: H2StreamDelegate) -> H2Stream? {
+        guard role == .client, let session, state == .active, !receivedGoAway else { return nil }
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Nghttp2Callbacks.dataSourceRead)
+        let id: Int32 = headers.withNghttp2Headers { nva, count in
+            endStream
+                ? nghttp2_submit_request(session, nil, nva, count, nil, nil)
+                : nghttp2_submit_request(session, nil, nva, count, &provider, nil)
+        }
+        guard id > 0 else { return nil }
+        let stream = H2Stream(id: id, connection: self, delegate: delegate)
+        stream.sentHeaders = true
+        stream.hasDataProvider = !endStream
+        if endStream { stream.outboundEnd = .endStream }
+        streams[id] = stream
+        scheduleFlush()
+        return stream
+    }
+
+    /// Server role: sends response headers on `stream`. With `endStream` there is no body
+    /// (for gRPC, a Trailers-Only response).
+    public func sendHeaders(_ stream: H2Stream, _ headers: H2Headers, endStream: Bool) {
+        guard let session, !stream.isClosed, !stream.sentHeaders else { return }
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Nghttp2Callbacks.dataSourceRead)
+        let rv: Int32 = headers.withNghttp2Headers { nva, count in
+            endStream
+                ? nghttp2_submit_response(session, stream.id, nva, count, nil)
+                : nghttp2_submit_response(session, stream.id, nva, count, &provider)
+        }
+        guard rv == 0 else { return }
+        stream.sentHeaders = true
+        stream.hasDataProvider = !endStream
+        if endStream { stream.outboundEnd = .endStream }
+        scheduleFlush()
+    }
+
+    // MARK: - Streams: body, trailers, reset, flow control
+
+    func sendData(_ stream: H2Stream, _ data: ByteBuffer, endStream: Bool) {
+        guard !stream.isClosed, stream.hasDataProvider, case .open = stream.outboundEnd else { return }
+        if data.readableBytes > 0 {
+            stream.outbound.append(data)
+            stream.outboundBytes += data.readableBytes
+        }
+        if endStream { stream.outboundEnd = .endStream }
+        resume(stream)
+    }
+
+    func sendEnd(_ stream: H2Stream) {
+        guard !stream.isClosed, stream.hasDataProvider, case .open = stream.outboundEnd else { return }
+        stream.outboundEnd = .endStream
+        resume(stream)
+    }
+
+    func sendTrailers(_ stream: H2Stream, _ trailers: H2Headers) {
+        guard !stream.isClosed, stream.hasDataProvider, case .open = stream.outboundEnd else { return }
+        stream.outboundEnd = .trailers(trailers)
+        resume(stream)
+    }
+
+    private func resume(_ stream: H2Stream) {
+        guard let session else { return }
+        if stream.deferred {
+            stream.deferred = false
+            nghttp2_session_resume_data(session, stream.id)
+        }
+        scheduleFlush()
+    }
+
+    func reset(_ stream: H2Stream, code: UInt32) {
+        guard let session, !stream.isClosed else { return }
+        stream.localResetCode = code
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code)
+        scheduleFlush()
+    }
+
+    /// Returns `byteCount` received DATA bytes of `stream` to the peer's windows.
+    func consume(_ stream: H2Stream, byteCount: Int) {
+        guard let session, byteCount > 0 else { return }
+        let n = Swift.min(byteCount, stream.unconsumedInbound)
+        guard n > 0 else { return }
+        stream.unconsumedInbound -= n
+        if stream.isClosed {
+            nghttp2_session_consume_connection(session, n)
+        } else {
+            nghttp2_session_consume(session, stream.id, n)
+        }
+        flushIfWanted()
+    }
+
+    // MARK: - Settings
+
+    private func submitInitialSettings() {
+        var entries: [nghttp2_settings_entry] = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialStreamWindow),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: settings.maxFrameSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+        ]
+        if role == .client {
+            entries.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
+        }
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.connectionWindow))
+    }
+
+    // MARK: - Helpers for the inbound side
+
+    /// DATA bytes as a slice of the buffer being parsed (no copy) when they lie inside it.
+    func sliceOfCurrentInput(_ bytes: UnsafeRawBufferPointer) -> ByteBuffer {
+        if let base = currentInputBase, let input = currentInput, let start = bytes.baseAddress,
+           start >= base, start + bytes.count <= base + input.readableBytes,
+           let slice = input.getSlice(at: input.readerIndex + (start - base), length: bytes.count) {
+            return slice
+        }
+        var copy = context?.channel.allocator.buffer(capacity: bytes.count) ?? ByteBufferAllocator().buffer(capacity: bytes.count)
+        copy.writeBytes(bytes)
+        return copy
+    }
+
+    func stream(_ id: Int32) -> H2Stream? { streams[id] }
+
+    func receivedRemoteSettingsNow() {
+        receivedRemoteSettings = true
+        delegate?.connectionReceivedSettings(self)
+    }
+
+    func receivedGoAwayNow(errorCode: UInt32) {
+        receivedGoAway = true
+        delegate?.connectionReceivedGoAway(self, errorCode: errorCode)
+    }
+}
+
+extension H2Headers {
+    /// Calls `body` with an `nghttp2_nv` array pointing into this block (valid only during the call).
+    func withNghttp2Headers<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+        storage.withUnsafeReadableBytes { bytes in
+            var empty: UInt8 = 0
+            let base = bytes.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: UInt8.self)) }
+                ?? withUnsafeMutablePointer(to: &empty) { $0 }
+            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: Swift.max(fields.count, 1)) { nva in
+                for (i, f) in fields.enumerated() {
+                    nva[i] = nghttp2_nv(name: base + Int(f.nameStart), value: base + Int(f.valueStart),
+                                        namelen: Int(f.nameLength), valuelen: Int(f.valueLength),
+                                        flags: f.neverIndex ? UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) : 0)
+                }
+                return body(UnsafePointer(nva.baseAddress!), fields.count)
+            }
+        }
+    }
+}

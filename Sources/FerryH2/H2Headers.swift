@@ -1,0 +1,148 @@
+import NIOCore
+
+/// One HTTP/2 header block (request or response headers, or trailers), kept as bytes.
+///
+/// Names and values live back to back in one `ByteBuffer`; `fields` holds their offsets.
+/// Forwarding a block never turns a header into a `String`: the proxy reads only the few
+/// fields it needs (`:path`, `content-type`, `grpc-status`, ...) by comparing bytes.
+public struct H2Headers: Sendable {
+    @usableFromInline
+    struct Field: Sendable {
+        var nameStart: UInt32
+        var nameLength: UInt32
+        var valueStart: UInt32
+        var valueLength: UInt32
+        var neverIndex: Bool
+    }
+
+    @usableFromInline var storage: ByteBuffer
+    @usableFromInline var fields: [Field]
+
+    public init(capacity: Int = 256) {
+        self.storage = ByteBufferAllocator().buffer(capacity: capacity)
+        self.fields = []
+        self.fields.reserveCapacity(12)
+    }
+
+    public init(_ pairs: [(String, String)]) {
+        self.init(capacity: pairs.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
+        for (name, value) in pairs { append(name: name, value: value) }
+    }
+
+    public var count: Int { fields.count }
+    public var isEmpty: Bool { fields.isEmpty }
+
+    /// Total bytes of names and values, the measure HTTP/2's header list size is close to.
+    public var byteCount: Int { storage.readableBytes }
+
+    public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool = false) {
+        let nameStart = storage.writerIndex
+        storage.writeBytes(name)
+        let valueStart = storage.writerIndex
+        storage.writeBytes(value)
+        fields.append(Field(nameStart: UInt32(nameStart), nameLength: UInt32(name.count),
+                            valueStart: UInt32(valueStart), valueLength: UInt32(value.count),
+                            neverIndex: neverIndex))
+    }
+
+    public mutating func append(name: String, value: String, neverIndex: Bool = false) {
+        let nameStart = storage.writerIndex
+        let nameLength = storage.writeString(name)
+        let valueStart = storage.writerIndex
+        let valueLength = storage.writeString(value)
+        fields.append(Field(nameStart: UInt32(nameStart), nameLength: UInt32(nameLength),
+                            valueStart: UInt32(valueStart), valueLength: UInt32(valueLength),
+                            neverIndex: neverIndex))
+    }
+
+    /// Appends every field of `other`, in order.
+    public mutating func append(contentsOf other: H2Headers) {
+        other.forEachRaw { name, value, neverIndex in
+            append(name: name, value: value, neverIndex: neverIndex)
+        }
+    }
+
+    public func name(at index: Int) -> String {
+        let f = fields[index]
+        return storage.getString(at: Int(f.nameStart), length: Int(f.nameLength)) ?? ""
+    }
+
+    public func value(at index: Int) -> String {
+        let f = fields[index]
+        return storage.getString(at: Int(f.valueStart), length: Int(f.valueLength)) ?? ""
+    }
+
+    /// The index of the first field named `name` (compared as bytes; HTTP/2 names are lower case).
+    public func firstIndex(of name: String) -> Int? {
+        var name = name
+        return name.withUTF8 { wanted in
+            storage.withUnsafeReadableBytes { bytes in
+                let base = bytes.baseAddress!
+                for (i, f) in fields.enumerated() where Int(f.nameLength) == wanted.count {
+                    if wanted.isEmpty || memcmp(base + Int(f.nameStart) - storage.readerIndex, wanted.baseAddress!, wanted.count) == 0 {
+                        return i
+                    }
+                }
+                return nil
+            }
+        }
+    }
+
+    public func first(_ name: String) -> String? {
+        firstIndex(of: name).map { value(at: $0) }
+    }
+
+    public func contains(_ name: String) -> Bool { firstIndex(of: name) != nil }
+
+    /// True when the first field named `name` has a value that starts with `prefix` (bytes).
+    public func value(of name: String, hasPrefix prefix: String) -> Bool {
+        guard let i = firstIndex(of: name) else { return false }
+        let f = fields[i]
+        var prefix = prefix
+        return prefix.withUTF8 { p in
+            guard p.count <= Int(f.valueLength) else { return false }
+            return storage.withUnsafeReadableBytes { bytes in
+                p.isEmpty || memcmp(bytes.baseAddress! + Int(f.valueStart) - storage.readerIndex, p.baseAddress!, p.count) == 0
+            }
+        }
+    }
+
+    public var pairs: [(name: String, value: String)] {
+        (0..<fields.count).map { (name(at: $0), value(at: $0)) }
+    }
+
+    /// Calls `body` with each field's raw name and value bytes, valid only inside the call.
+    public func forEachRaw(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Bool) -> Void) {
+        storage.withUnsafeReadableBytes { bytes in
+            let base = bytes.baseAddress!
+            for f in fields {
+                let name = UnsafeRawBufferPointer(start: base + Int(f.nameStart) - storage.readerIndex, count: Int(f.nameLength))
+                let value = UnsafeRawBufferPointer(start: base + Int(f.valueStart) - storage.readerIndex, count: Int(f.valueLength))
+                body(name, value, f.neverIndex)
+            }
+        }
+    }
+
+    /// A copy without the fields for which `shouldRemove(name)` is true.
+    public func removing(where shouldRemove: (UnsafeRawBufferPointer) -> Bool) -> H2Headers {
+        var out = H2Headers(capacity: storage.readableBytes)
+        forEachRaw { name, value, neverIndex in
+            if !shouldRemove(name) { out.append(name: name, value: value, neverIndex: neverIndex) }
+        }
+        return out
+    }
+}
+
+extension H2Headers: CustomStringConvertible {
+    public var description: String {
+        pairs.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,140 @@
+import NIOCore
+
+/// What one side of a stream hears from its connection. All calls arrive on the
+/// connection's event loop; none is made while a previous one is still running for the same stream.
+public protocol H2StreamDelegate: AnyObject {
+    /// Request headers (server role) or final response headers (client role).
+    /// `endStream` is true when the block also ended the peer's side (no body).
+    func streamReceivedHeaders(_ stream: H2Stream, headers: H2Headers, endStream: Bool)
+    /// A piece of body. The bytes count against the peer's window until `stream.consume` is called.
+    func streamReceivedData(_ stream: H2Stream, data: ByteBuffer)
+    /// The peer ended its side with END_STREAM on a DATA frame.
+    func streamReceivedEnd(_ stream: H2Stream)
+    /// Trailers, which also end the peer's side.
+    func streamReceivedTrailers(_ stream: H2Stream, trailers: H2Headers)
+    /// Bytes this side queued with `sendData` were taken into DATA frames.
+    func streamSentData(_ stream: H2Stream, byteCount: Int)
+    /// The stream is gone. `error` is nil for a clean close (both sides ended).
+    func streamClosed(_ stream: H2Stream, error: H2StreamError?)
+}
+
+/// Why a stream ended other than by both sides finishing.
+public enum H2StreamError: Error, Sendable, Equatable {
+    /// The peer sent RST_STREAM with this HTTP/2 error code.
+    case resetByPeer(UInt32)
+    /// This side reset the stream with this code.
+    case resetLocally(UInt32)
+    /// The peer's GOAWAY did not cover this stream: it was never processed and is safe to retry.
+    case refusedByGoAway
+    /// The connection failed or closed while the stream was open.
+    case connectionLost
+}
+
+/// HTTP/2 error codes (RFC 9113 section 7).
+public enum H2ErrorCode {
+    public static let noError: UInt32 = 0x0
+    public static let protocolError: UInt32 = 0x1
+    public static let internalError: UInt32 = 0x2
+    public static let flowControlError: UInt32 = 0x3
+    public static let settingsTimeout: UInt32 = 0x4
+    public static let streamClosed: UInt32 = 0x5
+    public static let frameSizeError: UInt32 = 0x6
+    public static let refusedStream: UInt32 = 0x7
+    public static let cancel: UInt32 = 0x8
+    public static let compressionError: UInt32 = 0x9
+    public static let connectError: UInt32 = 0xa
+    public static let enhanceYourCalm: UInt32 = 0xb
+    public static let inadequateSecurity: UInt32 = 0xc
+    public static let http11Required: UInt32 = 0xd
+
+    public static func name(_ code: UInt32) -> String {
+        switch code {
+        case 0x0: return "NO_ERROR"
+        case 0x1: return "PROTOCOL_ERROR"
+        case 0x2: return "INTERNAL_ERROR"
+        case 0x3: return "FLOW_CONTROL_ERROR"
+        case 0x4: return "SETTINGS_TIMEOUT"
+        case 0x5: return "STREAM_CLOSED"
+        case 0x6: return "FRAME_SIZE_ERROR"
+        case 0x7: return "REFUSED_STREAM"
+        case 0x8: return "CANCEL"
+        case 0x9: return "COMPRESSION_ERROR"
+        case 0xa: return "CONNECT_ERROR"
+        case 0xb: return "ENHANCE_YOUR_CALM"
+        case 0xc: return "INADEQUATE_SECURITY"
+        case 0xd: return "HTTP_1_1_REQUIRED"
+        default: return "0x\(String(code, radix: 16))"
+        }
+    }
+}
+
+/// One HTTP/2 stream on an `H2Connection`. Owned by the connection; the delegate hears its events.
+public final class H2Stream {
+    /// How the outbound side of the stream ends once its queued bytes are sent.
+    enum OutboundEnd {
+        case open
+        case endStream
+        case trailers(H2Headers)
+    }
+
+    /// Where the inbound side is in its header/body/trailer sequence.
+    enum InboundPhase {
+        case awaitingHeaders
+        case body
+        case ended
+    }
+
+    public let id: Int32
+    public unowned let connection: H2Connection
+    public var delegate: H2StreamDelegate?
+
+    /// Bytes waiting to go out in DATA frames.
+    var outbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    var outboundBytes = 0
+    var outboundEnd = OutboundEnd.open
+    /// True once the HEADERS that start our side were submitted with a data provider.
+    var hasDataProvider = false
+    /// True while nghttp2 holds the data provider deferred, waiting for `resume`.
+    var deferred = false
+
+    var inboundPhase = InboundPhase.awaitingHeaders
+    /// The header block being received; nil between blocks.
+    var inboundHeaders: H2Headers?
+    /// Header list size of the block being received, counted as RFC 9113 does.
+    var inboundHeaderListSize = 0
+    var inboundHeadersTooLarge = false
+    /// DATA bytes received but not yet handed back to the peer's window with `consume`.
+    var unconsumedInbound = 0
+    /// True once our side has sent (or submitted) its final HEADERS.
+    public internal(set) var sentHeaders = false
+    public internal(set) var isClosed = false
+    /// How the stream was reset, if it was: by us, by the peer, or refused by the peer's GOAWAY.
+    var localResetCode: UInt32?
+    var peerResetCode: UInt32?
+    var refusedByGoAway = false
+
+    init(id: Int32, connection: H2Connection, delegate: H2StreamDelegate?) {
+        self.id = id
+        self.connection = connection
+        self.delegate = delegate
+    }
+
+    // MARK: - Convenience forwarding to the connection
+
+    public func sendData(_ data: ByteBuffer, endStream: Bool = false) {
+        connection.sendData(self, data, endStream: endStream)
+    }
+
+    public func sendEnd() { connection.sendEnd(self) }
+
+    public func sendTrailers(_ trailers: H2Headers) { connection.sendTrailers(self, trailers) }
+
+    public func reset(_ code: UInt32) { connection.reset(self, code: code) }
+
+    public func consume(_ byteCount: Int) { connection.consume(self, byteCount: byteCount) }
+
+    public var queuedOutboundBytes: Int { outboundBytes }
+
+    /// DATA bytes received on this stream and not yet returned with `consume`.
+    public var unconsumedInboundBytes: Int { unconsumedInbound }
+}

@@ -1,0 +1,26 @@
+import FerryConfig
+import FerryH2
+
+/// One accepted client connection: gives each stream the client opens a `ProxyCall`.
+final class DownstreamConnection: H2ConnectionDelegate {
+    let listener: ListenerConfig
+    let service: ServiceRuntime
+    unowned let loop: LoopContext
+
+    init(listener: ListenerConfig, service: ServiceRuntime, loop: LoopContext) {
+        self.listener = listener
+        self.service = service
+        self.loop = loop
+    }
+
+    func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
+        stream.delegate = ProxyCall(downstream: stream, service: service)
+    }
+
+    func connectionClosed(_ connection: H2Connection) {
+        loop.unregister(connection)
+        if let reason = connection.failureReason, reason != "connection closed" {
+            loop.logger.debug("downstream connection ended", metadata: ["listener": "\(listener.name)", "reason": "\(reason)"])
+        }
+    }
+}

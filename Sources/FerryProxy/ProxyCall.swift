@@ -1,0 +1,232 @@
+import FerryGRPC
+import FerryH2
+import NIOCore
+
+/// One request through the proxy: a downstream stream tied to (at most) one upstream stream.
+///
+/// Bytes move between the two without being copied into a buffer of our own: DATA received on
+/// one side is queued on the other side's stream and returned to the sender's flow-control
+/// window (`consume`) only when the other side's nghttp2 has taken it into a frame. A slow
+/// reader therefore slows its writer; the proxy holds at most about one window per stream.
+final class ProxyCall {
+    enum Phase {
+        /// The downstream stream is open; its request headers have not arrived yet.
+        case awaitingRequestHeaders
+        /// Waiting in an upstream pool for a connection with room for a stream.
+        case awaitingUpstream(UpstreamPool)
+        /// The upstream stream is open and bytes flow both ways.
+        case forwarding
+        /// The response is complete or failed; nothing more goes upstream.
+        case finished
+    }
+
+    /// How the request's sender side ended, while no upstream stream exists to tell.
+    enum RequestEnd {
+        case open
+        case ended
+        case trailers(H2Headers)
+    }
+
+    let downstream: H2Stream
+    let service: ServiceRuntime
+    private(set) var phase = Phase.awaitingRequestHeaders
+    private var upstream: H2Stream?
+    private var endpointName = ""
+
+    private var isGRPC = false
+    private var requestHeaders: H2Headers?
+    /// Request body received before the upstream stream opened (bounded by the downstream window).
+    private var pendingBody = CircularBuffer<ByteBuffer>()
+    private var requestEnd = RequestEnd.open
+    private var responseStarted = false
+    private var responseEnded = false
+
+    init(downstream: H2Stream, service: ServiceRuntime) {
+        self.downstream = downstream
+        self.service = service
+    }
+
+    // MARK: - Reaching an upstream
+
+    private func requestHeadersArrived(_ headers: H2Headers, endStream: Bool) {
+        isGRPC = headers.value(of: "content-type", hasPrefix: GRPCResponses.contentType)
+        if endStream { requestEnd = .ended }
+        requestHeaders = HeaderRules.forwardedRequest(headers)
+        guard let pool = service.pickPool() else {
+            fail(.noEndpoints(service: service.name))
+            return
+        }
+        endpointName = pool.endpoint.description
+        phase = .awaitingUpstream(pool)
+        pool.acquire(self)
+    }
+
+    /// The pool lends `connection`, which has room for one more stream.
+    func upstreamReady(_ connection: H2Connection) {
+        guard case .awaitingUpstream = phase, let headers = requestHeaders else { return }
+        let endAtOnce: Bool
+        if case .ended = requestEnd, pendingBody.isEmpty { endAtOnce = true } else { endAtOnce = false }
+        guard let stream = connection.openStream(headers: headers, endStream: endAtOnce, delegate: self) else {
+            fail(.upstreamRefused(endpoint: endpointName))
+            return
+        }
+        upstream = stream
+        requestHeaders = nil
+        phase = .forwarding
+        while let chunk = pendingBody.popFirst() { stream.sendData(chunk) }
+        switch requestEnd {
+        case .open: break
+        case .ended: if !endAtOnce { stream.sendEnd() }
+        case .trailers(let trailers): stream.sendTrailers(trailers)
+        }
+    }
+
+    func upstreamFailed(_ error: ProxyError) {
+        guard case .awaitingUpstream = phase else { return }
+        fail(error)
+    }
+
+    // MARK: - Ending
+
+    /// Answers the caller with a proxy-made error and stops forwarding.
+    private func fail(_ error: ProxyError) {
+        phase = .finished
+        pendingBody.removeAll()
+        requestHeaders = nil
+        if let upstream, !upstream.isClosed { upstream.reset(H2ErrorCode.cancel) }
+        guard !downstream.isClosed, !responseEnded else { return }
+        if !responseStarted {
+            downstream.connection.sendHeaders(downstream, error.responseHeaders(grpc: isGRPC), endStream: isGRPC)
+            if !isGRPC {
+                var body = ByteBufferAllocator().buffer(capacity: error.message.utf8.count + 1)
+                body.writeString(error.message + "\n")
+                downstream.sendData(body, endStream: true)
+            }
+        } else if isGRPC {
+            downstream.sendTrailers(error.grpcTrailers)
+        } else {
+            downstream.reset(H2ErrorCode.internalError)
+        }
+        responseStarted = true
+        responseEnded = true
+        downstream.consumeAll()
+    }
+
+    private func upstreamClosed(_ error: H2StreamError?) {
+        // Request bytes still queued on the upstream stream are gone: return their window.
+        downstream.consumeAll()
+        guard let error else { return }
+        if responseEnded || downstream.isClosed { return }
+        switch error {
+        case .connectionLost:
+            fail(.upstreamLost(endpoint: endpointName))
+        case .refusedByGoAway, .resetByPeer(H2ErrorCode.refusedStream):
+            fail(.upstreamRefused(endpoint: endpointName))
+        case .resetByPeer(let code), .resetLocally(let code):
+            fail(.upstreamReset(endpoint: endpointName, code: code))
+        }
+    }
+
+    private func downstreamClosed(_ error: H2StreamError?) {
+        switch phase {
+        case .awaitingUpstream(let pool):
+            pool.cancel(self)
+        case .forwarding:
+            // The caller went away (reset or lost connection): stop the upstream's work at once.
+            if error != nil, let upstream, !upstream.isClosed { upstream.reset(H2ErrorCode.cancel) }
+        case .awaitingRequestHeaders, .finished:
+            break
+        }
+        phase = .finished
+        pendingBody.removeAll()
+        upstream?.consumeAll()
+    }
+}
+
+extension ProxyCall: H2StreamDelegate {
+    func streamReceivedHeaders(_ stream: H2Stream, headers: H2Headers, endStream: Bool) {
+        if stream === downstream {
+            requestHeadersArrived(headers, endStream: endStream)
+            return
+        }
+        guard !downstream.isClosed, !responseEnded else { return }
+        responseStarted = true
+        if endStream { responseEnded = true }
+        downstream.connection.sendHeaders(downstream, HeaderRules.forwardedResponse(headers), endStream: endStream)
+    }
+
+    func streamReceivedData(_ stream: H2Stream, data: ByteBuffer) {
+        if stream === downstream {
+            switch phase {
+            case .forwarding:
+                if let upstream, !upstream.isClosed {
+                    upstream.sendData(data)
+                } else {
+                    downstream.consume(data.readableBytes)
+                }
+            case .awaitingRequestHeaders, .awaitingUpstream:
+                pendingBody.append(data)
+            case .finished:
+                downstream.consume(data.readableBytes)
+            }
+            return
+        }
+        if downstream.isClosed || responseEnded {
+            stream.consume(data.readableBytes)
+        } else {
+            downstream.sendData(data)
+        }
+    }
+
+    func streamReceivedEnd(_ stream: H2Stream) {
+        if stream === downstream {
+            switch phase {
+            case .forwarding: upstream?.sendEnd()
+            case .awaitingRequestHeaders, .awaitingUpstream: requestEnd = .ended
+            case .finished: break
+            }
+            return
+        }
+        guard !downstream.isClosed, !responseEnded else { return }
+        responseEnded = true
+        downstream.sendEnd()
+    }
+
+    func streamReceivedTrailers(_ stream: H2Stream, trailers: H2Headers) {
+        if stream === downstream {
+            switch phase {
+            case .forwarding: upstream?.sendTrailers(trailers)
+            case .awaitingRequestHeaders, .awaitingUpstream: requestEnd = .trailers(trailers)
+            case .finished: break
+            }
+            return
+        }
+        guard !downstream.isClosed, !responseEnded else { return }
+        responseEnded = true
+        downstream.sendTrailers(HeaderRules.forwardedTrailers(trailers))
+    }
+
+    func streamSentData(_ stream: H2Stream, byteCount: Int) {
+        // Bytes left this side: the other side's sender may now send as much again.
+        if stream === downstream {
+            upstream?.consume(byteCount)
+        } else {
+            downstream.consume(byteCount)
+        }
+    }
+
+    func streamClosed(_ stream: H2Stream, error: H2StreamError?) {
+        if stream === downstream {
+            downstreamClosed(error)
+        } else {
+            upstreamClosed(error)
+        }
+    }
+}
+
+extension H2Stream {
+    /// Returns every received-but-unforwarded byte to the peer's windows (the bytes were dropped).
+    func consumeAll() {
+        consume(unconsumedInboundBytes)
+    }
+}

@@ -1,0 +1,50 @@
+import FerryGRPC
+import FerryH2
+
+/// A failure the proxy itself answers, with what a gRPC caller and a plain HTTP/2 caller get.
+struct ProxyError: Error, CustomStringConvertible {
+    var grpcStatus: GRPCStatusCode
+    var httpStatus: Int
+    var message: String
+
+    var description: String { message }
+
+    static func noEndpoints(service: String) -> ProxyError {
+        ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: no endpoints for service \"\(service)\"")
+    }
+
+    static func connectFailed(endpoint: String, reason: String) -> ProxyError {
+        ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: cannot connect to \(endpoint): \(reason)")
+    }
+
+    static func overloaded(endpoint: String) -> ProxyError {
+        ProxyError(grpcStatus: .resourceExhausted, httpStatus: 503,
+                   message: "ferry: too many calls waiting for a connection to \(endpoint)")
+    }
+
+    static func upstreamLost(endpoint: String) -> ProxyError {
+        ProxyError(grpcStatus: .unavailable, httpStatus: 502, message: "ferry: connection to upstream \(endpoint) was lost")
+    }
+
+    static func upstreamRefused(endpoint: String) -> ProxyError {
+        ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: upstream \(endpoint) refused the stream")
+    }
+
+    static func upstreamReset(endpoint: String, code: UInt32) -> ProxyError {
+        ProxyError(grpcStatus: GRPCStatusMapping.status(forResetCode: code), httpStatus: 502,
+                   message: "ferry: upstream \(endpoint) reset the stream (\(H2ErrorCode.name(code)))")
+    }
+
+    static func shuttingDown() -> ProxyError {
+        ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: shutting down")
+    }
+
+    /// The response headers for a caller that has seen nothing yet (Trailers-Only for gRPC).
+    func responseHeaders(grpc: Bool) -> H2Headers {
+        if grpc { return H2Headers(GRPCResponses.trailersOnly(grpcStatus, message: message)) }
+        return H2Headers([(":status", String(httpStatus)), ("content-type", "text/plain; charset=utf-8")])
+    }
+
+    /// Trailers for a gRPC caller that already received response headers.
+    var grpcTrailers: H2Headers { H2Headers(GRPCResponses.trailers(grpcStatus, message: message)) }
+}

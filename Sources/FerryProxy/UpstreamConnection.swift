@@ -1,0 +1,142 @@
+import FerryH2
+import NIOCore
+import NIOPosix
+
+/// One client-role HTTP/2 connection in an `UpstreamPool`: connecting, then lending streams
+/// until it dies, is told to go away, or sits idle past the pool's idle timeout.
+final class UpstreamConnection {
+    enum State {
+        case connecting
+        case ready(H2Connection)
+        /// No new streams (GOAWAY received, idle, or draining); open streams finish.
+        case retiring(H2Connection)
+        case closed
+    }
+
+    private weak var pool: UpstreamPool?
+    private(set) var state = State.connecting
+    private var idleTimer: Scheduled<Void>?
+    private var closeWhenIdleRequested = false
+
+    init(pool: UpstreamPool) {
+        self.pool = pool
+    }
+
+    var h2: H2Connection? {
+        if case .ready(let connection) = state { return connection }
+        return nil
+    }
+
+    var isReady: Bool { if case .ready = state { return true } else { return false } }
+    var isConnecting: Bool { if case .connecting = state { return true } else { return false } }
+
+    func connect(settings: H2Settings, connectTimeout: TimeAmount) {
+        guard let pool else { return }
+        ClientBootstrap(group: pool.eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(H2Connection(role: .client, settings: settings))
+                }
+            }
+            .connect(host: pool.endpoint.host, port: pool.endpoint.port)
+            .assumeIsolatedUnsafeUnchecked()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    self.connected(channel)
+                case .failure(let error):
+                    self.state = .closed
+                    self.pool?.connectFailed(self, reason: "\(error)")
+                }
+            }
+    }
+
+    private func connected(_ channel: Channel) {
+        let h2 = try? channel.pipeline.syncOperations.handler(type: H2Connection.self)
+        h2?.activateIfChannelActive()
+        guard let h2, h2.isActive else {
+            state = .closed
+            channel.close(promise: nil)
+            pool?.connectFailed(self, reason: "connection closed while starting")
+            return
+        }
+        h2.delegate = self
+        if pool?.isDraining ?? true {
+            state = .retiring(h2)
+            h2.beginGracefulShutdown()
+            return
+        }
+        state = .ready(h2)
+        armIdleTimer()
+        pool?.connectionReady(self)
+    }
+
+    /// A stream is about to be opened on this connection.
+    func streamWillOpen() {
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    func closeWhenIdle() {
+        closeWhenIdleRequested = true
+        if case .ready(let h2) = state, h2.openStreamCount == 0 { retire(h2) }
+        if case .connecting = state { return } // `connected` sees the pool draining
+    }
+
+    private func retire(_ h2: H2Connection) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        state = .retiring(h2)
+        pool?.connectionLeftPool(self)
+        h2.beginGracefulShutdown()
+    }
+
+    private func armIdleTimer() {
+        guard let pool, idleTimer == nil else { return }
+        idleTimer = pool.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: pool.idleTimeout) {
+            self.idleTimer = nil
+            if case .ready(let h2) = self.state, h2.openStreamCount == 0 { self.retire(h2) }
+        }
+    }
+}
+
+extension UpstreamConnection: H2ConnectionDelegate {
+    func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
+        // A client never accepts streams (server push is disabled in our SETTINGS).
+    }
+
+    func connectionReceivedSettings(_ connection: H2Connection) {
+        if isReady { pool?.connectionHasRoom(self) }
+    }
+
+    func connectionReceivedGoAway(_ connection: H2Connection, errorCode: UInt32) {
+        guard case .ready(let h2) = state else { return }
+        idleTimer?.cancel()
+        idleTimer = nil
+        state = .retiring(h2)
+        pool?.connectionLeftPool(self)
+    }
+
+    func connectionStreamClosed(_ connection: H2Connection) {
+        guard case .ready(let h2) = state else { return }
+        if h2.openStreamCount == 0 {
+            if closeWhenIdleRequested {
+                retire(h2)
+                return
+            }
+            armIdleTimer()
+        }
+        pool?.connectionHasRoom(self)
+    }
+
+    func connectionClosed(_ connection: H2Connection) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        let wasInPool: Bool
+        if case .ready = state { wasInPool = true } else { wasInPool = false }
+        state = .closed
+        if wasInPool { pool?.connectionLeftPool(self) }
+    }
+}

@@ -1,0 +1,151 @@
+import FerryConfig
+import FerryDiscovery
+import FerryH2
+import Logging
+import NIOCore
+import NIOPosix
+
+/// HTTP/2 connections to one endpoint, owned by one event loop (no locks: only that loop
+/// touches it). Streams are multiplexed on as few connections as the peer's
+/// MAX_CONCURRENT_STREAMS allows; another connection opens only when those are full.
+final class UpstreamPool {
+    let endpoint: Endpoint
+    let service: ServiceConfig
+    let eventLoop: EventLoop
+    let logger: Logger
+    private let h2Settings: H2Settings
+
+    private var connections: [UpstreamConnection] = []
+    private var waiters = CircularBuffer<ProxyCall>()
+    /// When the latest attempt to connect failed, so the balancer can avoid this endpoint a while.
+    private(set) var lastConnectFailure: NIODeadline?
+    private var draining = false
+
+    /// Streams a connection is assumed to allow before the peer's SETTINGS say otherwise.
+    static let assumedStreamsPerConnection = 100
+
+    init(endpoint: Endpoint, service: ServiceConfig, eventLoop: EventLoop, logger: Logger) {
+        self.endpoint = endpoint
+        self.service = service
+        self.eventLoop = eventLoop
+        self.logger = logger
+        var settings = H2Settings()
+        settings.initialStreamWindow = service.http2.initialStreamWindow
+        settings.connectionWindow = service.http2.connectionWindow
+        settings.maxHeaderListSize = service.http2.maxHeaderListSize
+        settings.maxConcurrentStreams = 100
+        self.h2Settings = settings
+    }
+
+    var openConnectionCount: Int { connections.filter(\.isReady).count }
+    var pendingCallCount: Int { waiters.count }
+
+    /// True when a connect attempt failed within `window` and no connection is up.
+    func isFailing(within window: TimeAmount) -> Bool {
+        guard let failed = lastConnectFailure, !connections.contains(where: \.isReady) else { return false }
+        return NIODeadline.now() - failed < window
+    }
+
+    // MARK: - Lending streams
+
+    /// Gives `call` a connection with room for a stream, now or once one has room.
+    func acquire(_ call: ProxyCall) {
+        if draining {
+            call.upstreamFailed(.shuttingDown())
+            return
+        }
+        if waiters.isEmpty, let connection = connectionWithRoom() {
+            lend(connection, to: call)
+            return
+        }
+        guard waiters.count < service.maxPendingCalls else {
+            call.upstreamFailed(.overloaded(endpoint: endpoint.description))
+            return
+        }
+        waiters.append(call)
+        openConnectionIfNeeded()
+    }
+
+    func cancel(_ call: ProxyCall) {
+        if let index = waiters.firstIndex(where: { $0 === call }) {
+            waiters.remove(at: index)
+        }
+    }
+
+    private func lend(_ connection: UpstreamConnection, to call: ProxyCall) {
+        guard let h2 = connection.h2 else { return }
+        connection.streamWillOpen()
+        call.upstreamReady(h2)
+    }
+
+    private func connectionWithRoom() -> UpstreamConnection? {
+        connections.first { $0.h2?.canOpenStream ?? false }
+    }
+
+    /// Serves waiting calls while any connection has room; opens another connection if the
+    /// ones being established cannot take the rest.
+    private func serveWaiters() {
+        while !waiters.isEmpty, let connection = connectionWithRoom() {
+            lend(connection, to: waiters.removeFirst())
+        }
+        if !waiters.isEmpty { openConnectionIfNeeded() }
+    }
+
+    private func openConnectionIfNeeded() {
+        let connecting = connections.filter(\.isConnecting).count
+        guard waiters.count > connecting * Self.assumedStreamsPerConnection,
+              connections.count < service.maxConnectionsPerEndpoint else { return }
+        let connection = UpstreamConnection(pool: self)
+        connections.append(connection)
+        connection.connect(settings: h2Settings, connectTimeout: .nanoseconds(service.connectTimeout.totalNanoseconds))
+    }
+
+    // MARK: - Connection events
+
+    func connectionReady(_ connection: UpstreamConnection) {
+        lastConnectFailure = nil
+        logger.debug("upstream connected", metadata: ["endpoint": "\(endpoint)"])
+        serveWaiters()
+    }
+
+    func connectionHasRoom(_ connection: UpstreamConnection) {
+        serveWaiters()
+    }
+
+    func connectFailed(_ connection: UpstreamConnection, reason: String) {
+        remove(connection)
+        lastConnectFailure = .now()
+        logger.warning("upstream connect failed", metadata: ["endpoint": "\(endpoint)", "error": "\(reason)"])
+        if connections.isEmpty {
+            let failed = waiters
+            waiters.removeAll()
+            for call in failed { call.upstreamFailed(.connectFailed(endpoint: endpoint.description, reason: reason)) }
+        } else {
+            serveWaiters()
+        }
+    }
+
+    /// `connection` takes no more streams (closed, retired or told to go away).
+    func connectionLeftPool(_ connection: UpstreamConnection) {
+        remove(connection)
+        logger.debug("upstream connection left the pool", metadata: ["endpoint": "\(endpoint)"])
+        if !waiters.isEmpty { serveWaiters() }
+    }
+
+    private func remove(_ connection: UpstreamConnection) {
+        connections.removeAll { $0 === connection }
+    }
+
+    /// Stops lending: waiting calls fail, idle connections close, busy ones close when done.
+    func drain() {
+        draining = true
+        let failed = waiters
+        waiters.removeAll()
+        for call in failed { call.upstreamFailed(.shuttingDown()) }
+        for connection in connections { connection.closeWhenIdle() }
+    }
+
+    var idleTimeout: TimeAmount { .nanoseconds(service.idleTimeout.totalNanoseconds) }
+    var isDraining: Bool { draining }
+}
+

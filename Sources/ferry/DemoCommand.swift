@@ -1,0 +1,93 @@
+import ArgumentParser
+import FerryConfig
+import FerryProxy
+import Logging
+import NIOCore
+import NIOPosix
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start Ferry with three embedded echo upstreams, drive RPCs through it, and report.")
+
+    @Option(help: "Calls to make through the proxy.")
+    var calls: Int = 5000
+
+    @Option(help: "Calls in flight at once.")
+    var concurrency: Int = 32
+
+    @Option(help: "Payload bytes per message.")
+    var payload: Int = 128
+
+    @Option(help: "Port for Ferry's listener (0 picks a free one).")
+    var port: Int = 0
+
+    @Flag(help: "Keep Ferry and the upstreams running after the report, until SIGINT/SIGTERM.")
+    var serve = false
+
+    @Option(help: "Log level.")
+    var logLevel: String = "warning"
+
+    func validate() throws {
+        guard calls >= 1, concurrency >= 1, payload >= 0, (0...65535).contains(port) else {
+            throw ValidationError("calls and concurrency must be at least 1, payload at least 0, port 0-65535")
+        }
+    }
+
+    func run() async throws {
+        let logger = LogSetup.bootstrap(level: logLevel)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let upstreams = [
+            try await EchoUpstream.start(name: "echo-1", group: group),
+            try await EchoUpstream.start(name: "echo-2", group: group),
+            try await EchoUpstream.start(name: "echo-3", failEvery: 50, group: group),
+        ]
+        var service = ServiceConfig(
+            name: "demo-echo",
+            endpoints: upstreams.map { EndpointConfig(address: HostPort(host: "127.0.0.1", port: $0.port), weight: 1) })
+        service.idleTimeout = .seconds(60)
+        let listener = ListenerConfig(name: "demo", address: HostPort(host: "127.0.0.1", port: port),
+                                      service: service.name, http2: HTTP2Config())
+        let config = FerryConfig(admin: nil, runtime: RuntimeConfig(), listeners: [listener], services: [service], source: "<demo>")
+        let server = FerryServer(config: config, group: group, logger: logger)
+        let address = try await server.start()[0]
+        let proxyPort = address.port ?? 0
+
+        print("Ferry demo")
+        print("  proxy listening on 127.0.0.1:\(proxyPort), \(System.coreCount) event loops")
+        for upstream in upstreams {
+            let note = upstream.failEvery > 0 ? " (answers every \(upstream.failEvery)th call with UNAVAILABLE)" : ""
+            print("  upstream \(upstream.name) on 127.0.0.1:\(upstream.port)\(note)")
+        }
+        print("  driving \(calls) unary gRPC calls, \(concurrency) in flight, \(payload)-byte messages, over one HTTP/2 connection\n")
+
+        let report = try await DemoClient.run(host: "127.0.0.1", port: proxyPort, calls: calls, concurrency: concurrency,
+                                              payloadSize: payload, group: group)
+        print(Self.render(report))
+
+        if serve {
+            print("\nServing until SIGINT/SIGTERM. Try: h2load -n 1000 -c 2 -m 10 -d /dev/null -H 'content-type: application/grpc' http://127.0.0.1:\(proxyPort)/ferry.demo.Echo/Say")
+            _ = await Signals.waitForTermination()
+        }
+        await server.shutdown(drainTimeout: .seconds(2))
+        for upstream in upstreams { await upstream.stop() }
+        try? await group.shutdownGracefully()
+        let failedUnexpectedly = report.statuses.keys.contains { $0 != "OK" && $0 != "UNAVAILABLE" } || report.corruptedBodies > 0
+        if failedUnexpectedly { throw ExitCode(1) }
+    }
+
+    static func render(_ report: DemoReport) -> String {
+        var lines: [String] = []
+        lines.append("Calls per upstream:")
+        for (name, count) in report.perUpstream.sorted(by: { $0.key < $1.key }) {
+            lines.append("  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(count)")
+        }
+        lines.append("Status counts:")
+        for (status, count) in report.statuses.sorted(by: { $0.value > $1.value }) {
+            lines.append("  \(status.padding(toLength: 20, withPad: " ", startingAt: 0)) \(count)")
+        }
+        lines.append("Latency (us): p50 \(report.percentile(0.50))  p90 \(report.percentile(0.90))  p99 \(report.percentile(0.99))  max \(report.latenciesMicros.last ?? 0)")
+        lines.append(String(format: "Throughput: %.0f calls/s over %.2f s", report.callsPerSecond, Double(report.elapsedNanos) / 1e9))
+        lines.append("Echoed bodies that differed from what was sent: \(report.corruptedBodies)")
+        return lines.joined(separator: "\n")
+    }
+}
