@@ -60,10 +60,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "FerryH2Tests", dependencies: ["FerryH2", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(
+            name: "FerryH2Tests",
+            dependencies: ["FerryH2", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
         .testTarget(name: "FerryGRPCTests", dependencies: ["FerryGRPC"]),
         .testTarget(name: "FerryPolicyTests", dependencies: ["FerryPolicy"]),
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig"]),
+        .testTarget(
+            name: "FerryProxyTests",
+            dependencies: ["FerryProxy", "FerryConfig", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

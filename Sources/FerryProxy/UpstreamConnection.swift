@@ -7,6 +7,8 @@ import NIOPosix
 final class UpstreamConnection {
     enum State {
         case connecting
+        /// TCP is up and our preface is sent; waiting for the peer's SETTINGS (its stream limit).
+        case handshaking(H2Connection)
         case ready(H2Connection)
         /// No new streams (GOAWAY received, idle, or draining); open streams finish.
         case retiring(H2Connection)
@@ -17,6 +19,8 @@ final class UpstreamConnection {
     private(set) var state = State.connecting
     private var idleTimer: Scheduled<Void>?
     private var closeWhenIdleRequested = false
+    private var connectTimeout = TimeAmount.seconds(1)
+    private var handshakeTimer: Scheduled<Void>?
 
     init(pool: UpstreamPool) {
         self.pool = pool
@@ -28,10 +32,16 @@ final class UpstreamConnection {
     }
 
     var isReady: Bool { if case .ready = state { return true } else { return false } }
-    var isConnecting: Bool { if case .connecting = state { return true } else { return false } }
+    var isConnecting: Bool {
+        switch state {
+        case .connecting, .handshaking: return true
+        case .ready, .retiring, .closed: return false
+        }
+    }
 
     func connect(settings: H2Settings, connectTimeout: TimeAmount) {
         guard let pool else { return }
+        self.connectTimeout = connectTimeout
         ClientBootstrap(group: pool.eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -68,6 +78,24 @@ final class UpstreamConnection {
             h2.beginGracefulShutdown()
             return
         }
+        // Streams are lent only once the peer's SETTINGS state its MAX_CONCURRENT_STREAMS:
+        // opening streams on a guess makes a strict peer refuse the excess.
+        state = .handshaking(h2)
+        if h2.receivedRemoteSettings {
+            handshakeDone(h2)
+            return
+        }
+        handshakeTimer = channel.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: connectTimeout) {
+            guard case .handshaking(let h2) = self.state else { return }
+            self.state = .closed
+            h2.terminate(errorCode: H2ErrorCode.settingsTimeout, reason: "no SETTINGS from the upstream")
+            self.pool?.connectFailed(self, reason: "no HTTP/2 SETTINGS received within the connect timeout")
+        }
+    }
+
+    private func handshakeDone(_ h2: H2Connection) {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
         state = .ready(h2)
         armIdleTimer()
         pool?.connectionReady(self)
@@ -108,7 +136,11 @@ extension UpstreamConnection: H2ConnectionDelegate {
     }
 
     func connectionReceivedSettings(_ connection: H2Connection) {
-        if isReady { pool?.connectionHasRoom(self) }
+        switch state {
+        case .handshaking(let h2): handshakeDone(h2)
+        case .ready: pool?.connectionHasRoom(self)
+        case .connecting, .retiring, .closed: break
+        }
     }
 
     func connectionReceivedGoAway(_ connection: H2Connection, errorCode: UInt32) {
@@ -134,9 +166,17 @@ extension UpstreamConnection: H2ConnectionDelegate {
     func connectionClosed(_ connection: H2Connection) {
         idleTimer?.cancel()
         idleTimer = nil
-        let wasInPool: Bool
-        if case .ready = state { wasInPool = true } else { wasInPool = false }
+        let previous = state
         state = .closed
-        if wasInPool { pool?.connectionLeftPool(self) }
+        switch previous {
+        case .ready:
+            pool?.connectionLeftPool(self)
+        case .handshaking:
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+            pool?.connectFailed(self, reason: connection.failureReason ?? "connection closed during the HTTP/2 handshake")
+        case .connecting, .retiring, .closed:
+            break
+        }
     }
 }

@@ -22,14 +22,14 @@ public final class EchoUpstream: Sendable {
     }
 
     public static func start(name: String, host: String = "127.0.0.1", port: Int = 0, failEvery: Int = 0,
-                             group: EventLoopGroup) async throws -> EchoUpstream {
+                             settings: H2Settings = H2Settings(), group: EventLoopGroup) async throws -> EchoUpstream {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = EchoConnection(name: name, failEvery: failEvery)
-                    try channel.pipeline.syncOperations.addHandler(H2Connection(role: .server, delegate: handler))
+                    try channel.pipeline.syncOperations.addHandler(H2Connection(role: .server, settings: settings, delegate: handler))
                 }
             }
             .bind(host: host, port: port).get()

@@ -1,0 +1,128 @@
+import FerryConfig
+import XCTest
+
+final class ConfigLoaderTests: XCTestCase {
+    let valid = """
+    admin:
+      address: 127.0.0.1:9990
+    runtime:
+      event_loops: 2
+      drain_timeout: 5s
+    listeners:
+      - name: outbound
+        address: 127.0.0.1:4140
+        service: greeter
+        http2:
+          max_concurrent_streams: 500
+          initial_stream_window: 64KiB
+    services:
+      greeter:
+        endpoints:
+          - 127.0.0.1:50051
+          - address: "[::1]:50052"
+            weight: 3
+        connect_timeout: 250ms
+        idle_timeout: 2m
+        max_connections_per_endpoint: 4
+    """
+
+    func testValidConfigDecodesEveryField() throws {
+        let config = try ConfigLoader.parse(yaml: valid, source: "ferry.yaml")
+        XCTAssertEqual(config.admin?.address, HostPort(host: "127.0.0.1", port: 9990))
+        XCTAssertEqual(config.runtime.eventLoops, 2)
+        XCTAssertEqual(config.runtime.drainTimeout, .seconds(5))
+        XCTAssertEqual(config.listeners.count, 1)
+        XCTAssertEqual(config.listeners[0].http2.maxConcurrentStreams, 500)
+        XCTAssertEqual(config.listeners[0].http2.initialStreamWindow, 65536)
+        let greeter = try XCTUnwrap(config.service(named: "greeter"))
+        XCTAssertEqual(greeter.endpoints, [EndpointConfig(address: HostPort(host: "127.0.0.1", port: 50051), weight: 1),
+                                           EndpointConfig(address: HostPort(host: "::1", port: 50052), weight: 3)])
+        XCTAssertEqual(greeter.connectTimeout, .milliseconds(250))
+        XCTAssertEqual(greeter.idleTimeout, .seconds(120))
+        XCTAssertEqual(greeter.maxConnectionsPerEndpoint, 4)
+    }
+
+    private func error(_ yaml: String) -> ConfigError? {
+        do {
+            _ = try ConfigLoader.parse(yaml: yaml, source: "bad.yaml")
+            return nil
+        } catch let e as ConfigError {
+            return e
+        } catch {
+            XCTFail("unexpected error type \(error)")
+            return nil
+        }
+    }
+
+    func testUnknownKeyNamesFileLineColumnAndSuggests() throws {
+        let yaml = valid.replacingOccurrences(of: "    connect_timeout: 250ms", with: "    conect_timeout: 250ms")
+        let e = try XCTUnwrap(error(yaml))
+        XCTAssertEqual(e.file, "bad.yaml")
+        XCTAssertEqual(e.line, 19)
+        XCTAssertEqual(e.column, 5)
+        XCTAssertEqual(e.key, "services.greeter.conect_timeout")
+        XCTAssertTrue(e.message.contains("did you mean \"connect_timeout\""), e.message)
+        XCTAssertTrue(e.description.hasPrefix("bad.yaml:19:5: services.greeter.conect_timeout: unknown key"), e.description)
+    }
+
+    func testBadValuesAreLocated() throws {
+        let port = try XCTUnwrap(error(valid.replacingOccurrences(of: "127.0.0.1:50051", with: "127.0.0.1:70000")))
+        XCTAssertEqual(port.key, "services.greeter.endpoints[0]")
+        XCTAssertEqual(port.line, 16)
+        XCTAssertTrue(port.message.contains("port"), port.message)
+
+        let duration = try XCTUnwrap(error(valid.replacingOccurrences(of: "250ms", with: "250")))
+        XCTAssertEqual(duration.key, "services.greeter.connect_timeout")
+        XCTAssertTrue(duration.message.contains("unit"), duration.message)
+
+        let window = try XCTUnwrap(error(valid.replacingOccurrences(of: "64KiB", with: "1KiB")))
+        XCTAssertEqual(window.key, "listeners[0].http2.initial_stream_window")
+    }
+
+    func testUnknownServiceReferenceIsAnError() throws {
+        let e = try XCTUnwrap(error(valid.replacingOccurrences(of: "service: greeter", with: "service: greter")))
+        XCTAssertEqual(e.key, "listeners[0].service")
+        XCTAssertEqual(e.line, 9)
+        XCTAssertTrue(e.message.contains("no service named \"greter\""), e.message)
+    }
+
+    func testMissingRequiredKeysAndEmptyLists() throws {
+        XCTAssertEqual(try XCTUnwrap(error("listeners: []\n")).message, "missing required key \"services\"")
+        let noEndpoints = try XCTUnwrap(error("""
+        listeners: [{name: a, address: "127.0.0.1:1", service: s}]
+        services:
+          s:
+            endpoints: []
+        """))
+        XCTAssertEqual(noEndpoints.key, "services.s.endpoints")
+    }
+
+    func testDuplicateListenerAddressAndYAMLSyntaxErrors() throws {
+        let dup = try XCTUnwrap(error("""
+        listeners:
+          - {name: a, address: "127.0.0.1:1", service: s}
+          - {name: b, address: "127.0.0.1:1", service: s}
+        services:
+          s: {endpoints: ["127.0.0.1:2"]}
+        """))
+        XCTAssertEqual(dup.key, "listeners[1]")
+        XCTAssertEqual(dup.line, 3)
+
+        let syntax = try XCTUnwrap(error("listeners:\n  - name: [unclosed\n"))
+        XCTAssertTrue(syntax.message.hasPrefix("YAML syntax"), syntax.message)
+        XCTAssertGreaterThan(syntax.line, 0)
+    }
+
+    func testValueParsers() {
+        XCTAssertEqual(try ConfigValues.parseDuration("1.5s").get(), .milliseconds(1500))
+        XCTAssertEqual(try ConfigValues.parseDuration("100us").get(), .microseconds(100))
+        XCTAssertThrowsError(try ConfigValues.parseDuration("-1s").get())
+        XCTAssertThrowsError(try ConfigValues.parseDuration("5").get())
+        XCTAssertEqual(try ConfigValues.parseSize("1MiB").get(), 1_048_576)
+        XCTAssertEqual(try ConfigValues.parseSize("16KB").get(), 16_000)
+        XCTAssertThrowsError(try ConfigValues.parseSize("lots").get())
+        XCTAssertEqual(try HostPort.parse("[::1]:80").get(), HostPort(host: "::1", port: 80))
+        XCTAssertThrowsError(try HostPort.parse("::1:80").get())
+        XCTAssertThrowsError(try HostPort.parse("host").get())
+    }
+}

@@ -1,0 +1,138 @@
+"""Shared fixtures: the Ferry binary under test, free ports, and a Ferry process per test."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(HERE, "peers"))
+
+MAX_MESSAGE = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE),
+                   ("grpc.enable_retries", 0)]
+
+
+def ferry_binary():
+    path = os.environ.get("FERRY_BIN") or os.path.join(ROOT, ".build", "release", "ferry")
+    if not os.path.exists(path):
+        pytest.exit(f"Ferry binary not found at {path}; build it (swift build -c release) or set FERRY_BIN", 2)
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10.0, host="127.0.0.1"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+class Ferry:
+    """A `ferry run` process with a generated config: one listener -> one service."""
+
+    def __init__(self, endpoints, extra_service="", extra_listener="", event_loops=2):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="ferry-test-")
+        self.config_path = os.path.join(self.dir, "ferry.yaml")
+        eps = "\n".join(f"      - 127.0.0.1:{p}" for p in endpoints)
+        with open(self.config_path, "w") as f:
+            f.write(f"""runtime:
+  event_loops: {event_loops}
+  drain_timeout: 5s
+listeners:
+  - name: test
+    address: 127.0.0.1:{self.port}
+    service: upstream
+{extra_listener}
+services:
+  upstream:
+    endpoints:
+{eps}
+    connect_timeout: 500ms
+{extra_service}
+""")
+        self.log_path = os.path.join(self.dir, "ferry.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([ferry_binary(), "run", "--config", self.config_path, "--log-level", "info"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError("ferry did not start:\n" + self.logs())
+        self.target = f"127.0.0.1:{self.port}"
+        self.exit_expected = False   # a test that stops Ferry itself sets this
+
+    def logs(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def grpc_upstream():
+    from echo_server import make_server
+    server, port, state = make_server(0)
+    yield port, state
+    server.stop(grace=None)
+
+
+@pytest.fixture
+def ferry_factory():
+    started = []
+
+    def start(endpoints, **kwargs):
+        f = Ferry(endpoints, **kwargs)
+        started.append(f)
+        return f
+
+    yield start
+    for f in started:
+        alive = f.alive()
+        code = f.stop()
+        assert alive or f.exit_expected, "ferry exited during the test:\n" + f.logs()
+        assert code == 0, f"ferry exited {code} on SIGTERM:\n" + f.logs()
+
+
+@pytest.fixture
+def proxied(grpc_upstream, ferry_factory):
+    """(channel through Ferry, upstream state) with a grpcio upstream behind one Ferry."""
+    port, state = grpc_upstream
+    ferry = ferry_factory([port])
+    channel = grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS)
+    yield channel, state, ferry
+    channel.close()
+
+
+def method(channel, kind, name):
+    path = f"/ferry.test.Echo/{name}"
+    return getattr(channel, kind)(path)

@@ -1,0 +1,135 @@
+"""A gRPC test upstream on grpcio (gRPC C-core), with raw-bytes methods so no generated code is needed.
+
+Methods of service ferry.test.Echo:
+  Unary         echoes the request; echoes `x-*` request metadata back as initial metadata and
+                as trailing metadata (names marked `-t`, before any `-bin`); `x-status` chooses the final status, and
+                then the request (UTF-8) is the status message.
+  ClientStream  answers with the total byte count of all request messages (8-byte big endian).
+  ServerStream  request = 4-byte count + 4-byte size + 4-byte delay ms; streams `count` messages.
+  Bidi          echoes each message as it arrives.
+  Sleep         waits until cancelled (or 30 s); records the cancellation and the grpc-timeout it saw.
+
+Run as a process: python echo_server.py --port N [--name NAME]
+"""
+import argparse
+import struct
+import sys
+import threading
+import time
+from concurrent import futures
+
+import grpc
+
+MAX_MESSAGE = 64 * 1024 * 1024
+SERVICE = "ferry.test.Echo"
+
+
+class EchoState:
+    """What the server observed, for tests that run it in-process."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.cancelled = threading.Event()
+        self.sleep_started = threading.Event()
+        self.calls = 0
+        self.peer_metadata = []
+
+    def count(self):
+        with self.lock:
+            self.calls += 1
+
+
+def trailer_key(key):
+    """`x-a` -> `x-a-t`, `x-a-bin` -> `x-a-t-bin` (binary keys must keep their suffix)."""
+    return key[:-4] + "-t-bin" if key.endswith("-bin") else key + "-t"
+
+
+class Echo:
+    def __init__(self, state, name):
+        self.state = state
+        self.name = name
+
+    def _echo_metadata(self, context):
+        md = [(k, v) for (k, v) in context.invocation_metadata() if k.startswith("x-")]
+        return md
+
+    def unary(self, request, context):
+        self.state.count()
+        md = self._echo_metadata(context)
+        context.send_initial_metadata(md + [("x-upstream", self.name)])
+        context.set_trailing_metadata([(trailer_key(k), v) for (k, v) in md if k != "x-status"])
+        status = dict(md).get("x-status")
+        if status is not None:
+            code = next(c for c in grpc.StatusCode if c.value[0] == int(status))
+            context.abort(code, request.decode("utf-8"))
+        return request
+
+    def client_stream(self, request_iterator, context):
+        self.state.count()
+        total = 0
+        for message in request_iterator:
+            total += len(message)
+        return struct.pack(">Q", total)
+
+    def server_stream(self, request, context):
+        self.state.count()
+        count, size, delay_ms = struct.unpack(">III", request[:12])
+        for i in range(count):
+            if delay_ms:
+                time.sleep(delay_ms / 1000.0)
+            yield bytes([i % 251]) * size
+
+    def bidi(self, request_iterator, context):
+        self.state.count()
+        for message in request_iterator:
+            yield message
+
+    def sleep(self, request, context):
+        self.state.count()
+        md = dict(context.invocation_metadata())
+        with self.state.lock:
+            self.state.peer_metadata.append(md)
+        context.add_callback(self.state.cancelled.set)
+        self.state.sleep_started.set()
+        deadline = time.time() + 30
+        while context.is_active() and time.time() < deadline:
+            time.sleep(0.01)
+        return request
+
+
+def make_server(port, name="grpcio", state=None, host="127.0.0.1"):
+    state = state or EchoState()
+    echo = Echo(state, name)
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(echo.unary),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(echo.client_stream),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(echo.server_stream),
+        "Bidi": grpc.stream_stream_rpc_method_handler(echo.bidi),
+        "Sleep": grpc.unary_unary_rpc_method_handler(echo.sleep),
+    }
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=64),
+        handlers=[grpc.method_handlers_generic_handler(SERVICE, handlers)],
+        options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE),
+                 ("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=4096,
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"cannot bind {host}:{port}")
+    server.start()
+    return server, bound, state
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default="grpcio")
+    args = parser.parse_args()
+    server, port, _ = make_server(args.port, args.name)
+    print(f"listening {port}", flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Hostile and malformed input from a client: the right HTTP/2 error, and everyone else keeps being served."""
+import socket
+import struct
+import time
+
+import grpc
+import hpack
+import pytest
+from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame,
+                              SettingsFrame)
+
+from conftest import CHANNEL_OPTIONS, method
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PROTOCOL_ERROR = 0x1
+INTERNAL_ERROR = 0x2
+ENHANCE_YOUR_CALM = 0xB
+
+
+class RawClient:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.encoder = hpack.Encoder()
+        self.buffer = b""
+
+    def send(self, *frames):
+        self.sock.sendall(b"".join(f.serialize() for f in frames))
+
+    def handshake(self):
+        self.sock.sendall(PREFACE)
+        self.send(SettingsFrame(0))
+
+    def request_headers(self, stream_id, path="/ferry.test.Echo/Unary", end_stream=True, extra=()):
+        block = self.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", path),
+                                     (":authority", "test"), ("content-type", "application/grpc"), ("te", "trailers")]
+                                    + list(extra))
+        frame = HeadersFrame(stream_id, block)
+        frame.flags.add("END_HEADERS")
+        if end_stream:
+            frame.flags.add("END_STREAM")
+        return frame
+
+    def frames(self, timeout=5.0):
+        """Reads frames until the peer closes the connection or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            self.buffer += data
+            while len(self.buffer) >= 9:
+                frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
+                if len(self.buffer) < 9 + length:
+                    break
+                frame.parse_body(memoryview(self.buffer[9:9 + length]))
+                self.buffer = self.buffer[9 + length:]
+                out.append(frame)
+        return out
+
+    def goaway(self, timeout=5.0):
+        for frame in self.frames(timeout):
+            if isinstance(frame, GoAwayFrame):
+                return frame
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
+def assert_still_serving(ferry):
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
+
+
+def test_headers_on_a_lower_stream_id_is_a_connection_error(grpc_upstream, ferry_factory):
+    port, _ = grpc_upstream
+    ferry = ferry_factory([port])
+    client = RawClient(ferry.port)
+    client.handshake()
+    client.send(client.request_headers(5))   # opens 5: ids 1 and 3 are now implicitly closed
+    client.send(client.request_headers(3))   # RFC 9113 5.1.1: PROTOCOL_ERROR
+    goaway = client.goaway()
+    client.close()
+    assert goaway is not None, "no GOAWAY for a HEADERS frame on a lower stream id"
+    assert goaway.error_code == PROTOCOL_ERROR
+    assert_still_serving(ferry)
+
+
+def test_trailers_on_an_open_lower_stream_are_fine(grpc_upstream, ferry_factory):
+    port, _ = grpc_upstream
+    ferry = ferry_factory([port])
+    client = RawClient(ferry.port)
+    client.handshake()
+    client.send(client.request_headers(1, end_stream=False))
+    client.send(client.request_headers(3, end_stream=False))
+    # Stream 1 is lower than 3 but open: its request message and trailers are legal.
+    data = DataFrame(1, b"\x00\x00\x00\x00\x02hi")
+    trailers = HeadersFrame(1, client.encoder.encode([("x-trailer", "1")]))
+    trailers.flags.add("END_HEADERS")
+    trailers.flags.add("END_STREAM")
+    client.send(data, trailers)
+    frames = client.frames(timeout=2)
+    client.close()
+    assert not any(isinstance(f, GoAwayFrame) and f.error_code != 0 for f in frames)
+    assert any(isinstance(f, DataFrame) and f.stream_id == 1 and f.data.endswith(b"hi") for f in frames)
+
+
+def test_invalid_preface_gets_goaway_and_close(grpc_upstream, ferry_factory):
+    port, _ = grpc_upstream
+    ferry = ferry_factory([port])
+    client = RawClient(ferry.port)
+    client.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    goaway = client.goaway()
+    client.close()
+    assert goaway is not None and goaway.error_code == PROTOCOL_ERROR
+    assert_still_serving(ferry)
+
+
+def test_empty_data_frame_flood_is_cut_off(grpc_upstream, ferry_factory):
+    port, _ = grpc_upstream
+    ferry = ferry_factory([port])
+    client = RawClient(ferry.port)
+    client.handshake()
+    client.send(client.request_headers(1, end_stream=False))
+    try:
+        for _ in range(20):
+            client.send(*[DataFrame(1, b"") for _ in range(100)])
+    except OSError:
+        pass
+    goaway = client.goaway()
+    client.close()
+    assert goaway is not None and goaway.error_code == ENHANCE_YOUR_CALM
+    assert_still_serving(ferry)
+
+
+def test_rapid_reset_flood_is_cut_off(grpc_upstream, ferry_factory):
+    port, _ = grpc_upstream
+    ferry = ferry_factory([port])
+    client = RawClient(ferry.port)
+    client.handshake()
+    try:
+        for i in range(1, 2 * 3000, 2):
+            client.send(client.request_headers(i, end_stream=False), RstStreamFrame(i, error_code=0x8))
+    except OSError:
+        pass
+    goaway = client.goaway()
+    client.close()
+    # libnghttp2's reset-rate limit (burst 1000, then 33/s) answers with INTERNAL_ERROR.
+    assert goaway is not None and goaway.error_code == INTERNAL_ERROR
+    assert goaway.last_stream_id < 2 * 1100, "the flood was not stopped near the burst limit"
+    assert_still_serving(ferry)
+
+
+def test_oversized_header_list_gets_431_and_the_connection_lives(grpc_upstream, ferry_factory):
+    port, _ = grpc_upstream
+    ferry = ferry_factory([port])
+    client = RawClient(ferry.port)
+    client.handshake()
+    big = [(f"x-big-{i}", "v" * 4000) for i in range(20)]   # about 80 KB > the 64 KiB limit
+    headers = client.request_headers(1, path="/plain", extra=big)
+    # Split the block over CONTINUATION frames the way a real client must.
+    block = headers.data
+    first = HeadersFrame(1, block[:16000])
+    first.flags.add("END_STREAM")
+    rest = [block[i:i + 16000] for i in range(16000, len(block), 16000)]
+    frames = [first] + [ContinuationFrame(1, chunk) for chunk in rest]
+    frames[-1].flags.add("END_HEADERS")
+    client.send(*frames)
+    client.send(client.request_headers(3))
+    got = client.frames(timeout=2)
+    client.close()
+    decoder = hpack.Decoder()
+    statuses = {}
+    for f in got:
+        if isinstance(f, HeadersFrame):
+            statuses.setdefault(f.stream_id, dict(decoder.decode(f.data)))
+    assert statuses.get(1, {}).get(":status") == "431"
+    assert not any(isinstance(f, GoAwayFrame) and f.error_code != 0 for f in got)
+    assert 3 in statuses, "the next stream on the same connection was not served"

@@ -1,0 +1,107 @@
+"""Upstream resets and deaths become valid gRPC errors for the caller, and Ferry keeps serving."""
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+
+from conftest import CHANNEL_OPTIONS, HERE, free_port, method, wait_for_port
+from h2_upstream import H2Upstream
+
+
+@pytest.fixture
+def h2_upstream():
+    upstream = H2Upstream()
+    yield upstream
+    upstream.stop()
+
+
+# (path, HTTP/2 code, status the gRPC caller must see)
+RESET_CASES = [
+    ("immediately", 7, grpc.StatusCode.UNAVAILABLE),        # REFUSED_STREAM
+    ("immediately", 8, grpc.StatusCode.CANCELLED),          # CANCEL
+    ("immediately", 2, grpc.StatusCode.INTERNAL),           # INTERNAL_ERROR
+    ("after-headers", 11, grpc.StatusCode.RESOURCE_EXHAUSTED),  # ENHANCE_YOUR_CALM
+    ("after-headers", 2, grpc.StatusCode.INTERNAL),
+    ("during-data", 8, grpc.StatusCode.CANCELLED),
+    ("during-data", 1, grpc.StatusCode.INTERNAL),           # PROTOCOL_ERROR
+]
+
+
+@pytest.mark.parametrize("when,code,expected", RESET_CASES)
+def test_upstream_reset_reaches_the_client_as_grpc_status(h2_upstream, ferry_factory, when, code, expected):
+    ferry = ferry_factory([h2_upstream.port])
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        call = channel.unary_unary(f"/reset/{when}/{code}")
+        with pytest.raises(grpc.RpcError) as err:
+            call(b"hello", timeout=5)
+        assert err.value.code() == expected, err.value.details()
+        if when == "immediately":
+            # Nothing was sent to the caller yet: Ferry answers with its own message.
+            assert "reset the stream" in err.value.details() or "refused" in err.value.details()
+        # The connection and the proxy keep serving the next call.
+        assert channel.unary_unary("/ok/echo")(b"still here", timeout=5) == b"still here"
+    assert h2_upstream.resets_sent >= 1
+
+
+def start_echo_process(port):
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "peers", "echo_server.py"), "--port", str(port),
+                             "--name", "proc"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_for_port(port)
+    return proc
+
+
+def test_upstream_killed_mid_stream_gives_unavailable_then_recovers(ferry_factory):
+    port = free_port()
+    proc = start_echo_process(port)
+    try:
+        ferry = ferry_factory([port])
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            unary = method(channel, "unary_unary", "Unary")
+            assert unary(b"before", timeout=5) == b"before"
+            stream = method(channel, "unary_stream", "ServerStream")(struct.pack(">III", 1000, 100, 20), timeout=30)
+            first = next(stream)
+            assert len(first) == 100
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            t0 = time.monotonic()
+            with pytest.raises(grpc.RpcError) as err:
+                for _ in stream:
+                    pass
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
+            assert time.monotonic() - t0 < 2.0, "the caller learned of the dead upstream too late"
+
+            # While it is down: calls fail fast with UNAVAILABLE naming the endpoint.
+            with pytest.raises(grpc.RpcError) as err:
+                unary(b"during", timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert f"127.0.0.1:{port}" in err.value.details()
+
+            proc = start_echo_process(port)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert unary(b"after", timeout=5) == b"after"
+                    break
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.UNAVAILABLE
+                    assert time.monotonic() < deadline, "calls did not recover after the upstream came back"
+                    time.sleep(0.1)
+            for i in range(20):
+                assert unary(struct.pack(">I", i), timeout=5) == struct.pack(">I", i)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_no_upstream_listening_gives_unavailable(ferry_factory):
+    ferry = ferry_factory([free_port()])
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        with pytest.raises(grpc.RpcError) as err:
+            method(channel, "unary_unary", "Unary")(b"x", timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert err.value.details().startswith("ferry: cannot connect to")

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Ferry beside nghttpx in front of the same nghttpd, measured in one run with h2load.
+
+    .venv/bin/python bench/compare_h2load.py [--requests 200000] [--reps 3]
+
+For each target (direct, Ferry, nghttpx with one worker) and each repetition: h2load sends
+100-byte gRPC-shaped POSTs (content-type application/grpc, te: trailers) at 10 connections x
+10 streams; req/s from h2load's summary, p50/p99 from its --log-file. Prints a Markdown table
+of medians and the Ferry/nghttpx throughput ratio. (The full harness with haproxy, fixed-rate
+latency and memory is bench work of its own; this script is the core's yardstick.)
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listening on {port}")
+
+
+def h2load(port, requests, body, workdir):
+    log = os.path.join(workdir, f"h2load-{port}-{time.monotonic_ns()}.log")
+    out = subprocess.run(["h2load", "-n", str(requests), "-c", "10", "-m", "10", "-d", body, "--log-file", log,
+                          "-H", "content-type: application/grpc", "-H", "te: trailers",
+                          f"http://127.0.0.1:{port}/echo"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out).group(1))
+    failed = int(re.search(r"(\d+) failed", out).group(1))
+    durations = []
+    with open(log) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3:
+                durations.append(int(parts[2]))   # microseconds
+    durations.sort()
+    pct = lambda p: durations[min(len(durations) - 1, int(len(durations) * p))]
+    return rps, pct(0.50), pct(0.99), failed
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=200_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--ferry", default=os.path.join(ROOT, ".build", "release", "ferry"))
+    parser.add_argument("--event-loops", type=int, default=2)
+    args = parser.parse_args()
+    for tool in ("h2load", "nghttpd", "nghttpx"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found: run scripts/setup test")
+
+    workdir = tempfile.mkdtemp(prefix="ferry-bench-")
+    with open(os.path.join(workdir, "echo"), "wb") as f:
+        f.write(b"\x00\x00\x00\x00\x5f" + b"r" * 95)
+    body = os.path.join(workdir, "body")
+    with open(body, "wb") as f:
+        f.write(b"\x00\x00\x00\x00\x5f" + b"q" * 95)
+
+    upstream, ferry_port, nghttpx_port = free_port(), free_port(), free_port()
+    procs = [subprocess.Popen(["nghttpd", "--no-tls", "-d", workdir, "--trailer", "grpc-status: 0", str(upstream)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    config = os.path.join(workdir, "ferry.yaml")
+    with open(config, "w") as f:
+        f.write(f"runtime: {{event_loops: {args.event_loops}}}\n"
+                f"listeners:\n  - {{name: bench, address: '127.0.0.1:{ferry_port}', service: up}}\n"
+                f"services:\n  up: {{endpoints: ['127.0.0.1:{upstream}']}}\n")
+    procs.append(subprocess.Popen([args.ferry, "run", "-c", config, "--log-level", "error"]))
+    procs.append(subprocess.Popen(["nghttpx", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
+                                   f"--backend=127.0.0.1,{upstream};;proto=h2", "--workers=1",
+                                   f"--errorlog-file={workdir}/nghttpx.err", "--accesslog-file=/dev/null"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        for port in (upstream, ferry_port, nghttpx_port):
+            wait_port(port)
+        targets = [("direct", upstream), (f"ferry ({args.event_loops} loops)", ferry_port), ("nghttpx (1 worker)", nghttpx_port)]
+        samples = {name: [] for name, _ in targets}
+        for _ in range(args.reps):
+            for name, port in targets:   # interleaved, so drift hits every target alike
+                samples[name].append(h2load(port, args.requests, body, workdir))
+        print(f"| target | req/s | p50 (us) | p99 (us) | failed |   ({os.cpu_count()} cores, {args.requests} req x {args.reps}, medians)")
+        print("| --- | --- | --- | --- | --- |")
+        med = {}
+        for name, _ in targets:
+            rows = samples[name]
+            med[name] = [statistics.median(r[i] for r in rows) for i in range(4)]
+            rps, p50, p99, failed = med[name]
+            print(f"| {name} | {rps:.0f} | {p50:.0f} | {p99:.0f} | {failed:.0f} |")
+        ferry, nghttpx = med[targets[1][0]], med["nghttpx (1 worker)"]
+        print(f"\nthroughput ferry/nghttpx: {ferry[0] / nghttpx[0]:.2f}; "
+              f"added p50 vs direct: ferry {ferry[1] - med['direct'][1]:.0f} us, nghttpx {nghttpx[1] - med['direct'][1]:.0f} us")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
