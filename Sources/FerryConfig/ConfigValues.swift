@@ -31,7 +31,7 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         return .success(HostPort(host: String(host), port: port))
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 public enum ConfigValues {

@@ -12,8 +12,8 @@ final class ProxyCall {
     enum Phase {
         /// The downstream stream is open; its request headers have not arrived yet.
         case awaitingRequestHeaders
-        /// Waiting in an upstream pool for a connection with room for a stream.
-        case awaitingUpstream(UpstreamPool)
+        /// Waiting in `pool` for a connection with room for a stream.
+        case awaitingUpstream
         /// The upstream stream is open and bytes flow both ways.
         case forwarding
         /// The response is complete or failed; nothing more goes upstream.
@@ -31,7 +31,9 @@ final class ProxyCall {
     let service: ServiceRuntime
     private(set) var phase = Phase.awaitingRequestHeaders
     private var upstream: H2Stream?
-    private var endpointName = ""
+    /// The pool the call was sent to (for its endpoint's name in errors).
+    private var pool: UpstreamPool?
+    private var endpointName: String { pool?.endpointName ?? "?" }
 
     private var isGRPC = false
     private var requestHeaders: H2Headers?
@@ -56,8 +58,8 @@ final class ProxyCall {
             fail(.noEndpoints(service: service.name))
             return
         }
-        endpointName = pool.endpoint.description
-        phase = .awaitingUpstream(pool)
+        self.pool = pool
+        phase = .awaitingUpstream
         pool.acquire(self)
     }
 
@@ -129,8 +131,8 @@ final class ProxyCall {
 
     private func downstreamClosed(_ error: H2StreamError?) {
         switch phase {
-        case .awaitingUpstream(let pool):
-            pool.cancel(self)
+        case .awaitingUpstream:
+            pool?.cancel(self)
         case .forwarding:
             // The caller went away (reset or lost connection): stop the upstream's work at once.
             if error != nil, let upstream, !upstream.isClosed { upstream.reset(H2ErrorCode.cancel) }

@@ -10,6 +10,8 @@ import NIOPosix
 /// MAX_CONCURRENT_STREAMS allows; another connection opens only when those are full.
 final class UpstreamPool {
     let endpoint: Endpoint
+    /// `endpoint` as text, made once: error messages and logs name it.
+    let endpointName: String
     let service: ServiceConfig
     let eventLoop: EventLoop
     let logger: Logger
@@ -26,6 +28,7 @@ final class UpstreamPool {
 
     init(endpoint: Endpoint, service: ServiceConfig, eventLoop: EventLoop, logger: Logger) {
         self.endpoint = endpoint
+        self.endpointName = endpoint.description
         self.service = service
         self.eventLoop = eventLoop
         self.logger = logger
@@ -59,7 +62,7 @@ final class UpstreamPool {
             return
         }
         guard waiters.count < service.maxPendingCalls else {
-            call.upstreamFailed(.overloaded(endpoint: endpoint.description))
+            call.upstreamFailed(.overloaded(endpoint: endpointName))
             return
         }
         waiters.append(call)
@@ -119,7 +122,7 @@ final class UpstreamPool {
         if connections.isEmpty {
             let failed = waiters
             waiters.removeAll()
-            for call in failed { call.upstreamFailed(.connectFailed(endpoint: endpoint.description, reason: reason)) }
+            for call in failed { call.upstreamFailed(.connectFailed(endpoint: endpointName, reason: reason)) }
         } else {
             serveWaiters()
         }
