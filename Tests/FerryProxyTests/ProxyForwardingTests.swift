@@ -58,6 +58,39 @@ final class ProxyForwardingTests: XCTestCase {
         let report = try await DemoClient.run(host: "127.0.0.1", port: port, calls: 500, concurrency: 40, group: group)
         XCTAssertEqual(report.statuses, ["OK": 500])
         XCTAssertEqual(report.corruptedBodies, 0)
+        // 40 calls in flight against 2 streams per connection: the pool grew to its cap, no further.
+        XCTAssertEqual(upstream.peakConnections, 3)
+        await server.shutdown(drainTimeout: .seconds(1))
+        await upstream.stop()
+    }
+
+    func testOneConnectionCarriesAllStreamsWhileItHasRoom() async throws {
+        let upstream = try await EchoUpstream.start(name: "wide", group: group)
+        let (server, port) = try await startProxy(endpoints: [upstream.port])
+        let report = try await DemoClient.run(host: "127.0.0.1", port: port, calls: 300, concurrency: 50, group: group)
+        XCTAssertEqual(report.statuses, ["OK": 300])
+        // One downstream connection lives on one event loop: its calls share one upstream connection.
+        XCTAssertEqual(upstream.peakConnections, 1)
+        await server.shutdown(drainTimeout: .seconds(1))
+        await upstream.stop()
+    }
+
+    func testIdleUpstreamConnectionsCloseAfterTheIdleTimeout() async throws {
+        let upstream = try await EchoUpstream.start(name: "idle", group: group)
+        let (server, port) = try await startProxy(endpoints: [upstream.port]) { $0.idleTimeout = .milliseconds(200) }
+        let report = try await DemoClient.run(host: "127.0.0.1", port: port, calls: 10, concurrency: 2, group: group)
+        XCTAssertEqual(report.statuses, ["OK": 10])
+        XCTAssertEqual(upstream.openConnections, 1)
+        var waited = 0
+        while upstream.openConnections > 0 && waited < 3000 {
+            try await Task.sleep(for: .milliseconds(50))
+            waited += 50
+        }
+        XCTAssertEqual(upstream.openConnections, 0, "the idle upstream connection was not closed")
+        XCTAssertGreaterThanOrEqual(waited, 100, "closed before the idle timeout")
+        // The next call opens a fresh connection and succeeds.
+        let again = try await DemoClient.run(host: "127.0.0.1", port: port, calls: 5, concurrency: 1, group: group)
+        XCTAssertEqual(again.statuses, ["OK": 5])
         await server.shutdown(drainTimeout: .seconds(1))
         await upstream.stop()
     }

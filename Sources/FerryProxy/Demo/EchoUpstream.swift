@@ -1,5 +1,6 @@
 import FerryGRPC
 import FerryH2
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -11,29 +12,35 @@ public final class EchoUpstream: Sendable {
     public let name: String
     public let failEvery: Int
     private let channel: Channel
+    private let connections: ConnectionCounter
 
     public var localAddress: SocketAddress? { channel.localAddress }
     public var port: Int { channel.localAddress?.port ?? 0 }
+    /// HTTP/2 connections open to this upstream now, and the most ever open at once.
+    public var openConnections: Int { connections.open }
+    public var peakConnections: Int { connections.peak }
 
-    private init(name: String, failEvery: Int, channel: Channel) {
+    private init(name: String, failEvery: Int, channel: Channel, connections: ConnectionCounter) {
         self.name = name
         self.failEvery = failEvery
         self.channel = channel
+        self.connections = connections
     }
 
     public static func start(name: String, host: String = "127.0.0.1", port: Int = 0, failEvery: Int = 0,
                              settings: H2Settings = H2Settings(), group: EventLoopGroup) async throws -> EchoUpstream {
+        let counter = ConnectionCounter()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = EchoConnection(name: name, failEvery: failEvery)
+                    let handler = EchoConnection(name: name, failEvery: failEvery, counter: counter)
                     try channel.pipeline.syncOperations.addHandler(H2Connection(role: .server, settings: settings, delegate: handler))
                 }
             }
             .bind(host: host, port: port).get()
-        return EchoUpstream(name: name, failEvery: failEvery, channel: channel)
+        return EchoUpstream(name: name, failEvery: failEvery, channel: channel, connections: counter)
     }
 
     public func stop() async {
@@ -41,14 +48,36 @@ public final class EchoUpstream: Sendable {
     }
 }
 
+private final class ConnectionCounter: Sendable {
+    private let counts = NIOLockedValueBox((open: 0, peak: 0))
+
+    var open: Int { counts.withLockedValue { $0.open } }
+    var peak: Int { counts.withLockedValue { $0.peak } }
+
+    func opened() {
+        counts.withLockedValue { $0.open += 1; $0.peak = max($0.peak, $0.open) }
+    }
+
+    func closed() {
+        counts.withLockedValue { $0.open -= 1 }
+    }
+}
+
 private final class EchoConnection: H2ConnectionDelegate {
     let name: String
     let failEvery: Int
+    let counter: ConnectionCounter
     private var calls = 0
 
-    init(name: String, failEvery: Int) {
+    init(name: String, failEvery: Int, counter: ConnectionCounter) {
         self.name = name
         self.failEvery = failEvery
+        self.counter = counter
+        counter.opened()
+    }
+
+    func connectionClosed(_ connection: H2Connection) {
+        counter.closed()
     }
 
     func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
