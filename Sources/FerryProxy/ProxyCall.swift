@@ -8,6 +8,10 @@ import NIOCore
 /// one side is queued on the other side's stream and returned to the sender's flow-control
 /// window (`consume`) only when the other side's nghttp2 has taken it into a frame. A slow
 /// reader therefore slows its writer; the proxy holds at most about one window per stream.
+///
+/// Until the response starts, the request (headers and up to `ReplayBuffer.defaultCap` bytes of
+/// body) is kept, so a stream the upstream never processed (refused by GOAWAY's last-stream-id
+/// or REFUSED_STREAM) is sent again on another connection without the caller noticing.
 final class ProxyCall {
     enum Phase {
         /// The downstream stream is open; its request headers have not arrived yet.
@@ -20,7 +24,7 @@ final class ProxyCall {
         case finished
     }
 
-    /// How the request's sender side ended, while no upstream stream exists to tell.
+    /// How the request's sender side ended (replayed to a new upstream stream if one opens later).
     enum RequestEnd {
         case open
         case ended
@@ -36,10 +40,19 @@ final class ProxyCall {
     private var endpointName: String { pool?.endpointName ?? "?" }
 
     private var isGRPC = false
+    /// Kept until the call commits (response headers arrive), for transparent retries.
     private var requestHeaders: H2Headers?
-    /// Request body received before the upstream stream opened (bounded by the downstream window).
+    /// Request body that arrived while no upstream stream was open (bounded by the downstream window).
     private var pendingBody = CircularBuffer<ByteBuffer>()
     private var requestEnd = RequestEnd.open
+    private var replay = ReplayBuffer()
+    /// True from a transparent retry until the new upstream stream opens and gets the replay.
+    private var replayOnOpen = false
+    /// Bytes of the current attempt's body that came from the replay buffer: their downstream
+    /// window was returned on the first attempt, so sending them again must not consume twice.
+    private var replayedBytesToSend = 0
+    private var transparentRetries = 0
+    static let maxTransparentRetries = 3
     private var responseStarted = false
     private var responseEnded = false
 
@@ -67,20 +80,51 @@ final class ProxyCall {
     func upstreamReady(_ connection: H2Connection) {
         guard case .awaitingUpstream = phase, let headers = requestHeaders else { return }
         let endAtOnce: Bool
-        if case .ended = requestEnd, pendingBody.isEmpty { endAtOnce = true } else { endAtOnce = false }
+        if case .ended = requestEnd, pendingBody.isEmpty, !(replayOnOpen && replay.byteCount > 0) {
+            endAtOnce = true
+        } else {
+            endAtOnce = false
+        }
         guard let stream = connection.openStream(headers: headers, endStream: endAtOnce, delegate: self) else {
             fail(.upstreamRefused(endpoint: endpointName))
             return
         }
         upstream = stream
-        requestHeaders = nil
         phase = .forwarding
-        while let chunk = pendingBody.popFirst() { stream.sendData(chunk) }
+        if replayOnOpen {
+            replayOnOpen = false
+            replayedBytesToSend = replay.byteCount
+            for chunk in replay.chunks { stream.sendData(chunk) }
+        }
+        while let chunk = pendingBody.popFirst() { forwardRequestData(chunk, to: stream) }
         switch requestEnd {
         case .open: break
         case .ended: if !endAtOnce { stream.sendEnd() }
         case .trailers(let trailers): stream.sendTrailers(trailers)
         }
+    }
+
+    private func forwardRequestData(_ chunk: ByteBuffer, to stream: H2Stream) {
+        stream.sendData(chunk)
+        replay.record(chunk)
+    }
+
+    /// Sends the request again on a new upstream stream if the upstream never processed it,
+    /// nothing of the response was forwarded, and the whole body sent so far is still held.
+    private func retryTransparently(after error: H2StreamError) -> Bool {
+        switch error {
+        case .refusedByGoAway, .resetByPeer(H2ErrorCode.refusedStream): break
+        default: return false
+        }
+        guard !responseStarted, replay.canReplay, requestHeaders != nil, let pool,
+              transparentRetries < Self.maxTransparentRetries else { return false }
+        transparentRetries += 1
+        upstream = nil
+        replayOnOpen = true
+        replayedBytesToSend = 0
+        phase = .awaitingUpstream
+        pool.acquire(self)
+        return true
     }
 
     func upstreamFailed(_ error: ProxyError) {
@@ -119,6 +163,7 @@ final class ProxyCall {
         downstream.consumeAll()
         guard let error else { return }
         if responseEnded || downstream.isClosed { return }
+        if retryTransparently(after: error) { return }
         switch error {
         case .connectionLost:
             fail(.upstreamLost(endpoint: endpointName))
@@ -152,7 +197,7 @@ extension ProxyCall: H2StreamDelegate {
             return
         }
         guard !downstream.isClosed, !responseEnded else { return }
-        responseStarted = true
+        commit()
         if endStream { responseEnded = true }
         downstream.connection.sendHeaders(downstream, HeaderRules.forwardedResponse(headers), endStream: endStream)
     }
@@ -162,7 +207,7 @@ extension ProxyCall: H2StreamDelegate {
             switch phase {
             case .forwarding:
                 if let upstream, !upstream.isClosed {
-                    upstream.sendData(data)
+                    forwardRequestData(data, to: upstream)
                 } else {
                     downstream.consume(data.readableBytes)
                 }
@@ -182,11 +227,8 @@ extension ProxyCall: H2StreamDelegate {
 
     func streamReceivedEnd(_ stream: H2Stream) {
         if stream === downstream {
-            switch phase {
-            case .forwarding: upstream?.sendEnd()
-            case .awaitingRequestHeaders, .awaitingUpstream: requestEnd = .ended
-            case .finished: break
-            }
+            requestEnd = .ended
+            if case .forwarding = phase { upstream?.sendEnd() }
             return
         }
         guard !downstream.isClosed, !responseEnded else { return }
@@ -196,11 +238,8 @@ extension ProxyCall: H2StreamDelegate {
 
     func streamReceivedTrailers(_ stream: H2Stream, trailers: H2Headers) {
         if stream === downstream {
-            switch phase {
-            case .forwarding: upstream?.sendTrailers(trailers)
-            case .awaitingRequestHeaders, .awaitingUpstream: requestEnd = .trailers(trailers)
-            case .finished: break
-            }
+            requestEnd = .trailers(trailers)
+            if case .forwarding = phase { upstream?.sendTrailers(trailers) }
             return
         }
         guard !downstream.isClosed, !responseEnded else { return }
@@ -212,9 +251,18 @@ extension ProxyCall: H2StreamDelegate {
         // Bytes left this side: the other side's sender may now send as much again.
         if stream === downstream {
             upstream?.consume(byteCount)
-        } else {
-            downstream.consume(byteCount)
+            return
         }
+        let replayed = min(byteCount, replayedBytesToSend)
+        replayedBytesToSend -= replayed
+        downstream.consume(byteCount - replayed)
+    }
+
+    /// The response started: the call can no longer be retried, the replay state is dropped.
+    private func commit() {
+        responseStarted = true
+        requestHeaders = nil
+        replay = ReplayBuffer()
     }
 
     func streamClosed(_ stream: H2Stream, error: H2StreamError?) {

@@ -44,40 +44,49 @@ def wait_for_port(port, timeout=10.0, host="127.0.0.1"):
 
 
 class Ferry:
-    """A `ferry run` process with a generated config: one listener -> one service."""
+    """A `ferry run` process with a generated config: one listener per service.
 
-    def __init__(self, endpoints, extra_service="", extra_listener="", event_loops=2):
-        self.port = free_port()
+    `endpoints` is a list of upstream ports (one service, "upstream") or a dict
+    {service name: [ports]}; `ports[name]` is each service's listener port and `port` the first.
+    """
+
+    def __init__(self, endpoints, event_loops=2, service_options=""):
+        services = endpoints if isinstance(endpoints, dict) else {"upstream": endpoints}
+        self.ports = {name: free_port() for name in services}
+        self.port = next(iter(self.ports.values()))
         self.dir = tempfile.mkdtemp(prefix="ferry-test-")
         self.config_path = os.path.join(self.dir, "ferry.yaml")
-        eps = "\n".join(f"      - 127.0.0.1:{p}" for p in endpoints)
+        lines = [f"runtime:\n  event_loops: {event_loops}\n  drain_timeout: 5s", "listeners:"]
+        for name, port in self.ports.items():
+            lines.append(f"  - {{name: {name}, address: '127.0.0.1:{port}', service: {name}}}")
+        lines.append("services:")
+        for name, ports in services.items():
+            lines.append(f"  {name}:\n    connect_timeout: 500ms")
+            lines.append("    endpoints: [" + ", ".join(f"'127.0.0.1:{p}'" for p in ports) + "]")
+            if service_options:
+                lines.append(service_options)
         with open(self.config_path, "w") as f:
-            f.write(f"""runtime:
-  event_loops: {event_loops}
-  drain_timeout: 5s
-listeners:
-  - name: test
-    address: 127.0.0.1:{self.port}
-    service: upstream
-{extra_listener}
-services:
-  upstream:
-    endpoints:
-{eps}
-    connect_timeout: 500ms
-{extra_service}
-""")
+            f.write("\n".join(lines) + "\n")
         self.log_path = os.path.join(self.dir, "ferry.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([ferry_binary(), "run", "--config", self.config_path, "--log-level", "info"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         try:
-            wait_for_port(self.port)
+            for port in self.ports.values():
+                wait_for_port(port)
         except TimeoutError:
             self.stop()
             raise RuntimeError("ferry did not start:\n" + self.logs())
         self.target = f"127.0.0.1:{self.port}"
+        self.targets = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
         self.exit_expected = False   # a test that stops Ferry itself sets this
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def logs(self):
         with open(self.log_path) as f:

@@ -29,6 +29,7 @@ RESET_CASES = [
     ("after-headers", 2, grpc.StatusCode.INTERNAL),
     ("during-data", 8, grpc.StatusCode.CANCELLED),
     ("during-data", 1, grpc.StatusCode.INTERNAL),           # PROTOCOL_ERROR
+    ("after-data", 2, grpc.StatusCode.INTERNAL),            # the whole body, then a reset instead of trailers
 ]
 
 

@@ -4,18 +4,45 @@ The request path chooses the behaviour:
   /reset/immediately/<code>    RST_STREAM(<code>) as soon as the request headers arrive
   /reset/after-headers/<code>  response headers (gRPC), then RST_STREAM(<code>)
   /reset/during-data/<code>    response headers, one length-prefixed message, then RST_STREAM(<code>)
+  /reset/after-data/<code>     response headers, the whole echoed body, then RST_STREAM(<code>)
+  /malformed                   a DATA frame on stream 0 (a connection error for the peer)
   anything else                200 + echo of the body + grpc-status 0 trailers
+
+Connection-wide behaviours, chosen when the server is made:
+  goaway_after=N               on the first connection, when the N-th request arrives, GOAWAY with
+                               the first request's id as last-stream-id: later streams are refused
+  ping_storm=N                 N PINGs right after the preface, and again with every response
+  max_concurrent_streams=N     advertise and enforce N (excess streams: REFUSED_STREAM)
+  stop_reading=True            read the preface and the first request's headers, then never read again
 """
 import socket
 import threading
+import time
 
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
+import h2.settings
+from hyperframe.frame import GoAwayFrame, PingFrame
+
+# length 4, type DATA (0), no flags, stream 0, payload "oops"
+MALFORMED_DATA_ON_STREAM_0 = b"\x00\x00\x04\x00\x00\x00\x00\x00\x00oops"
 
 
 class H2Upstream:
-    def __init__(self):
+    def __init__(self, goaway_after=0, ping_storm=0, max_concurrent_streams=None, stop_reading=False):
+        self.goaway_after = goaway_after
+        self.ping_storm = ping_storm
+        self.max_concurrent_streams = max_concurrent_streams
+        self.stop_reading = stop_reading
+        self.goaways_sent = 0
+        self.connections = 0
+        self.peak_streams = 0
+        self.completed = 0
+        self.refused_by_goaway = 0
+        self.malformed_sent = 0
+        self.lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -42,11 +69,20 @@ class H2Upstream:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
+        with self.lock:
+            self.connections += 1
+            goaway_here = self.goaway_after and self.connections == 1
         h2c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, validate_inbound_headers=False))
+        if self.max_concurrent_streams is not None:
+            h2c.local_settings = h2.settings.Settings(
+                client=False, initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_concurrent_streams})
         h2c.initiate_connection()
-        conn.sendall(h2c.data_to_send())
+        out = h2c.data_to_send() + self._pings()
+        conn.sendall(out)
         paths = {}
         bodies = {}
+        requests_seen = []
+        ignored = set()
         try:
             while True:
                 data = conn.recv(65536)
@@ -58,29 +94,71 @@ class H2Upstream:
                                        for k, v in event.headers)
                         paths[event.stream_id] = headers.get(":path", "/")
                         bodies[event.stream_id] = b""
+                        requests_seen.append(event.stream_id)
+                        with self.lock:
+                            self.peak_streams = max(self.peak_streams, len(h2c.streams))
+                        if self.stop_reading:
+                            conn.sendall(h2c.data_to_send())
+                            while not self.stopped:
+                                time.sleep(0.05)
+                            return
+                        if goaway_here and len(requests_seen) == self.goaway_after:
+                            last = requests_seen[0]
+                            conn.sendall(h2c.data_to_send() + GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
+                            ignored.update(requests_seen[1:])
+                            with self.lock:
+                                self.goaways_sent += 1
+                                self.refused_by_goaway += len(requests_seen) - 1
+                        elif goaway_here and len(requests_seen) > self.goaway_after:
+                            ignored.add(event.stream_id)
+                        if paths[event.stream_id] == "/malformed":
+                            # DATA on stream 0 (RFC 9113 6.1: a connection error), written by hand
+                            # since frame libraries refuse to build it. The socket stays open.
+                            conn.sendall(h2c.data_to_send() + MALFORMED_DATA_ON_STREAM_0)
+                            with self.lock:
+                                self.malformed_sent += 1
+                            continue
                         self._on_request(h2c, event.stream_id, paths[event.stream_id])
                     elif isinstance(event, h2.events.DataReceived):
                         h2c.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                         if event.stream_id in bodies:
                             bodies[event.stream_id] += event.data
                     elif isinstance(event, h2.events.StreamEnded):
-                        path = paths.get(event.stream_id, "")
-                        if not path.startswith("/reset/") and h2c.state_machine.state != "CLOSED":
+                        stream_id = event.stream_id
+                        path = paths.get(stream_id, "")
+                        if stream_id in ignored or path == "/malformed":
+                            continue
+                        if path.startswith("/reset/after-data/"):
+                            h2c.send_headers(stream_id, [(":status", "200"), ("content-type", "application/grpc")])
+                            h2c.send_data(stream_id, bodies.get(stream_id, b""))
+                            h2c.reset_stream(stream_id, error_code=int(path.rsplit("/", 1)[1]))
+                            self.resets_sent += 1
+                        elif not path.startswith("/reset/"):
                             try:
-                                h2c.send_headers(event.stream_id, [(":status", "200"), ("content-type", "application/grpc")])
-                                h2c.send_data(event.stream_id, bodies.get(event.stream_id, b""))
-                                h2c.send_headers(event.stream_id, [("grpc-status", "0")], end_stream=True)
-                            except Exception:
+                                h2c.send_headers(stream_id, [(":status", "200"), ("content-type", "application/grpc")])
+                                h2c.send_data(stream_id, bodies.get(stream_id, b""))
+                                h2c.send_headers(stream_id, [("grpc-status", "0")], end_stream=True)
+                                with self.lock:
+                                    self.completed += 1
+                            except h2.exceptions.StreamClosedError:
                                 pass
+                            conn.sendall(h2c.data_to_send() + self._pings())
+                    elif isinstance(event, h2.events.StreamReset):
+                        pass
                 conn.sendall(h2c.data_to_send())
+        except h2.exceptions.TooManyStreamsError:
+            return
         except (OSError, h2.exceptions.ProtocolError):
             return
         finally:
             conn.close()
 
+    def _pings(self):
+        return b"".join(PingFrame(0, opaque_data=i.to_bytes(8, "big")).serialize() for i in range(self.ping_storm))
+
     def _on_request(self, h2c, stream_id, path):
         parts = path.strip("/").split("/")
-        if len(parts) < 3 or parts[0] != "reset":
+        if len(parts) < 3 or parts[0] != "reset" or parts[1] == "after-data":
             return
         when, code = parts[1], int(parts[2])
         if when in ("after-headers", "during-data"):

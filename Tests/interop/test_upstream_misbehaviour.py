@@ -1,0 +1,124 @@
+"""Upstreams that misbehave (python-h2 playing the upstream): each case asserts exactly what the
+gRPC client (grpcio) sees, and that Ferry keeps serving."""
+import os
+import struct
+import threading
+import time
+
+import grpc
+import pytest
+
+from conftest import CHANNEL_OPTIONS, method
+from h2_upstream import H2Upstream
+
+
+def echo_calls(target, count, size=1000):
+    with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+        call = channel.unary_unary("/ok/echo")
+        payloads = [struct.pack(">I", i) + os.urandom(size) for i in range(count)]
+        futures = [call.future(p, timeout=10) for p in payloads]
+        return [(f.result(), p) for f, p in zip(futures, payloads)]
+
+
+def test_goaway_with_streams_in_flight_is_invisible_to_the_client(ferry_factory):
+    upstream = H2Upstream(goaway_after=4)
+    try:
+        ferry = ferry_factory([upstream.port])
+        results = echo_calls(ferry.target, 30)
+        assert all(got == sent for got, sent in results)
+        # The scenario really happened: streams were refused by GOAWAY and sent again elsewhere.
+        assert upstream.goaways_sent == 1
+        assert upstream.refused_by_goaway >= 1
+        assert upstream.connections >= 2
+        assert upstream.completed == 30
+    finally:
+        upstream.stop()
+
+
+def test_upstream_allowing_one_stream_at_a_time_serves_every_call(ferry_factory):
+    upstream = H2Upstream(max_concurrent_streams=1)
+    try:
+        ferry = ferry_factory([upstream.port])
+        results = echo_calls(ferry.target, 40)
+        assert all(got == sent for got, sent in results)
+        assert upstream.peak_streams == 1
+        assert upstream.completed == 40
+    finally:
+        upstream.stop()
+
+
+def test_ping_storm_below_the_ack_limit_is_answered(ferry_factory):
+    upstream = H2Upstream(ping_storm=300)
+    try:
+        ferry = ferry_factory([upstream.port])
+        results = echo_calls(ferry.target, 20)
+        assert all(got == sent for got, sent in results)
+    finally:
+        upstream.stop()
+
+
+def test_ping_flood_cuts_the_upstream_connection_and_the_client_gets_unavailable(grpc_upstream, ferry_factory):
+    flood = H2Upstream(ping_storm=5000)
+    good_port, _ = grpc_upstream
+    try:
+        ferry = ferry_factory({"flood": [flood.port], "good": [good_port]})
+        with grpc.insecure_channel(ferry.targets["flood"], options=CHANNEL_OPTIONS) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                channel.unary_unary("/ok/echo")(b"x", timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        with grpc.insecure_channel(ferry.targets["good"], options=CHANNEL_OPTIONS) as channel:
+            assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
+    finally:
+        flood.stop()
+
+
+def test_malformed_frame_from_upstream_fails_its_calls_only(grpc_upstream, ferry_factory):
+    bad = H2Upstream()
+    good_port, state = grpc_upstream
+    try:
+        ferry = ferry_factory({"bad": [bad.port], "good": [good_port]})
+        good_channel = grpc.insecure_channel(ferry.targets["good"], options=CHANNEL_OPTIONS)
+        # A call in flight on another upstream connection while the bad upstream breaks its own.
+        streaming = method(good_channel, "unary_stream", "ServerStream")(struct.pack(">III", 20, 100, 20), timeout=10)
+        first = next(streaming)
+        with grpc.insecure_channel(ferry.targets["bad"], options=CHANNEL_OPTIONS) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                channel.unary_unary("/malformed")(b"x", timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "lost" in err.value.details()
+        assert bad.malformed_sent == 1
+        rest = list(streaming)
+        assert len(rest) == 19 and first == bytes([0]) * 100
+        good_channel.close()
+    finally:
+        bad.stop()
+
+
+def test_upstream_that_stops_reading_pushes_back_on_the_client(grpc_upstream, ferry_factory):
+    stuck = H2Upstream(stop_reading=True)
+    good_port, _ = grpc_upstream
+    try:
+        ferry = ferry_factory({"stuck": [stuck.port], "good": [good_port]})
+        rss_before = ferry.rss_kib()
+        sent = [0]
+        chunk = os.urandom(1024 * 1024)
+
+        def requests():
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                sent[0] += len(chunk)
+                yield chunk
+
+        with grpc.insecure_channel(ferry.targets["stuck"], options=CHANNEL_OPTIONS) as channel:
+            future = channel.stream_unary("/ok/echo").future(requests(), timeout=4)
+            with pytest.raises(grpc.RpcError) as err:
+                future.result()
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        growth_mib = (ferry.rss_kib() - rss_before) / 1024
+        # Flow control held the client back: only windows and socket buffers' worth was accepted.
+        assert sent[0] < 48 * 1024 * 1024, f"client pushed {sent[0] >> 20} MiB into a stuck upstream"
+        assert growth_mib < 16, f"Ferry grew {growth_mib:.1f} MiB"
+        with grpc.insecure_channel(ferry.targets["good"], options=CHANNEL_OPTIONS) as channel:
+            assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
+    finally:
+        stuck.stop()
