@@ -70,7 +70,7 @@ let package = Package(
             name: "FerryH2Tests",
             dependencies: ["FerryH2", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "FerryGRPCTests", dependencies: ["FerryGRPC"]),
+        .testTarget(name: "FerryGRPCTests", dependencies: ["FerryGRPC", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "FerryPolicyTests", dependencies: ["FerryPolicy"]),
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig"]),
         .testTarget(
