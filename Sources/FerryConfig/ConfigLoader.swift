@@ -119,7 +119,7 @@ public enum ConfigLoader {
 
     private static func decodeService(name: String, _ value: YAMLValue) throws -> ServiceConfig {
         let m = try value.mapping(allowed: ["endpoints", "connect_timeout", "idle_timeout",
-                                            "max_connections_per_endpoint", "max_pending_calls", "http2"])
+                                            "max_connections_per_endpoint", "max_pending_calls", "max_message_size", "http2"])
         let endpointsValue = try m.required("endpoints")
         var endpoints: [EndpointConfig] = []
         for item in try endpointsValue.sequence() {
@@ -135,6 +135,7 @@ public enum ConfigLoader {
         if let v = m["idle_timeout"] { service.idleTimeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400)) }
         if let v = m["max_connections_per_endpoint"] { service.maxConnectionsPerEndpoint = try v.int(in: 1...1024) }
         if let v = m["max_pending_calls"] { service.maxPendingCalls = try v.int(in: 0...1_000_000) }
+        if let v = m["max_message_size"] { service.maxMessageSize = try v.size(in: 1024...Int(Int32.max)) }
         return service
     }
 

@@ -77,6 +77,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public var maxConnectionsPerEndpoint: Int = 8
     /// Calls that may wait for an upstream connection per endpoint per event loop; beyond, fail fast.
     public var maxPendingCalls: Int = 1024
+    /// The largest gRPC message (either direction) let through; a larger one fails the call
+    /// with RESOURCE_EXHAUSTED and resets its upstream stream.
+    public var maxMessageSize: Int = 16 * 1024 * 1024
     public var http2: HTTP2Config
 
     public init(name: String, endpoints: [EndpointConfig], http2: HTTP2Config = HTTP2Config()) {

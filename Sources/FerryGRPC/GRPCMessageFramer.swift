@@ -46,11 +46,15 @@ public struct GRPCMessageFramer: Sendable {
     }
 
     /// Follows `bytes`; throws at the first prefix that breaks the rules.
-    public mutating func scan(_ bytes: ByteBuffer) throws {
-        try bytes.withUnsafeReadableBytes { try scan($0) }
+    public mutating func scan(_ bytes: ByteBuffer) throws(FramingError) {
+        var failure: FramingError?
+        bytes.withUnsafeReadableBytes { raw in
+            do throws(FramingError) { try self.scan(raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
     }
 
-    public mutating func scan(_ bytes: UnsafeRawBufferPointer) throws {
+    public mutating func scan(_ bytes: UnsafeRawBufferPointer) throws(FramingError) {
         var index = 0
         while index < bytes.count {
             switch state {

@@ -40,6 +40,9 @@ final class ProxyCall {
     private var endpointName: String { pool?.endpointName ?? "?" }
 
     private var isGRPC = false
+    /// Message boundaries of a gRPC call, each way, to hold messages to the service's size limit.
+    private var requestFramer: GRPCMessageFramer?
+    private var responseFramer: GRPCMessageFramer?
     /// Kept until the call commits (response headers arrive), for transparent retries.
     private var requestHeaders: H2Headers?
     /// Request body that arrived while no upstream stream was open (bounded by the downstream window).
@@ -65,6 +68,10 @@ final class ProxyCall {
 
     private func requestHeadersArrived(_ headers: H2Headers, endStream: Bool) {
         isGRPC = headers.value(of: "content-type", hasPrefix: GRPCResponses.contentType)
+        if isGRPC {
+            requestFramer = GRPCMessageFramer(maxMessageSize: service.config.maxMessageSize)
+            responseFramer = GRPCMessageFramer(maxMessageSize: service.config.maxMessageSize)
+        }
         if endStream { requestEnd = .ended }
         requestHeaders = HeaderRules.forwardedRequest(headers)
         guard let pool = service.pickPool() else {
@@ -204,6 +211,17 @@ extension ProxyCall: H2StreamDelegate {
 
     func streamReceivedData(_ stream: H2Stream, data: ByteBuffer) {
         if stream === downstream {
+            if requestFramer != nil {
+                do {
+                    try requestFramer!.scan(data)
+                } catch {
+                    requestFramer = nil
+                    downstream.consume(data.readableBytes)
+                    if case .finished = phase { return }
+                    fail(.messageTooLarge(direction: "request", error))
+                    return
+                }
+            }
             switch phase {
             case .forwarding:
                 if let upstream, !upstream.isClosed {
@@ -220,9 +238,19 @@ extension ProxyCall: H2StreamDelegate {
         }
         if downstream.isClosed || responseEnded {
             stream.consume(data.readableBytes)
-        } else {
-            downstream.sendData(data)
+            return
         }
+        if responseFramer != nil {
+            do {
+                try responseFramer!.scan(data)
+            } catch {
+                responseFramer = nil
+                stream.consume(data.readableBytes)
+                fail(.messageTooLarge(direction: "response", error))
+                return
+            }
+        }
+        downstream.sendData(data)
     }
 
     func streamReceivedEnd(_ stream: H2Stream) {

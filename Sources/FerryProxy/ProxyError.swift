@@ -35,6 +35,15 @@ struct ProxyError: Error, CustomStringConvertible {
                    message: "ferry: upstream \(endpoint) reset the stream (\(H2ErrorCode.name(code)))")
     }
 
+    static func messageTooLarge(direction: String, _ error: GRPCMessageFramer.FramingError) -> ProxyError {
+        switch error {
+        case .messageTooLarge:
+            return ProxyError(grpcStatus: .resourceExhausted, httpStatus: 413, message: "ferry: \(direction) \(error)")
+        case .invalidCompressedFlag:
+            return ProxyError(grpcStatus: .internal, httpStatus: 502, message: "ferry: \(direction) \(error)")
+        }
+    }
+
     static func shuttingDown() -> ProxyError {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: shutting down")
     }

@@ -106,3 +106,23 @@ def test_no_upstream_listening_gives_unavailable(ferry_factory):
             method(channel, "unary_unary", "Unary")(b"x", timeout=5)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert err.value.details().startswith("ferry: cannot connect to")
+
+
+def test_messages_over_the_size_limit_fail_only_their_call(grpc_upstream, ferry_factory):
+    port, state = grpc_upstream
+    ferry = ferry_factory([port], service_options="    max_message_size: 2KiB")
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        unary = method(channel, "unary_unary", "Unary")
+        assert unary(b"a" * 2048, timeout=5) == b"a" * 2048          # exactly the limit passes
+        calls_before = state.calls
+        with pytest.raises(grpc.RpcError) as err:
+            unary(b"b" * 2049, timeout=5)                           # one byte over, request side
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert err.value.details() == "ferry: request message of 2049 bytes is larger than the limit of 2048 bytes"
+        with pytest.raises(grpc.RpcError) as err:
+            # Response side: the upstream streams 3000-byte messages.
+            list(method(channel, "unary_stream", "ServerStream")(struct.pack(">III", 3, 3000, 0), timeout=5))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "response message of 3000 bytes" in err.value.details()
+        # The same connection goes on serving.
+        assert unary(b"ok", timeout=5) == b"ok"
