@@ -46,6 +46,15 @@ let package = Package(
             dependencies: ["FerryConfig"]
         ),
         .target(
+            name: "FerryFixtures",
+            dependencies: [
+                "CNghttp2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "FerryProxy",
             dependencies: [
                 "FerryH2", "FerryGRPC", "FerryPolicy", "FerryConfig", "FerryDiscovery",
@@ -59,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryProxy", "FerryConfig",
+                "FerryProxy", "FerryConfig", "FerryFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -73,6 +82,11 @@ let package = Package(
         .testTarget(name: "FerryGRPCTests", dependencies: ["FerryGRPC", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "FerryPolicyTests", dependencies: ["FerryPolicy"]),
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig"]),
+        .testTarget(
+            name: "FerryFixturesTests",
+            dependencies: ["FerryFixtures", "FerryH2", "CNghttp2", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
         .testTarget(
             name: "FerryProxyTests",
             dependencies: ["FerryProxy", "FerryConfig", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]

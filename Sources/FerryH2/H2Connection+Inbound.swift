@@ -157,6 +157,17 @@ extension H2Connection {
         return NG.ok
     }
 
+    /// A GOAWAY with an error code left: nghttp2's debug data says why (it may end a
+    /// connection by itself, inside mem_recv, without returning an error).
+    func sentGoAway(errorCode: UInt32, debug: String) {
+        guard errorCode != H2ErrorCode.noError, failureReason == nil else { return }
+        failureReason = "sent GOAWAY \(H2ErrorCode.name(errorCode))" + (debug.isEmpty ? "" : ": \(debug)")
+    }
+
+    func noteProtocolError(_ message: String, libErrorCode: Int32) {
+        if failureReason == nil { failureReason = "nghttp2: \(message)" }
+    }
+
     func onFrameNotSend(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) -> Int32 {
         // A request HEADERS that never left (GOAWAY arrived first): nghttp2 closes the stream
         // next; it was never seen by the peer, so it is safe to send again elsewhere.

@@ -279,6 +279,7 @@ public final class H2Connection: ChannelInboundHandler {
 
     private func closeChannel() {
         guard let context, state != .closed else { return }
+
         context.close(promise: nil)
     }
 
@@ -431,6 +432,12 @@ public final class H2Connection: ChannelInboundHandler {
     }
 
     func stream(_ id: Int32) -> H2Stream? { streams[id] }
+
+    /// Client role: the id the next `openStream` uses (replaying a recorded client's ids).
+    func setNextStreamID(_ id: Int32) -> Bool {
+        guard let session else { return false }
+        return nghttp2_session_set_next_stream_id(session, id) == 0
+    }
 
     func receivedRemoteSettingsNow() {
         receivedRemoteSettings = true

@@ -14,6 +14,8 @@ enum Nghttp2Callbacks {
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunkRecv)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
         nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks, onFrameNotSend)
+        nghttp2_session_callbacks_set_error_callback2(callbacks, onError)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSend)
         return callbacks!
     }()
 
@@ -50,6 +52,22 @@ enum Nghttp2Callbacks {
 
     private static let onStreamClose: nghttp2_on_stream_close_callback = { _, streamID, errorCode, userData in
         H2Connection.from(userData).onStreamClose(streamID: streamID, errorCode: errorCode)
+    }
+
+    /// nghttp2's own account of what went wrong (e.g. "DATA: flow control window exceeded"),
+    /// kept as the connection's failure reason when nghttp2 ends the connection by itself.
+    private static let onError: nghttp2_error_callback2 = { _, libErrorCode, message, length, userData in
+        let text = message.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: length), as: UTF8.self) } ?? ""
+        H2Connection.from(userData).noteProtocolError(text, libErrorCode: libErrorCode)
+        return 0
+    }
+
+    private static let onFrameSend: nghttp2_on_frame_send_callback = { _, frame, userData in
+        guard let frame, frame.pointee.hd.type == NG.typeGoAway else { return 0 }
+        let goaway = frame.pointee.goaway
+        let debug = goaway.opaque_data.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: goaway.opaque_data_len), as: UTF8.self) } ?? ""
+        H2Connection.from(userData).sentGoAway(errorCode: goaway.error_code, debug: debug)
+        return 0
     }
 
     private static let onFrameNotSend: nghttp2_on_frame_not_send_callback = { _, frame, libErrorCode, userData in

@@ -97,7 +97,7 @@ class Echo:
         return request
 
 
-def make_server(port, name="grpcio", state=None, host="127.0.0.1"):
+def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=()):
     state = state or EchoState()
     echo = Echo(state, name)
     handlers = {
@@ -111,7 +111,7 @@ def make_server(port, name="grpcio", state=None, host="127.0.0.1"):
         futures.ThreadPoolExecutor(max_workers=64),
         handlers=[grpc.method_handlers_generic_handler(SERVICE, handlers)],
         options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE),
-                 ("grpc.so_reuseport", 0)],
+                 ("grpc.so_reuseport", 0)] + list(options),
         maximum_concurrent_rpcs=4096,
     )
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -91,10 +91,11 @@ class TestService(test_pb2_grpc.TestServiceServicer):
                 yield messages_pb2.StreamingOutputCallResponse(payload=payload(params.size))
 
 
-def make_server(port, host="127.0.0.1"):
+def make_server(port, host="127.0.0.1", options=()):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
                          options=[("grpc.max_send_message_length", MAX_MESSAGE),
-                                  ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.so_reuseport", 0)])
+                                  ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.so_reuseport", 0)]
+                         + list(options))
     test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()

@@ -1,0 +1,93 @@
+import ArgumentParser
+import FerryConfig
+import FerryFixtures
+import Foundation
+import NIOCore
+import NIOPosix
+
+struct Record: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Record HTTP/2 conversations as fixtures: a transparent TCP tap between a client and a server.")
+
+    @Option(help: "Address to accept the client on (host:port).")
+    var listen: String
+
+    @Option(help: "The real server (host:port).")
+    var upstream: String
+
+    @Option(help: "Directory for the fixture files.")
+    var out: String
+
+    @Option(help: "Fixture name (files NAME.fixture, NAME-2.fixture, ...).")
+    var name: String = "conversation"
+
+    @Option(help: "Metadata for the files, key=value (repeatable), e.g. --meta client=grpcio.")
+    var meta: [String] = []
+
+    @Option(help: "Exit after this many connections were recorded.")
+    var connections: Int?
+
+    func run() async throws {
+        guard case .success(let listenAddress) = HostPort.parse(listen), case .success(let upstreamAddress) = HostPort.parse(upstream) else {
+            throw ValidationError("--listen and --upstream take host:port")
+        }
+        let metadata = [("name", name)] + meta.map { item -> (key: String, value: String) in
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            return (parts[0], parts.count > 1 ? parts[1] : "")
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let recorder = try await FixtureRecorder.start(
+            .init(listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
+                  upstreamPort: upstreamAddress.port, directory: out, name: name, metadata: metadata,
+                  maxConnections: connections),
+            group: group)
+        // Unbuffered: scripts wait for this line on a pipe before they connect.
+        FileHandle.standardOutput.write(Data("recording on \(listenAddress.host):\(recorder.port) -> \(upstream)\n".utf8))
+        if let connections {
+            while recorder.writtenFiles.count + recorder.failures.count < connections {
+                _ = await recorder.waitForFiles(connections, timeout: .seconds(3600))
+            }
+        } else {
+            _ = await Signals.waitForTermination()
+        }
+        await recorder.stop()
+        for file in recorder.writtenFiles { print("wrote \(file)") }
+        for failure in recorder.failures { printError("ferry record: \(failure)") }
+        try? await group.shutdownGracefully()
+        if !recorder.failures.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct FixtureCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fixture", abstract: "Work with recorded fixtures.",
+                                                    subcommands: [Show.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print every frame of a fixture, headers decoded.")
+
+        @Argument(help: "Fixture file.")
+        var file: String
+
+        func run() throws {
+            let fixture: Fixture
+            do {
+                fixture = try Fixture(parsing: try readFile(file))
+            } catch {
+                printError("\(file): \(error)")
+                throw ExitCode(1)
+            }
+            for (key, value) in fixture.metadata { print("# \(key): \(value)") }
+            let bytesIn = fixture.bytes(.clientToServer).count, bytesOut = fixture.bytes(.serverToClient).count
+            print("# \(fixture.records.count) records, \(bytesIn) bytes client->server, \(bytesOut) bytes server->client")
+            do {
+                for frame in try decodeFrames(fixture) {
+                    for line in FrameDescription.lines(frame) { print(line) }
+                }
+            } catch {
+                printError("\(file): \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
