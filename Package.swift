@@ -84,8 +84,9 @@ let package = Package(
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig"]),
         .testTarget(
             name: "FerryFixturesTests",
-            dependencies: ["FerryFixtures", "FerryH2", "CNghttp2", .product(name: "NIOCore", package: "swift-nio"),
-                           .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: ["FerryFixtures", "FerryH2", "FerryProxy", "FerryConfig", "CNghttp2",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "FerryProxyTests",

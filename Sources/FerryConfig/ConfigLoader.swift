@@ -94,11 +94,13 @@ public enum ConfigLoader {
     private static func decodeHTTP2(_ value: YAMLValue?) throws -> HTTP2Config {
         var config = HTTP2Config()
         guard let value else { return config }
-        let m = try value.mapping(allowed: ["max_concurrent_streams", "initial_stream_window", "connection_window", "max_header_list_size"])
+        let m = try value.mapping(allowed: ["max_concurrent_streams", "initial_stream_window", "connection_window",
+                                            "max_header_list_size", "max_frame_size"])
         if let v = m["max_concurrent_streams"] { config.maxConcurrentStreams = UInt32(try v.int(in: 1...1_000_000)) }
         if let v = m["initial_stream_window"] { config.initialStreamWindow = UInt32(try v.size(in: 65_535...(1 << 31 - 1))) }
         if let v = m["connection_window"] { config.connectionWindow = UInt32(try v.size(in: 65_535...(1 << 31 - 1))) }
         if let v = m["max_header_list_size"] { config.maxHeaderListSize = UInt32(try v.size(in: 1024...(16 << 20))) }
+        if let v = m["max_frame_size"] { config.maxFrameSize = UInt32(try v.size(in: 16_384...16_777_215)) }
         return config
     }
 

@@ -38,6 +38,8 @@ public struct HTTP2Config: Sendable, Equatable {
     public var initialStreamWindow: UInt32 = 256 * 1024
     public var connectionWindow: UInt32 = 1024 * 1024
     public var maxHeaderListSize: UInt32 = 64 * 1024
+    /// SETTINGS_MAX_FRAME_SIZE accepted from the peer (16 KiB .. 16 MiB - 1).
+    public var maxFrameSize: UInt32 = 16_384
     public init() {}
 }
 

@@ -45,6 +45,7 @@ public final class FerryServer: Sendable {
         settings.initialStreamWindow = listener.http2.initialStreamWindow
         settings.connectionWindow = listener.http2.connectionWindow
         settings.maxHeaderListSize = listener.http2.maxHeaderListSize
+        settings.maxFrameSize = listener.http2.maxFrameSize
         let contexts = self.contexts
         return ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)

@@ -36,6 +36,7 @@ final class UpstreamPool {
         settings.initialStreamWindow = service.http2.initialStreamWindow
         settings.connectionWindow = service.http2.connectionWindow
         settings.maxHeaderListSize = service.http2.maxHeaderListSize
+        settings.maxFrameSize = service.http2.maxFrameSize
         settings.maxConcurrentStreams = 100
         self.h2Settings = settings
     }

@@ -49,8 +49,9 @@ func fnv1a64(_ bytes: ByteBuffer) -> String {
     return String(repeating: "0", count: 16 - text.count) + text
 }
 
-/// What one side of Ferry's framing layer delivered for one stream.
-final class ReplayedStream: H2StreamDelegate {
+/// What one side of Ferry's framing layer delivered for one stream. Touched on one event loop
+/// while the connection lives and read by the test after it closed.
+final class ReplayedStream: H2StreamDelegate, @unchecked Sendable {
     var headers: H2Headers?
     var trailers: H2Headers?
     var body = ByteBuffer()

@@ -10,6 +10,9 @@ import time
 import grpc
 import pytest
 
+# Generated protobuf modules (test_pb2_grpc.py) are not test files.
+collect_ignore_glob = ["generated/*"]
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "peers"))
