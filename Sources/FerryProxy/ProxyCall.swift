@@ -71,6 +71,12 @@ final class ProxyCall {
         if isGRPC {
             requestFramer = GRPCMessageFramer(maxMessageSize: service.config.maxMessageSize)
             responseFramer = GRPCMessageFramer(maxMessageSize: service.config.maxMessageSize)
+            // A malformed grpc-timeout fails the call; it is never silently dropped.
+            if let index = headers.firstIndex(of: "grpc-timeout"),
+               case .failure(let error) = GRPCTimeout.parse(Array(headers.value(at: index).utf8)) {
+                fail(.malformedTimeout(error))
+                return
+            }
         }
         if endStream { requestEnd = .ended }
         requestHeaders = HeaderRules.forwardedRequest(headers)

@@ -44,6 +44,10 @@ struct ProxyError: Error, CustomStringConvertible {
         }
     }
 
+    static func malformedTimeout(_ error: GRPCTimeout.ParseError) -> ProxyError {
+        ProxyError(grpcStatus: .internal, httpStatus: 400, message: "ferry: malformed grpc-timeout: \(error)")
+    }
+
     static func shuttingDown() -> ProxyError {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: shutting down")
     }

@@ -126,3 +126,36 @@ def test_messages_over_the_size_limit_fail_only_their_call(grpc_upstream, ferry_
         assert "response message of 3000 bytes" in err.value.details()
         # The same connection goes on serving.
         assert unary(b"ok", timeout=5) == b"ok"
+
+
+def test_grpc_status_details_bin_passes_through(h2_upstream, ferry_factory):
+    ferry = ferry_factory([h2_upstream.port])
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        with pytest.raises(grpc.RpcError) as err:
+            channel.unary_unary("/details")(b"x", timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details() == "bad field"
+        trailing = dict(err.value.trailing_metadata())
+        assert trailing["grpc-status-details-bin"] == b"\x08\x03\x12\x09bad field"
+
+
+@pytest.mark.parametrize("value", ["1.5S", "100", "123456789m", "10s", "-1S", ""])
+def test_malformed_grpc_timeout_fails_the_call_with_internal(grpc_upstream, ferry_factory, value):
+    import socket as socketlib
+    from test_hostile_downstream import RawClient
+    import hpack as hpacklib
+    port, state = grpc_upstream
+    ferry = ferry_factory([port])
+    client = RawClient(ferry.port)
+    client.handshake()
+    client.send(client.request_headers(1, extra=[("grpc-timeout", value)]))
+    decoder = hpacklib.Decoder()
+    headers = {}
+    for frame in client.frames(timeout=2):
+        if frame.__class__.__name__ == "HeadersFrame" and frame.stream_id == 1:
+            headers = dict(decoder.decode(frame.data))
+            break
+    client.close()
+    assert headers.get("grpc-status") == "13", headers
+    assert headers.get("grpc-message", "").startswith("ferry: malformed grpc-timeout")
+    assert state.calls == 0, "a call with a malformed grpc-timeout reached the upstream"

@@ -6,6 +6,7 @@ The request path chooses the behaviour:
   /reset/during-data/<code>    response headers, one length-prefixed message, then RST_STREAM(<code>)
   /reset/after-data/<code>     response headers, the whole echoed body, then RST_STREAM(<code>)
   /malformed                   a DATA frame on stream 0 (a connection error for the peer)
+  /details                     Trailers-Only INVALID_ARGUMENT with a grpc-status-details-bin value
   anything else                200 + echo of the body + grpc-status 0 trailers
 
 Connection-wide behaviours, chosen when the server is made:
@@ -25,6 +26,9 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame, PingFrame
+
+# A google.rpc.Status (code 3, message "bad field") as protobuf, base64 without padding.
+DETAILS_BIN = "CAMSCWJhZCBmaWVsZA"
 
 # length 4, type DATA (0), no flags, stream 0, payload "oops"
 MALFORMED_DATA_ON_STREAM_0 = b"\x00\x00\x04\x00\x00\x00\x00\x00\x00oops"
@@ -111,6 +115,13 @@ class H2Upstream:
                                 self.refused_by_goaway += len(requests_seen) - 1
                         elif goaway_here and len(requests_seen) > self.goaway_after:
                             ignored.add(event.stream_id)
+                        if paths[event.stream_id] == "/details":
+                            h2c.send_headers(event.stream_id, [(":status", "200"), ("content-type", "application/grpc"),
+                                                               ("grpc-status", "3"), ("grpc-message", "bad field"),
+                                                               ("grpc-status-details-bin", DETAILS_BIN)], end_stream=True)
+                            ignored.add(event.stream_id)
+                            conn.sendall(h2c.data_to_send())
+                            continue
                         if paths[event.stream_id] == "/malformed":
                             # DATA on stream 0 (RFC 9113 6.1: a connection error), written by hand
                             # since frame libraries refuse to build it. The socket stays open.
