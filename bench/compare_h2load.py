@@ -13,7 +13,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,22 +20,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listening on {port}")
+sys.path.insert(0, os.path.join(ROOT, "Tests", "interop", "peers"))
+from netutil import free_port, wait_for_port  # noqa: E402
 
 
 def h2load(port, requests, body, workdir):
@@ -90,7 +75,7 @@ def main():
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         for port in (upstream, ferry_port, nghttpx_port):
-            wait_port(port)
+            wait_for_port(port)
         targets = [("direct", upstream), (f"ferry ({args.event_loops} loops)", ferry_port), ("nghttpx (1 worker)", nghttpx_port)]
         samples = {name: [] for name, _ in targets}
         for _ in range(args.reps):

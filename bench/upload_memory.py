@@ -21,22 +21,8 @@ import h2.connection
 import h2.events
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing on port {port}")
+sys.path.insert(0, os.path.join(ROOT, "Tests", "interop", "peers"))
+from netutil import free_port, rss_kib, wait_for_port  # noqa: E402
 
 
 class SlowUpstream(threading.Thread):
@@ -73,14 +59,6 @@ class SlowUpstream(threading.Thread):
             conn.sendall(h2c.data_to_send())
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--gib", type=float, default=1.0)
@@ -98,7 +76,7 @@ def main():
         f.write(f"listeners:\n  - {{name: in, address: '127.0.0.1:{port}', service: slow}}\n"
                 f"services:\n  slow: {{endpoints: ['127.0.0.1:{upstream.port}']}}\n")
     ferry = subprocess.Popen([args.ferry, "run", "-c", config, "--log-level", "warning"])
-    wait_port(port)
+    wait_for_port(port)
     body = os.path.join(workdir, "upload.bin")
     with open(body, "wb") as f:
         f.truncate(size)   # sparse: the client reads zeros without using disk

@@ -187,7 +187,27 @@ public final class H2Connection: ChannelInboundHandler {
         if let session, nghttp2_session_want_write(session) != 0 { scheduleFlush() }
     }
 
-    /// Drains everything nghttp2 wants to send into one buffer and writes it.
+    /// Output is written in batches of about this size; between batches the channel's
+    /// writability is checked, so a slow reader leaves bytes in nghttp2's queues, not ours.
+    static let writeBatchBytes = 256 * 1024
+
+    /// Pulls what nghttp2 wants to send into `out` until it has nothing more or `out` holds
+    /// `limit` bytes. Returns nghttp2's error code if it failed.
+    private func drain(_ session: OpaquePointer, into out: inout ByteBuffer?, upTo limit: Int) -> Int32? {
+        while out.map({ $0.readableBytes < limit }) ?? true {
+            var chunk: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &chunk)
+            if n < 0 { return Int32(n) }
+            if n == 0 { return nil }
+            if out == nil {
+                out = (context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: Swift.max(n, 16 * 1024))
+            }
+            out!.writeBytes(UnsafeRawBufferPointer(start: chunk, count: n))
+        }
+        return nil
+    }
+
+    /// Drains what nghttp2 wants to send and writes it, in batches while the channel is writable.
     public func flushNow() {
         flushScheduled = false
         guard let session, let context, state != .idle, state != .closed else { return }
@@ -196,23 +216,16 @@ public final class H2Connection: ChannelInboundHandler {
             return
         }
         nghttp2Depth += 1
-        var out: ByteBuffer?
         var failed: Int32?
-        while true {
-            var chunk: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(session, &chunk)
-            if n < 0 { failed = Int32(n); break }
-            if n == 0 { break }
-            if out == nil { out = context.channel.allocator.buffer(capacity: Swift.max(n, 16 * 1024)) }
-            out!.writeBytes(UnsafeRawBufferPointer(start: chunk, count: n))
-            if out!.readableBytes >= 256 * 1024 {
-                context.write(wrapOutboundOut(out!), promise: nil)
-                out = nil
-                if !context.channel.isWritable { flushWhenWritable = true; break }
-            }
+        while failed == nil {
+            var out: ByteBuffer?
+            failed = drain(session, into: &out, upTo: Self.writeBatchBytes)
+            guard let batch = out else { break }
+            context.write(wrapOutboundOut(batch), promise: nil)
+            if batch.readableBytes < Self.writeBatchBytes { break }   // nghttp2 has nothing more
+            if !context.channel.isWritable { flushWhenWritable = true; break }
         }
         nghttp2Depth -= 1
-        if let out { context.write(wrapOutboundOut(out), promise: nil) }
         context.flush()
         if let failed {
             failConnection(libError: failed)
@@ -261,25 +274,20 @@ public final class H2Connection: ChannelInboundHandler {
         let message = String(cString: nghttp2_strerror(libError))
         if failureReason == nil { failureReason = "nghttp2: \(message)" }
         if let session, state != .closed {
-            let code = libError == NG.badClientMagic ? H2ErrorCode.protocolError
-                : (libError == NGHTTP2_ERR_FLOODED.rawValue ? H2ErrorCode.enhanceYourCalm : H2ErrorCode.protocolError)
+            let code = libError == NGHTTP2_ERR_FLOODED.rawValue ? H2ErrorCode.enhanceYourCalm : H2ErrorCode.protocolError
             nghttp2_session_terminate_session(session, code)
-            // Send what is queued (our SETTINGS and the GOAWAY) before closing.
-            var chunk: UnsafePointer<UInt8>?
-            var out = context?.channel.allocator.buffer(capacity: 256)
-            while true {
-                let n = nghttp2_session_mem_send(session, &chunk)
-                if n <= 0 { break }
-                out?.writeBytes(UnsafeRawBufferPointer(start: chunk, count: n))
-            }
-            if let out, let context, out.readableBytes > 0 { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+            // Send what is queued (our SETTINGS and the GOAWAY) before closing, writable or not.
+            var out: ByteBuffer?
+            nghttp2Depth += 1
+            _ = drain(session, into: &out, upTo: .max)
+            nghttp2Depth -= 1
+            if let out, let context { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
         }
         closeChannel()
     }
 
     private func closeChannel() {
         guard let context, state != .closed else { return }
-
         context.close(promise: nil)
     }
 
@@ -453,13 +461,12 @@ public final class H2Connection: ChannelInboundHandler {
 extension H2Headers {
     /// Calls `body` with an `nghttp2_nv` array pointing into this block (valid only during the call).
     func withNghttp2Headers<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-        storage.withUnsafeReadableBytes { bytes in
-            var empty: UInt8 = 0
-            let base = bytes.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: UInt8.self)) }
-                ?? withUnsafeMutablePointer(to: &empty) { $0 }
-            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: Swift.max(fields.count, 1)) { nva in
+        withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: Swift.max(fields.count, 1)) { nva in
+            storage.withUnsafeReadableBytes { bytes in
+                // nghttp2 reads name and value bytes only; an empty block never dereferences `base`.
+                let base = UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
                 for (i, f) in fields.enumerated() {
-                    nva[i] = nghttp2_nv(name: base + Int(f.nameStart), value: base + Int(f.valueStart),
+                    nva[i] = nghttp2_nv(name: base.map { $0 + Int(f.nameStart) }, value: base.map { $0 + Int(f.valueStart) },
                                         namelen: Int(f.nameLength), valuelen: Int(f.valueLength),
                                         flags: f.neverIndex ? UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) : 0)
                 }

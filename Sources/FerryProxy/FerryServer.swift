@@ -92,7 +92,3 @@ public final class FerryServer: Sendable {
         logger.info("drained")
     }
 }
-
-extension LoopContextBox {
-    var eventLoop: EventLoop { unsafeEventLoop }
-}

@@ -57,8 +57,8 @@ final class LoopContextBox: @unchecked Sendable {
         self.context = context
     }
 
-    /// The loop this context belongs to (safe from any thread).
-    var unsafeEventLoop: EventLoop { context.eventLoop }
+    /// The loop this context belongs to (safe from any thread: it never changes).
+    var eventLoop: EventLoop { context.eventLoop }
 
     var value: LoopContext {
         context.eventLoop.preconditionInEventLoop()

@@ -217,46 +217,10 @@ extension ProxyCall: H2StreamDelegate {
 
     func streamReceivedData(_ stream: H2Stream, data: ByteBuffer) {
         if stream === downstream {
-            if requestFramer != nil {
-                do {
-                    try requestFramer!.scan(data)
-                } catch {
-                    requestFramer = nil
-                    downstream.consume(data.readableBytes)
-                    if case .finished = phase { return }
-                    fail(.messageTooLarge(direction: "request", error))
-                    return
-                }
-            }
-            switch phase {
-            case .forwarding:
-                if let upstream, !upstream.isClosed {
-                    forwardRequestData(data, to: upstream)
-                } else {
-                    downstream.consume(data.readableBytes)
-                }
-            case .awaitingRequestHeaders, .awaitingUpstream:
-                pendingBody.append(data)
-            case .finished:
-                downstream.consume(data.readableBytes)
-            }
-            return
+            requestDataArrived(data)
+        } else {
+            responseDataArrived(data, on: stream)
         }
-        if downstream.isClosed || responseEnded {
-            stream.consume(data.readableBytes)
-            return
-        }
-        if responseFramer != nil {
-            do {
-                try responseFramer!.scan(data)
-            } catch {
-                responseFramer = nil
-                stream.consume(data.readableBytes)
-                fail(.messageTooLarge(direction: "response", error))
-                return
-            }
-        }
-        downstream.sendData(data)
     }
 
     func streamReceivedEnd(_ stream: H2Stream) {
@@ -290,6 +254,53 @@ extension ProxyCall: H2StreamDelegate {
         let replayed = min(byteCount, replayedBytesToSend)
         replayedBytesToSend -= replayed
         downstream.consume(byteCount - replayed)
+    }
+
+    private func requestDataArrived(_ data: ByteBuffer) {
+        if let error = Self.scan(&requestFramer, data) {
+            downstream.consume(data.readableBytes)
+            if case .finished = phase { return }
+            fail(.messageTooLarge(direction: "request", error))
+            return
+        }
+        switch phase {
+        case .forwarding:
+            if let upstream, !upstream.isClosed {
+                forwardRequestData(data, to: upstream)
+            } else {
+                downstream.consume(data.readableBytes)
+            }
+        case .awaitingRequestHeaders, .awaitingUpstream:
+            pendingBody.append(data)
+        case .finished:
+            downstream.consume(data.readableBytes)
+        }
+    }
+
+    private func responseDataArrived(_ data: ByteBuffer, on stream: H2Stream) {
+        if downstream.isClosed || responseEnded {
+            stream.consume(data.readableBytes)
+            return
+        }
+        if let error = Self.scan(&responseFramer, data) {
+            stream.consume(data.readableBytes)
+            fail(.messageTooLarge(direction: "response", error))
+            return
+        }
+        downstream.sendData(data)
+    }
+
+    /// Follows the message prefixes in `data`; at the first broken rule it stops following
+    /// (the call is failing) and returns the error.
+    private static func scan(_ framer: inout GRPCMessageFramer?, _ data: ByteBuffer) -> GRPCMessageFramer.FramingError? {
+        guard framer != nil else { return nil }
+        do {
+            try framer!.scan(data)
+            return nil
+        } catch {
+            framer = nil
+            return error
+        }
     }
 
     /// The response started: the call can no longer be retried, the replay state is dropped.

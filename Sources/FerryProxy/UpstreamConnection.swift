@@ -109,8 +109,8 @@ final class UpstreamConnection {
 
     func closeWhenIdle() {
         closeWhenIdleRequested = true
+        // A connection still being set up sees the pool draining when it connects.
         if case .ready(let h2) = state, h2.openStreamCount == 0 { retire(h2) }
-        if case .connecting = state { return } // `connected` sees the pool draining
     }
 
     private func retire(_ h2: H2Connection) {

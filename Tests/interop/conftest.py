@@ -1,11 +1,9 @@
 """Shared fixtures: the Ferry binary under test, free ports, and a Ferry process per test."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import grpc
 import pytest
@@ -29,21 +27,7 @@ def ferry_binary():
     return path
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=10.0, host="127.0.0.1"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+from netutil import free_port, rss_kib, wait_for_port  # noqa: E402,F401  (re-exported to the tests)
 
 
 class Ferry:
@@ -85,11 +69,7 @@ class Ferry:
         self.exit_expected = False   # a test that stops Ferry itself sets this
 
     def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+        return rss_kib(self.proc.pid)
 
     def logs(self):
         with open(self.log_path) as f:

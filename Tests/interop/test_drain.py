@@ -22,7 +22,7 @@ def test_sigterm_lets_streaming_calls_in_flight_finish(grpc_upstream, ferry_fact
     def run():
         # 20 messages, 50 ms apart: about a second of streaming per call.
         responses = stream_call(struct.pack(">III", 20, 64, 50), timeout=20)
-        first = next(responses)
+        next(responses)
         started.wait()
         rest = list(responses)
         with lock:

@@ -1,5 +1,4 @@
 """End to end through Ferry with gRPC C-core (grpcio) on both sides: every byte of every call intact."""
-import concurrent.futures
 import os
 import struct
 import threading
@@ -8,7 +7,7 @@ import time
 import grpc
 import pytest
 
-from conftest import CHANNEL_OPTIONS, method
+from conftest import method
 
 
 def test_unary_roundtrip(proxied):

@@ -1,11 +1,9 @@
 """Hostile and malformed input from a client: the right HTTP/2 error, and everyone else keeps being served."""
 import socket
-import struct
 import time
 
 import grpc
 import hpack
-import pytest
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame,
                               SettingsFrame)
 

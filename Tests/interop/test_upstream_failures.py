@@ -114,7 +114,6 @@ def test_messages_over_the_size_limit_fail_only_their_call(grpc_upstream, ferry_
     with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
         unary = method(channel, "unary_unary", "Unary")
         assert unary(b"a" * 2048, timeout=5) == b"a" * 2048          # exactly the limit passes
-        calls_before = state.calls
         with pytest.raises(grpc.RpcError) as err:
             unary(b"b" * 2049, timeout=5)                           # one byte over, request side
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -141,7 +140,6 @@ def test_grpc_status_details_bin_passes_through(h2_upstream, ferry_factory):
 
 @pytest.mark.parametrize("value", ["1.5S", "100", "123456789m", "10s", "-1S", ""])
 def test_malformed_grpc_timeout_fails_the_call_with_internal(grpc_upstream, ferry_factory, value):
-    import socket as socketlib
     from test_hostile_downstream import RawClient
     import hpack as hpacklib
     port, state = grpc_upstream

@@ -2,7 +2,6 @@
 gRPC client (grpcio) sees, and that Ferry keeps serving."""
 import os
 import struct
-import threading
 import time
 
 import grpc
