@@ -105,7 +105,7 @@ public enum ConfigLoader {
     }
 
     private static func decodeListener(_ value: YAMLValue, services: [ServiceConfig]) throws -> ListenerConfig {
-        let m = try value.mapping(allowed: ["name", "address", "service", "http2"])
+        let m = try value.mapping(allowed: ["name", "address", "service", "max_deadline", "http2"])
         let nameValue = try m.required("name")
         let name = try nameValue.string()
         guard isValidName(name) else { throw nameValue.error("listener names use letters, digits, '-', '_' and '.'") }
@@ -115,13 +115,16 @@ public enum ConfigLoader {
             let known = services.map { "\"\($0.name)\"" }.joined(separator: ", ")
             throw serviceValue.error("no service named \"\(service)\" (services: \(known))")
         }
-        return ListenerConfig(name: name, address: try m.required("address").hostPort(), service: service,
-                              http2: try decodeHTTP2(m["http2"]))
+        var listener = ListenerConfig(name: name, address: try m.required("address").hostPort(), service: service,
+                                      http2: try decodeHTTP2(m["http2"]))
+        listener.maxDeadline = try m["max_deadline"]?.duration(min: .milliseconds(1), max: .seconds(86_400 * 30))
+        return listener
     }
 
     private static func decodeService(name: String, _ value: YAMLValue) throws -> ServiceConfig {
         let m = try value.mapping(allowed: ["endpoints", "connect_timeout", "idle_timeout",
-                                            "max_connections_per_endpoint", "max_pending_calls", "max_message_size", "http2"])
+                                            "max_connections_per_endpoint", "max_pending_calls", "max_message_size",
+                                            "timeout", "deadline_offset", "http2"])
         let endpointsValue = try m.required("endpoints")
         var endpoints: [EndpointConfig] = []
         for item in try endpointsValue.sequence() {
@@ -138,6 +141,8 @@ public enum ConfigLoader {
         if let v = m["max_connections_per_endpoint"] { service.maxConnectionsPerEndpoint = try v.int(in: 1...1024) }
         if let v = m["max_pending_calls"] { service.maxPendingCalls = try v.int(in: 0...1_000_000) }
         if let v = m["max_message_size"] { service.maxMessageSize = try v.size(in: 1024...Int(Int32.max)) }
+        service.timeout = try m["timeout"]?.duration(min: .milliseconds(1), max: .seconds(86_400 * 30))
+        if let v = m["deadline_offset"] { service.deadlineOffset = try v.duration(max: .seconds(60)) }
         return service
     }
 

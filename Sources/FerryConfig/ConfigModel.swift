@@ -49,6 +49,8 @@ public struct ListenerConfig: Sendable, Equatable {
     /// The service every request on this listener goes to.
     public var service: String
     public var http2: HTTP2Config
+    /// No call on this listener lasts longer than this, whatever the caller asks.
+    public var maxDeadline: Duration?
 
     public init(name: String, address: HostPort, service: String, http2: HTTP2Config = HTTP2Config()) {
         self.name = name
@@ -82,6 +84,10 @@ public struct ServiceConfig: Sendable, Equatable {
     /// The largest gRPC message (either direction) let through; a larger one fails the call
     /// with RESOURCE_EXHAUSTED and resets its upstream stream.
     public var maxMessageSize: Int = 16 * 1024 * 1024
+    /// Every call to this service ends by this timeout (or the caller's, if shorter).
+    public var timeout: Duration?
+    /// Time kept back from the propagated grpc-timeout for the answer's way back.
+    public var deadlineOffset: Duration = .zero
     public var http2: HTTP2Config
 
     public init(name: String, endpoints: [EndpointConfig], http2: HTTP2Config = HTTP2Config()) {

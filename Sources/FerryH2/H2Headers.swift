@@ -123,6 +123,23 @@ public struct H2Headers: Sendable {
         }
     }
 
+    /// A copy with the first field named `name` given `value` in place (appended if absent).
+    public func replacingValue(of name: String, with value: String) -> H2Headers {
+        var out = H2Headers(capacity: storage.readableBytes + value.utf8.count)
+        var replaced = false
+        var value = value
+        forEachRaw { fieldName, fieldValue, neverIndex in
+            if !replaced && fieldName.elementsEqual(name.utf8) {
+                replaced = true
+                value.withUTF8 { out.append(name: fieldName, value: UnsafeRawBufferPointer($0), neverIndex: neverIndex) }
+            } else {
+                out.append(name: fieldName, value: fieldValue, neverIndex: neverIndex)
+            }
+        }
+        if !replaced { out.append(name: name, value: value) }
+        return out
+    }
+
     /// A copy without the fields for which `shouldRemove(name)` is true.
     public func removing(where shouldRemove: (UnsafeRawBufferPointer) -> Bool) -> H2Headers {
         var out = H2Headers(capacity: storage.readableBytes)

@@ -7,14 +7,17 @@ final class DownstreamConnection: H2ConnectionDelegate {
     let service: ServiceRuntime
     unowned let loop: LoopContext
 
+    private let listenerMaxDeadline: Int64?
+
     init(listener: ListenerConfig, service: ServiceRuntime, loop: LoopContext) {
         self.listener = listener
+        self.listenerMaxDeadline = listener.maxDeadline?.totalNanoseconds
         self.service = service
         self.loop = loop
     }
 
     func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
-        stream.delegate = ProxyCall(downstream: stream, service: service)
+        stream.delegate = ProxyCall(downstream: stream, service: service, listenerMaxDeadline: listenerMaxDeadline)
     }
 
     func connectionClosed(_ connection: H2Connection) {

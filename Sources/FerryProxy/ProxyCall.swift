@@ -1,5 +1,6 @@
 import FerryGRPC
 import FerryH2
+import FerryPolicy
 import NIOCore
 
 /// One request through the proxy: a downstream stream tied to (at most) one upstream stream.
@@ -33,6 +34,8 @@ final class ProxyCall {
 
     let downstream: H2Stream
     let service: ServiceRuntime
+    /// The listener's max_deadline in nanoseconds, if it sets one.
+    let listenerMaxDeadline: Int64?
     private(set) var phase = Phase.awaitingRequestHeaders
     private var upstream: H2Stream?
     /// The pool the call was sent to (for its endpoint's name in errors).
@@ -59,25 +62,37 @@ final class ProxyCall {
     private var responseStarted = false
     private var responseEnded = false
 
-    init(downstream: H2Stream, service: ServiceRuntime) {
+    /// When the call must be over, and the timer that ends it then.
+    private var deadline: CallDeadline?
+    private var deadlineTimer: Scheduled<Void>?
+
+    init(downstream: H2Stream, service: ServiceRuntime, listenerMaxDeadline: Int64? = nil) {
         self.downstream = downstream
         self.service = service
+        self.listenerMaxDeadline = listenerMaxDeadline
     }
+
+    private static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
 
     // MARK: - Reaching an upstream
 
     private func requestHeadersArrived(_ headers: H2Headers, endStream: Bool) {
         isGRPC = headers.value(of: "content-type", hasPrefix: GRPCResponses.contentType)
+        var callerTimeout: Int64?
         if isGRPC {
             requestFramer = GRPCMessageFramer(maxMessageSize: service.config.maxMessageSize)
             responseFramer = GRPCMessageFramer(maxMessageSize: service.config.maxMessageSize)
-            // A malformed grpc-timeout fails the call; it is never silently dropped.
-            if let index = headers.firstIndex(of: "grpc-timeout"),
-               case .failure(let error) = GRPCTimeout.parse(Array(headers.value(at: index).utf8)) {
-                fail(.malformedTimeout(error))
-                return
+            if let index = headers.firstIndex(of: "grpc-timeout") {
+                switch GRPCTimeout.parse(Array(headers.value(at: index).utf8)) {
+                case .success(let timeout): callerTimeout = timeout.nanoseconds
+                case .failure(let error):
+                    // A malformed grpc-timeout fails the call; it is never silently dropped.
+                    fail(.malformedTimeout(error))
+                    return
+                }
             }
         }
+        if !armDeadline(callerTimeout: callerTimeout) { return }
         if endStream { requestEnd = .ended }
         requestHeaders = HeaderRules.forwardedRequest(headers)
         guard let pool = service.pickPool() else {
@@ -89,9 +104,56 @@ final class ProxyCall {
         pool.acquire(self)
     }
 
+    /// Fixes the call's deadline (now, as the headers arrived) and arms its timer. Returns false
+    /// when the deadline leaves nothing to send upstream: the call has then already failed.
+    private func armDeadline(callerTimeout: Int64?) -> Bool {
+        let now = Self.now()
+        guard let deadline = CallDeadline(startedAt: now, callerTimeout: callerTimeout,
+                                          serviceTimeout: service.config.timeout?.totalNanoseconds,
+                                          listenerMax: listenerMaxDeadline) else { return true }
+        self.deadline = deadline
+        guard deadline.propagatedTimeout(at: now, offset: service.config.deadlineOffset.totalNanoseconds) != nil,
+              let eventLoop = downstream.connection.eventLoop else {
+            fail(.deadlineExceeded(deadline, service: service.name))
+            return false
+        }
+        deadlineTimer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(
+            deadline: .uptimeNanoseconds(UInt64(deadline.expiresAt))
+        ) { [weak self] in
+            self?.deadlineExpired()
+        }
+        return true
+    }
+
+    private func deadlineExpired() {
+        deadlineTimer = nil
+        guard let deadline, !responseEnded, !downstream.isClosed else { return }
+        if case .finished = phase { return }
+        fail(.deadlineExceeded(deadline, service: service.name))
+    }
+
+    private func disarmDeadline() {
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+    }
+
+    /// The request headers for an attempt starting now: `grpc-timeout` set to what remains of
+    /// the deadline (less the offset). nil when nothing remains: the attempt must not start.
+    private func headersForAttempt(_ headers: H2Headers) -> H2Headers? {
+        guard let deadline else { return headers }
+        guard let budget = deadline.propagatedTimeout(at: Self.now(), offset: service.config.deadlineOffset.totalNanoseconds) else {
+            return nil
+        }
+        return isGRPC ? headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: budget).headerValue) : headers
+    }
+
     /// The pool lends `connection`, which has room for one more stream.
     func upstreamReady(_ connection: H2Connection) {
-        guard case .awaitingUpstream = phase, let headers = requestHeaders else { return }
+        guard case .awaitingUpstream = phase, let requestHeaders else { return }
+        guard let headers = headersForAttempt(requestHeaders) else {
+            fail(.deadlineExceeded(deadline!, service: service.name))
+            return
+        }
         let endAtOnce: Bool
         if case .ended = requestEnd, pendingBody.isEmpty, !(replayOnOpen && replay.byteCount > 0) {
             endAtOnce = true
@@ -149,7 +211,9 @@ final class ProxyCall {
 
     /// Answers the caller with a proxy-made error and stops forwarding.
     private func fail(_ error: ProxyError) {
+        if case .awaitingUpstream = phase { pool?.cancel(self) }
         phase = .finished
+        disarmDeadline()
         pendingBody.removeAll()
         requestHeaders = nil
         if let upstream, !upstream.isClosed { upstream.reset(H2ErrorCode.cancel) }
@@ -188,6 +252,7 @@ final class ProxyCall {
     }
 
     private func downstreamClosed(_ error: H2StreamError?) {
+        disarmDeadline()
         switch phase {
         case .awaitingUpstream:
             pool?.cancel(self)
@@ -211,7 +276,7 @@ extension ProxyCall: H2StreamDelegate {
         }
         guard !downstream.isClosed, !responseEnded else { return }
         commit()
-        if endStream { responseEnded = true }
+        if endStream { responseEnded = true; disarmDeadline() }
         downstream.connection.sendHeaders(downstream, HeaderRules.forwardedResponse(headers), endStream: endStream)
     }
 
@@ -231,6 +296,7 @@ extension ProxyCall: H2StreamDelegate {
         }
         guard !downstream.isClosed, !responseEnded else { return }
         responseEnded = true
+        disarmDeadline()
         downstream.sendEnd()
     }
 
@@ -242,6 +308,7 @@ extension ProxyCall: H2StreamDelegate {
         }
         guard !downstream.isClosed, !responseEnded else { return }
         responseEnded = true
+        disarmDeadline()
         downstream.sendTrailers(HeaderRules.forwardedTrailers(trailers))
     }
 

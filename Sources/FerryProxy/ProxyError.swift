@@ -1,5 +1,6 @@
 import FerryGRPC
 import FerryH2
+import FerryPolicy
 
 /// A failure the proxy itself answers, with what a gRPC caller and a plain HTTP/2 caller get.
 struct ProxyError: Error, CustomStringConvertible {
@@ -48,6 +49,18 @@ struct ProxyError: Error, CustomStringConvertible {
         ProxyError(grpcStatus: .internal, httpStatus: 400, message: "ferry: malformed grpc-timeout: \(error)")
     }
 
+    static func deadlineExceeded(_ deadline: CallDeadline, service: String) -> ProxyError {
+        let budget = formatDuration(deadline.budgetNanoseconds)
+        let source: String
+        switch deadline.source {
+        case .caller: source = "the caller's grpc-timeout"
+        case .service: source = "the timeout of service \"\(service)\""
+        case .listener: source = "the listener's max_deadline"
+        }
+        return ProxyError(grpcStatus: .deadlineExceeded, httpStatus: 504,
+                          message: "ferry: deadline exceeded (\(budget), set by \(source))")
+    }
+
     static func shuttingDown() -> ProxyError {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: shutting down")
     }
@@ -60,4 +73,15 @@ struct ProxyError: Error, CustomStringConvertible {
 
     /// Trailers for a gRPC caller that already received response headers.
     var grpcTrailers: H2Headers { H2Headers(GRPCResponses.trailers(grpcStatus, message: message)) }
+}
+
+/// "250ms", "1.5s", "42us": short and exact enough for a message.
+func formatDuration(_ nanoseconds: Int64) -> String {
+    if nanoseconds >= 1_000_000_000 {
+        let tenths = (nanoseconds + 50_000_000) / 100_000_000
+        return tenths % 10 == 0 ? "\(tenths / 10)s" : "\(tenths / 10).\(tenths % 10)s"
+    }
+    if nanoseconds >= 1_000_000 { return "\(nanoseconds / 1_000_000)ms" }
+    if nanoseconds >= 1_000 { return "\(nanoseconds / 1_000)us" }
+    return "\(nanoseconds)ns"
 }

@@ -107,6 +107,11 @@ final class UpstreamConnection {
         idleTimer = nil
     }
 
+    /// No stream is open after all: the idle timer runs again.
+    func streamsMayBeIdle() {
+        if case .ready(let h2) = state, h2.openStreamCount == 0 { armIdleTimer() }
+    }
+
     func closeWhenIdle() {
         closeWhenIdleRequested = true
         // A connection still being set up sees the pool draining when it connects.

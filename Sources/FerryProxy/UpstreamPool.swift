@@ -80,6 +80,8 @@ final class UpstreamPool {
         guard let h2 = connection.h2 else { return }
         connection.streamWillOpen()
         call.upstreamReady(h2)
+        // The call may have declined (its deadline ran out meanwhile): keep idle accounting right.
+        if h2.openStreamCount == 0 { connection.streamsMayBeIdle() }
     }
 
     private func connectionWithRoom() -> UpstreamConnection? {

@@ -38,11 +38,12 @@ class RawClient:
             frame.flags.add("END_STREAM")
         return frame
 
-    def frames(self, timeout=5.0):
-        """Reads frames until the peer closes the connection or `timeout` passes."""
+    def frames(self, timeout=5.0, until=None):
+        """Reads frames until the peer closes the connection, `timeout` passes, or `until(frame)`
+        is true for a frame read (that frame is the last one returned)."""
         deadline = time.monotonic() + timeout
         out = []
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (until and out and until(out[-1])):
             self.sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 data = self.sock.recv(65536)
@@ -60,6 +61,8 @@ class RawClient:
                 frame.parse_body(memoryview(self.buffer[9:9 + length]))
                 self.buffer = self.buffer[9 + length:]
                 out.append(frame)
+                if until and until(frame):
+                    return out
         return out
 
     def goaway(self, timeout=5.0):

@@ -33,6 +33,7 @@ class EchoState:
         self.sleep_started = threading.Event()
         self.calls = 0
         self.peer_metadata = []
+        self.time_remaining = []
 
     def count(self):
         with self.lock:
@@ -89,6 +90,7 @@ class Echo:
         md = dict(context.invocation_metadata())
         with self.state.lock:
             self.state.peer_metadata.append(md)
+            self.state.time_remaining.append(context.time_remaining())
         context.add_callback(self.state.cancelled.set)
         self.state.sleep_started.set()
         deadline = time.time() + 30

@@ -7,6 +7,7 @@ The request path chooses the behaviour:
   /reset/after-data/<code>     response headers, the whole echoed body, then RST_STREAM(<code>)
   /malformed                   a DATA frame on stream 0 (a connection error for the peer)
   /details                     Trailers-Only INVALID_ARGUMENT with a grpc-status-details-bin value
+  /hang                        never answers
   anything else                200 + echo of the body + grpc-status 0 trailers
 
 Connection-wide behaviours, chosen when the server is made:
@@ -121,6 +122,9 @@ class H2Upstream:
                                                                ("grpc-status-details-bin", DETAILS_BIN)], end_stream=True)
                             ignored.add(event.stream_id)
                             conn.sendall(h2c.data_to_send())
+                            continue
+                        if paths[event.stream_id] == "/hang":
+                            ignored.add(event.stream_id)
                             continue
                         if paths[event.stream_id] == "/malformed":
                             # DATA on stream 0 (RFC 9113 6.1: a connection error), written by hand
