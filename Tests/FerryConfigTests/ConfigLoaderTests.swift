@@ -12,6 +12,7 @@ final class ConfigLoaderTests: XCTestCase {
       - name: outbound
         address: 127.0.0.1:4140
         service: greeter
+        max_deadline: 30s
         http2:
           max_concurrent_streams: 500
           initial_stream_window: 64KiB
@@ -24,6 +25,8 @@ final class ConfigLoaderTests: XCTestCase {
         connect_timeout: 250ms
         idle_timeout: 2m
         max_connections_per_endpoint: 4
+        timeout: 300ms
+        deadline_offset: 5ms
     """
 
     func testValidConfigDecodesEveryField() throws {
@@ -40,6 +43,10 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(greeter.connectTimeout, .milliseconds(250))
         XCTAssertEqual(greeter.idleTimeout, .seconds(120))
         XCTAssertEqual(greeter.maxConnectionsPerEndpoint, 4)
+        XCTAssertEqual(greeter.timeout, .milliseconds(300))
+        XCTAssertEqual(greeter.deadlineOffset, .milliseconds(5))
+        XCTAssertEqual(config.listeners[0].maxDeadline, .seconds(30))
+        XCTAssertNil(ServiceConfig(name: "x", endpoints: []).timeout, "no timeout unless configured")
     }
 
     private func error(_ yaml: String) -> ConfigError? {
@@ -58,17 +65,17 @@ final class ConfigLoaderTests: XCTestCase {
         let yaml = valid.replacingOccurrences(of: "    connect_timeout: 250ms", with: "    conect_timeout: 250ms")
         let e = try XCTUnwrap(error(yaml))
         XCTAssertEqual(e.file, "bad.yaml")
-        XCTAssertEqual(e.line, 19)
+        XCTAssertEqual(e.line, 20)
         XCTAssertEqual(e.column, 5)
         XCTAssertEqual(e.key, "services.greeter.conect_timeout")
         XCTAssertTrue(e.message.contains("did you mean \"connect_timeout\""), e.message)
-        XCTAssertTrue(e.description.hasPrefix("bad.yaml:19:5: services.greeter.conect_timeout: unknown key"), e.description)
+        XCTAssertTrue(e.description.hasPrefix("bad.yaml:20:5: services.greeter.conect_timeout: unknown key"), e.description)
     }
 
     func testBadValuesAreLocated() throws {
         let port = try XCTUnwrap(error(valid.replacingOccurrences(of: "127.0.0.1:50051", with: "127.0.0.1:70000")))
         XCTAssertEqual(port.key, "services.greeter.endpoints[0]")
-        XCTAssertEqual(port.line, 16)
+        XCTAssertEqual(port.line, 17)
         XCTAssertTrue(port.message.contains("port"), port.message)
 
         let duration = try XCTUnwrap(error(valid.replacingOccurrences(of: "250ms", with: "250")))
