@@ -112,12 +112,12 @@ final class ProxyCall {
                                           serviceTimeout: service.config.timeout?.totalNanoseconds,
                                           listenerMax: listenerMaxDeadline) else { return true }
         self.deadline = deadline
-        guard deadline.propagatedTimeout(at: now, offset: service.config.deadlineOffset.totalNanoseconds) != nil,
-              let eventLoop = downstream.connection.eventLoop else {
+        guard deadline.propagatedTimeout(at: now, offset: service.config.deadlineOffset.totalNanoseconds) != nil else {
             fail(.deadlineExceeded(deadline, service: service.name))
             return false
         }
-        deadlineTimer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(
+        // A stream only exists while its connection is in a pipeline, so the loop is there.
+        deadlineTimer = downstream.connection.eventLoop?.assumeIsolatedUnsafeUnchecked().scheduleTask(
             deadline: .uptimeNanoseconds(UInt64(deadline.expiresAt))
         ) { [weak self] in
             self?.deadlineExpired()
@@ -151,7 +151,7 @@ final class ProxyCall {
     func upstreamReady(_ connection: H2Connection) {
         guard case .awaitingUpstream = phase, let requestHeaders else { return }
         guard let headers = headersForAttempt(requestHeaders) else {
-            fail(.deadlineExceeded(deadline!, service: service.name))
+            if let deadline { fail(.deadlineExceeded(deadline, service: service.name)) }
             return
         }
         let endAtOnce: Bool
