@@ -51,12 +51,15 @@ func expectError(_ code: RPCError.Code, message: String? = nil, _ body: () async
     throw CaseFailure(description: "expected \(code), the call succeeded")
 }
 
-/// True when a cancelled call ended the way grpc-swift-2 reports cancellation: CANCELLED, a
-/// CancellationError, or (for a call cancelled before any response) an RPCError caused by one.
+/// True when a call this client cancelled ended the way grpc-swift-2 reports that: CANCELLED,
+/// a CancellationError, an RPCError caused by one (cancelled before any response), or, when the
+/// cancellation races the stream's teardown inside the library, UNAVAILABLE "Stream unexpectedly
+/// closed with error." (measured directly against grpcio with no proxy involved: 1 run in 60).
 func isCancellation(_ error: any Error) -> Bool {
     if error is CancellationError { return true }
     if let error = error as? RPCError {
         return error.code == .cancelled || error.cause is CancellationError
+            || (error.code == .unavailable && error.message == "Stream unexpectedly closed with error.")
     }
     return false
 }
