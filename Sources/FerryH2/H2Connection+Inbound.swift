@@ -21,6 +21,9 @@ extension H2Connection {
         return NG.callbackFailure
     }
 
+    /// Most request and response header blocks fit without the buffer growing.
+    static let headerBlockCapacity = 512
+
     func onBeginHeaders(streamID: Int32, category: nghttp2_headers_category) -> Int32 {
         if role == .server && category == NGHTTP2_HCAT_REQUEST {
             let stream = H2Stream(id: streamID, connection: self, delegate: nil)
@@ -31,7 +34,7 @@ extension H2Connection {
             }
         }
         guard let stream = streams[streamID] else { return NG.ok }
-        stream.inboundHeaders = H2Headers()
+        stream.inboundHeaders = H2Headers(capacity: Self.headerBlockCapacity)
         stream.inboundHeaderListSize = 0
         stream.inboundHeadersTooLarge = false
         return NG.ok
@@ -183,18 +186,17 @@ extension H2Connection {
         guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         var written = 0
         while written < length, !stream.outbound.isEmpty {
-            let index = stream.outbound.startIndex
-            let available = stream.outbound[index].readableBytes
-            let n = Swift.min(available, length - written)
-            stream.outbound[index].withUnsafeReadableBytes { bytes in
-                (buffer + written).update(from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n)
-            }
-            if n == available {
-                stream.outbound.removeFirst()
-            } else {
-                stream.outbound[index].moveReaderIndex(forwardBy: n)
-            }
-            written += n
+            let room = length - written
+            let emptied = stream.outbound.withFirst { first -> Bool in
+                let n = Swift.min(first.readableBytes, room)
+                first.withUnsafeReadableBytes { bytes in
+                    (buffer + written).update(from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n)
+                }
+                first.moveReaderIndex(forwardBy: n)
+                written += n
+                return first.readableBytes == 0
+            } ?? false
+            if emptied { _ = stream.outbound.popFirst() }
         }
         stream.outboundBytes -= written
         if stream.outbound.isEmpty {

@@ -89,7 +89,7 @@ public final class H2Stream {
     public var delegate: H2StreamDelegate?
 
     /// Bytes waiting to go out in DATA frames.
-    var outbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    var outbound = ByteBufferQueue()
     var outboundBytes = 0
     var outboundEnd = OutboundEnd.open
     /// True once the HEADERS that start our side were submitted with a data provider.

@@ -49,7 +49,7 @@ final class ProxyCall {
     /// Kept until the call commits (response headers arrive), for transparent retries.
     private var requestHeaders: H2Headers?
     /// Request body that arrived while no upstream stream was open (bounded by the downstream window).
-    private var pendingBody = CircularBuffer<ByteBuffer>()
+    private var pendingBody = ByteBufferQueue()
     private var requestEnd = RequestEnd.open
     private var replay = ReplayBuffer()
     /// True from a transparent retry until the new upstream stream opens and gets the replay.
