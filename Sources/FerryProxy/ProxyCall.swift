@@ -61,6 +61,9 @@ final class ProxyCall {
     static let maxTransparentRetries = 3
     private var responseStarted = false
     private var responseEnded = false
+    /// The forwarded response headers declared a content-length: a body cut short can then only
+    /// end in a reset (trailers after fewer bytes would break HTTP/2's messaging rules).
+    private var responseDeclaredLength = false
 
     /// When the call must be over, and the timer that ends it then.
     private var deadline: CallDeadline?
@@ -225,7 +228,7 @@ final class ProxyCall {
                 body.writeString(error.message + "\n")
                 downstream.sendData(body, endStream: true)
             }
-        } else if isGRPC {
+        } else if isGRPC && !responseDeclaredLength {
             downstream.sendTrailers(error.grpcTrailers)
         } else {
             downstream.reset(H2ErrorCode.internalError)
@@ -276,6 +279,7 @@ extension ProxyCall: H2StreamDelegate {
         }
         guard !downstream.isClosed, !responseEnded else { return }
         commit()
+        responseDeclaredLength = headers.contains("content-length")
         if endStream { responseEnded = true; disarmDeadline() }
         downstream.connection.sendHeaders(downstream, HeaderRules.forwardedResponse(headers), endStream: endStream)
     }

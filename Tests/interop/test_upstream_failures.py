@@ -157,3 +157,30 @@ def test_malformed_grpc_timeout_fails_the_call_with_internal(grpc_upstream, ferr
     assert headers.get("grpc-status") == "13", headers
     assert headers.get("grpc-message", "").startswith("ferry: malformed grpc-timeout")
     assert state.calls == 0, "a call with a malformed grpc-timeout reached the upstream"
+
+
+def test_a_response_cut_short_after_a_declared_content_length_is_reset_not_given_trailers(ferry_factory, tmp_path):
+    """nghttpd serves a file whose bytes are not gRPC messages, with content-length: Ferry fails
+    the call mid-response, and must reset the stream rather than send trailers after fewer bytes
+    than declared (nghttp would reject that as a messaging violation)."""
+    import shutil
+    import subprocess
+    from conftest import free_port, wait_for_port
+    if shutil.which("nghttpd") is None:
+        pytest.skip("nghttpd not installed")
+    (tmp_path / "bad").write_bytes(b"\x80" + b"z" * 99)       # compressed flag 0x80: not gRPC
+    port = free_port()
+    server = subprocess.Popen(["nghttpd", "--no-tls", "-d", str(tmp_path), str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        ferry = ferry_factory([port])
+        out = subprocess.run(["nghttp", "-v", "-H", "content-type: application/grpc", f"http://127.0.0.1:{ferry.port}/bad"],
+                             capture_output=True, text=True, timeout=30).stdout
+        # The headers and the reset leave in the same tick; nghttp2 drops a reset stream's pending
+        # HEADERS, so the client sees the reset alone (a gRPC client reports INTERNAL).
+        assert "recv RST_STREAM frame" in out and "INTERNAL_ERROR" in out, out
+        assert "Violation in HTTP messaging rule" not in out, out
+    finally:
+        server.terminate()
+        server.wait()
