@@ -1,0 +1,59 @@
+"""The ferry binary's commands: check, run with a broken config, demo."""
+import subprocess
+
+from conftest import ferry_binary
+
+BAD = """listeners:
+  - name: outbound
+    address: 127.0.0.1:4140
+    service: greeter
+services:
+  greeter:
+    endpoints: [127.0.0.1:50051]
+    conect_timeout: 1s
+"""
+
+
+def test_check_accepts_a_valid_config_and_prints_what_it_sets_up(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text(BAD.replace("conect_timeout", "connect_timeout"))
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert f"{path}: OK" in out.stdout
+    assert "listener outbound on 127.0.0.1:4140 -> service greeter" in out.stdout
+    assert "service greeter: 127.0.0.1:50051" in out.stdout
+
+
+def test_check_names_file_line_column_and_key_of_a_typo(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f'{path}:8:5: services.greeter.conect_timeout: unknown key "conect_timeout" '
+                                 '(did you mean "connect_timeout"?)'), out.stderr
+
+
+def test_run_refuses_a_broken_config_with_exit_code_2(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD.replace("conect_timeout", "connect_timeout").replace("127.0.0.1:50051", "127.0.0.1:99999"))
+    out = subprocess.run([ferry_binary(), "run", "--config", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "ferry: invalid configuration:" in out.stderr
+    assert f"{path}:7:17: services.greeter.endpoints[0]: port must be a number from 1 to 65535" in out.stderr
+
+
+def test_check_reports_a_missing_file(tmp_path):
+    out = subprocess.run([ferry_binary(), "check", str(tmp_path / "nope.yaml")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "cannot read the file" in out.stderr
+
+
+def test_demo_runs_and_reports_every_upstream_and_status():
+    out = subprocess.run([ferry_binary(), "demo", "--calls", "600", "--concurrency", "8"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in ("echo-1", "echo-2", "echo-3"):
+        assert f"  {name}" in out.stdout
+    assert "OK" in out.stdout and "UNAVAILABLE" in out.stdout
+    assert "Echoed bodies that differed from what was sent: 0" in out.stdout
+    assert "Latency (us): p50" in out.stdout
