@@ -12,7 +12,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         self.weight = weight
     }
 
-    public var description: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { HostPort(host: host, port: port).description }
 }
 
 /// Where a service's endpoints come from. Sources deliver immutable snapshots; the runtime

@@ -167,11 +167,11 @@ extension H2Connection {
         failureReason = "sent GOAWAY \(H2ErrorCode.name(errorCode))" + (debug.isEmpty ? "" : ": \(debug)")
     }
 
-    func noteProtocolError(_ message: String, libErrorCode: Int32) {
+    func noteProtocolError(_ message: String) {
         if failureReason == nil { failureReason = "nghttp2: \(message)" }
     }
 
-    func onFrameNotSend(_ frame: UnsafePointer<nghttp2_frame>, libErrorCode: Int32) -> Int32 {
+    func onFrameNotSend(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         // A request HEADERS that never left (GOAWAY arrived first): nghttp2 closes the stream
         // next; it was never seen by the peer, so it is safe to send again elsewhere.
         if frame.pointee.hd.type == NG.typeHeaders, let stream = streams[frame.pointee.hd.stream_id] {

@@ -56,9 +56,9 @@ enum Nghttp2Callbacks {
 
     /// nghttp2's own account of what went wrong (e.g. "DATA: flow control window exceeded"),
     /// kept as the connection's failure reason when nghttp2 ends the connection by itself.
-    private static let onError: nghttp2_error_callback2 = { _, libErrorCode, message, length, userData in
+    private static let onError: nghttp2_error_callback2 = { _, _, message, length, userData in
         let text = message.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: length), as: UTF8.self) } ?? ""
-        H2Connection.from(userData).noteProtocolError(text, libErrorCode: libErrorCode)
+        H2Connection.from(userData).noteProtocolError(text)
         return 0
     }
 
@@ -70,8 +70,8 @@ enum Nghttp2Callbacks {
         return 0
     }
 
-    private static let onFrameNotSend: nghttp2_on_frame_not_send_callback = { _, frame, libErrorCode, userData in
-        H2Connection.from(userData).onFrameNotSend(frame!, libErrorCode: libErrorCode)
+    private static let onFrameNotSend: nghttp2_on_frame_not_send_callback = { _, frame, _, userData in
+        H2Connection.from(userData).onFrameNotSend(frame!)
     }
 }
 
@@ -87,7 +87,6 @@ enum NG {
     static let ok: Int32 = 0
     static let callbackFailure: Int32 = NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
     static let deferred = Int(NGHTTP2_ERR_DEFERRED.rawValue)
-    static let badClientMagic = NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue
     static let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
     static let flagAck = UInt8(NGHTTP2_FLAG_ACK.rawValue)
     static let dataFlagEOF = UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)

@@ -112,10 +112,10 @@ final class ProxyCall {
     private func armDeadline(callerTimeout: Int64?) -> Bool {
         let now = Self.now()
         guard let deadline = CallDeadline(startedAt: now, callerTimeout: callerTimeout,
-                                          serviceTimeout: service.config.timeout?.totalNanoseconds,
+                                          serviceTimeout: service.timeoutNanoseconds,
                                           listenerMax: listenerMaxDeadline) else { return true }
         self.deadline = deadline
-        guard deadline.propagatedTimeout(at: now, offset: service.config.deadlineOffset.totalNanoseconds) != nil else {
+        guard deadline.propagatedTimeout(at: now, offset: service.deadlineOffsetNanoseconds) != nil else {
             fail(.deadlineExceeded(deadline, service: service.name))
             return false
         }
@@ -144,7 +144,7 @@ final class ProxyCall {
     /// the deadline (less the offset). nil when nothing remains: the attempt must not start.
     private func headersForAttempt(_ headers: H2Headers) -> H2Headers? {
         guard let deadline else { return headers }
-        guard let budget = deadline.propagatedTimeout(at: Self.now(), offset: service.config.deadlineOffset.totalNanoseconds) else {
+        guard let budget = deadline.propagatedTimeout(at: Self.now(), offset: service.deadlineOffsetNanoseconds) else {
             return nil
         }
         return isGRPC ? headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: budget).headerValue) : headers

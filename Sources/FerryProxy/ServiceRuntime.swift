@@ -8,6 +8,9 @@ import NIOCore
 /// Confined to its loop; nothing here is shared or locked.
 final class ServiceRuntime {
     let config: ServiceConfig
+    /// The service's deadline settings in nanoseconds, converted once rather than per call.
+    let timeoutNanoseconds: Int64?
+    let deadlineOffsetNanoseconds: Int64
     private(set) var pools: [UpstreamPool]
     private var picker: RoundRobin
 
@@ -16,6 +19,8 @@ final class ServiceRuntime {
 
     init(config: ServiceConfig, source: EndpointSource, eventLoop: EventLoop, loopIndex: Int, logger: Logger) {
         self.config = config
+        self.timeoutNanoseconds = config.timeout?.totalNanoseconds
+        self.deadlineOffsetNanoseconds = config.deadlineOffset.totalNanoseconds
         self.pools = source.snapshot().map {
             UpstreamPool(endpoint: $0, service: config, eventLoop: eventLoop, logger: logger)
         }
