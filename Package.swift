@@ -43,7 +43,12 @@ let package = Package(
         ),
         .target(
             name: "FerryDiscovery",
-            dependencies: ["FerryConfig"]
+            dependencies: [
+                "FerryConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "FerryFixtures",
@@ -82,6 +87,7 @@ let package = Package(
         .testTarget(name: "FerryGRPCTests", dependencies: ["FerryGRPC", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "FerryPolicyTests", dependencies: ["FerryPolicy"]),
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig"]),
+        .testTarget(name: "FerryDiscoveryTests", dependencies: ["FerryDiscovery", "FerryConfig"]),
         .testTarget(
             name: "FerryFixturesTests",
             dependencies: ["FerryFixtures", "FerryH2", "FerryProxy", "FerryConfig", "CNghttp2",
@@ -90,7 +96,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FerryProxyTests",
-            dependencies: ["FerryProxy", "FerryConfig", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["FerryProxy", "FerryConfig", "FerryDiscovery", .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
     ],
     swiftLanguageModes: [.v6]

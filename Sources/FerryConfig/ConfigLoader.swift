@@ -11,20 +11,24 @@ public enum ConfigLoader {
         } catch {
             throw ConfigError(file: path, line: 0, column: 0, key: "", message: "cannot read the file: \(error.localizedDescription)")
         }
-        return try parse(yaml: text, source: path)
+        let directory = (path as NSString).deletingLastPathComponent
+        return try parse(yaml: text, source: path, directory: directory.isEmpty ? "." : directory)
     }
 
-    public static func parse(yaml: String, source: String) throws -> FerryConfig {
-        let root: Node
+    /// Parses configuration text; relative paths in it (discovery files) resolve against `directory`.
+    public static func parse(yaml: String, source: String, directory: String = "") throws -> FerryConfig {
+        try decode(try compose(yaml: yaml, source: source), source: source, directory: directory)
+    }
+
+    static func compose(yaml: String, source: String) throws -> YAMLValue {
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
                 throw ConfigError(file: source, line: 0, column: 0, key: "", message: "the file is empty")
             }
-            root = node
+            return YAMLValue(node: node, path: "", file: source)
         } catch let error as YamlError {
             throw yamlSyntaxError(error, source: source)
         }
-        return try decode(YAMLValue(node: root, path: "", file: source), source: source)
     }
 
     private static func yamlSyntaxError(_ error: YamlError, source: String) -> ConfigError {
@@ -36,7 +40,7 @@ public enum ConfigLoader {
         }
     }
 
-    private static func decode(_ root: YAMLValue, source: String) throws -> FerryConfig {
+    private static func decode(_ root: YAMLValue, source: String, directory: String) throws -> FerryConfig {
         let top = try root.mapping(allowed: ["admin", "runtime", "listeners", "services"])
         let admin = try top["admin"].map(decodeAdmin)
         let runtime = try top["runtime"].map(decodeRuntime) ?? RuntimeConfig()
@@ -45,7 +49,7 @@ public enum ConfigLoader {
         var services: [ServiceConfig] = []
         for (name, value) in try servicesValue.mapping(allowed: [String](Self.anyKey(servicesValue))).entries {
             guard isValidName(name) else { throw value.error("service names use letters, digits, '-', '_' and '.'") }
-            services.append(try decodeService(name: name, value))
+            services.append(try decodeService(name: name, value, configDirectory: directory))
         }
         guard !services.isEmpty else { throw servicesValue.error("at least one service is required") }
 
@@ -84,8 +88,9 @@ public enum ConfigLoader {
     }
 
     private static func decodeRuntime(_ value: YAMLValue) throws -> RuntimeConfig {
-        let m = try value.mapping(allowed: ["event_loops", "drain_timeout"])
+        let m = try value.mapping(allowed: ["event_loops", "drain_timeout", "watch_config"])
         var runtime = RuntimeConfig()
+        if let v = m["watch_config"] { runtime.watchConfig = try v.bool() }
         runtime.eventLoops = try m["event_loops"]?.int(in: 1...256)
         if let v = m["drain_timeout"] { runtime.drainTimeout = try v.duration(max: .seconds(3600)) }
         return runtime
@@ -105,45 +110,204 @@ public enum ConfigLoader {
     }
 
     private static func decodeListener(_ value: YAMLValue, services: [ServiceConfig]) throws -> ListenerConfig {
-        let m = try value.mapping(allowed: ["name", "address", "service", "max_deadline", "http2"])
+        let m = try value.mapping(allowed: ["name", "address", "service", "routes", "max_deadline", "http2"])
         let nameValue = try m.required("name")
         let name = try nameValue.string()
         guard isValidName(name) else { throw nameValue.error("listener names use letters, digits, '-', '_' and '.'") }
-        let serviceValue = try m.required("service")
-        let service = try serviceValue.string()
-        guard services.contains(where: { $0.name == service }) else {
-            let known = services.map { "\"\($0.name)\"" }.joined(separator: ", ")
-            throw serviceValue.error("no service named \"\(service)\" (services: \(known))")
+        var routes: [RouteConfig] = []
+        var routeValues: [YAMLValue] = []
+        if let routesValue = m["routes"] {
+            for item in try routesValue.sequence() {
+                routes.append(try decodeRoute(item, services: services))
+                routeValues.append(item)
+            }
         }
-        var listener = ListenerConfig(name: name, address: try m.required("address").hostPort(), service: service,
+        if let serviceValue = m["service"] {
+            routes.append(RouteConfig(match: RouteMatch(), service: try serviceReference(serviceValue, services: services)))
+            routeValues.append(serviceValue)
+        }
+        guard !routes.isEmpty else {
+            throw value.error("a listener needs \"service\" (where every request goes) or \"routes\"")
+        }
+        if let (first, second) = RouteTable.firstTie(in: routes) {
+            throw routeValues[second].error("matches exactly what \(routeValues[first].path) matches (\(routes[first].match.description)); "
+                                             + "the most specific route wins, so two with the same match are ambiguous")
+        }
+        var listener = ListenerConfig(name: name, address: try m.required("address").hostPort(), routes: routes,
                                       http2: try decodeHTTP2(m["http2"]))
         listener.maxDeadline = try m["max_deadline"]?.duration(min: .milliseconds(1), max: .seconds(86_400 * 30))
         return listener
     }
 
-    private static func decodeService(name: String, _ value: YAMLValue) throws -> ServiceConfig {
-        let m = try value.mapping(allowed: ["endpoints", "connect_timeout", "idle_timeout",
-                                            "max_connections_per_endpoint", "max_pending_calls", "max_message_size",
-                                            "timeout", "deadline_offset", "http2"])
-        let endpointsValue = try m.required("endpoints")
+    private static func serviceReference(_ value: YAMLValue, services: [ServiceConfig]) throws -> String {
+        let service = try value.string()
+        guard services.contains(where: { $0.name == service }) else {
+            let known = services.map { "\"\($0.name)\"" }.joined(separator: ", ")
+            throw value.error("no service named \"\(service)\" (services: \(known))")
+        }
+        return service
+    }
+
+    /// `{ match: { authority, method | path_prefix }, service }`; an absent match takes everything.
+    private static func decodeRoute(_ value: YAMLValue, services: [ServiceConfig]) throws -> RouteConfig {
+        let m = try value.mapping(allowed: ["match", "service"])
+        var match = RouteMatch()
+        if let matchValue = m["match"] {
+            let mm = try matchValue.mapping(allowed: ["authority", "method", "path_prefix"])
+            if let v = mm["authority"] {
+                switch AuthorityPattern.parse(try v.string()) {
+                case .success(let pattern): match.authority = pattern
+                case .failure(let why): throw v.error(why.description)
+                }
+            }
+            if let method = mm["method"], let prefix = mm["path_prefix"] {
+                throw prefix.error("a route matches a gRPC \"method\" or a \"path_prefix\", not both (method is at line \(method.node.mark?.line ?? 0))")
+            }
+            if let v = mm["method"] { match.path = try methodPattern(v) }
+            if let v = mm["path_prefix"] {
+                let prefix = try v.string()
+                guard prefix.hasPrefix("/") else { throw v.error("a path prefix starts with '/', got \"\(prefix)\"") }
+                match.path = .prefix(prefix)
+            }
+        }
+        return RouteConfig(match: match, service: try serviceReference(try m.required("service"), services: services))
+    }
+
+    private static func methodPattern(_ value: YAMLValue) throws -> PathPattern {
+        switch PathPattern.parseMethod(try value.string()) {
+        case .success(let pattern): return pattern
+        case .failure(let why): throw value.error(why.description)
+        }
+    }
+
+    private static let policyKeys = ["timeout", "deadline_offset", "max_message_size"]
+
+    /// Reads the policy keys present in `m` over `base` (what the entry inherits).
+    private static func decodePolicy(_ m: YAMLMapping, over base: CallPolicy, origin: String) throws -> CallPolicy {
+        var policy = base
+        policy.origin = origin
+        if let v = m["timeout"] { policy.timeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400 * 30)) }
+        if let v = m["deadline_offset"] { policy.deadlineOffset = try v.duration(max: .seconds(60)) }
+        if let v = m["max_message_size"] { policy.maxMessageSize = try v.size(in: 1024...Int(Int32.max)) }
+        return policy
+    }
+
+    private static func decodeService(name: String, _ value: YAMLValue, configDirectory: String) throws -> ServiceConfig {
+        let m = try value.mapping(allowed: ["endpoints", "discovery", "connect_timeout", "idle_timeout",
+                                            "max_connections_per_endpoint", "max_pending_calls", "http2", "methods"] + policyKeys)
+        let discovery: DiscoveryConfig
+        switch (m["endpoints"], m["discovery"]) {
+        case (let endpointsValue?, nil):
+            discovery = .static(try decodeEndpointList(endpointsValue, allowEmpty: false))
+        case (nil, let discoveryValue?):
+            discovery = try decodeDiscovery(discoveryValue, configDirectory: configDirectory)
+        case (_?, let discoveryValue?):
+            throw discoveryValue.error("a service has either \"endpoints\" (a fixed list) or \"discovery\", not both")
+        case (nil, nil):
+            throw value.error("a service needs \"endpoints\" or \"discovery\"")
+        }
+        var service = ServiceConfig(name: name, discovery: discovery)
+        service.pool.http2 = try decodeHTTP2(m["http2"])
+        if let v = m["connect_timeout"] { service.pool.connectTimeout = try v.duration(min: .milliseconds(1), max: .seconds(600)) }
+        if let v = m["idle_timeout"] { service.pool.idleTimeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400)) }
+        if let v = m["max_connections_per_endpoint"] { service.pool.maxConnectionsPerEndpoint = try v.int(in: 1...1024) }
+        if let v = m["max_pending_calls"] { service.pool.maxPendingCalls = try v.int(in: 0...1_000_000) }
+        service.policy = try decodePolicy(m, over: service.policy, origin: "services.\(name)")
+        if let methodsValue = m["methods"] { service.methods = try decodeMethods(methodsValue, service: service) }
+        return service
+    }
+
+    /// `methods` entries; an exact method inherits from its service's `pkg.Service/*` entry if
+    /// there is one, which inherits from the service.
+    private static func decodeMethods(_ value: YAMLValue, service: ServiceConfig) throws -> [MethodConfig] {
+        let items = try value.sequence()
+        var parsed: [(PathPattern, YAMLMapping, YAMLValue)] = []
+        for item in items {
+            let m = try item.mapping(allowed: ["match"] + policyKeys)
+            let matchValue = try m.required("match")
+            let pattern = try methodPattern(matchValue)
+            if let earlier = parsed.first(where: { $0.0 == pattern }) {
+                throw matchValue.error("\(pattern) is already matched by \(earlier.2.path)")
+            }
+            parsed.append((pattern, m, item))
+        }
+        var wholeServices: [String: CallPolicy] = [:]
+        var methods: [MethodConfig] = []
+        for (pattern, m, item) in parsed {
+            guard case .grpcService(let name) = pattern else { continue }
+            let policy = try decodePolicy(m, over: service.policy, origin: item.path)
+            wholeServices[name] = policy
+            methods.append(MethodConfig(match: pattern, policy: policy))
+        }
+        for (pattern, m, item) in parsed {
+            guard case .grpcMethod(let name, _) = pattern else { continue }
+            let base = wholeServices[name] ?? service.policy
+            methods.append(MethodConfig(match: pattern, policy: try decodePolicy(m, over: base, origin: item.path)))
+        }
+        return methods
+    }
+
+    private static func decodeDiscovery(_ value: YAMLValue, configDirectory: String) throws -> DiscoveryConfig {
+        let m = try value.mapping(allowed: ["file", "dns"])
+        switch (m["file"], m["dns"]) {
+        case (let fileValue?, nil):
+            if case .scalar = fileValue.node {
+                return .file(FileDiscoveryConfig(path: resolve(try fileValue.string(), against: configDirectory)))
+            }
+            let fm = try fileValue.mapping(allowed: ["path", "interval"])
+            var file = FileDiscoveryConfig(path: resolve(try fm.required("path").string(), against: configDirectory))
+            if let v = fm["interval"] { file.interval = try v.duration(min: .milliseconds(10), max: .seconds(3600)) }
+            return .file(file)
+        case (nil, let dnsValue?):
+            return .dns(try decodeDNS(dnsValue))
+        case (_?, let dnsValue?):
+            throw dnsValue.error("one discovery source per service: \"file\" or \"dns\"")
+        case (nil, nil):
+            throw value.error("discovery needs \"file\" or \"dns\"")
+        }
+    }
+
+    private static func decodeDNS(_ value: YAMLValue) throws -> DNSDiscoveryConfig {
+        let m = try value.mapping(allowed: ["name", "record", "port", "resolver", "min_ttl", "max_ttl", "query_timeout"])
+        let nameValue = try m.required("name")
+        let name = try nameValue.string()
+        guard DNSName.isValid(name) else { throw nameValue.error("not a valid DNS name: \"\(name)\"") }
+        var dns = DNSDiscoveryConfig(name: name)
+        if let v = m["record"] {
+            let text = try v.string()
+            guard let type = DNSDiscoveryConfig.RecordType(rawValue: text.uppercased()) else {
+                throw v.error("record must be one of \(DNSDiscoveryConfig.RecordType.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+            }
+            dns.recordType = type
+        }
+        dns.port = try m["port"]?.int(in: 1...65535)
+        if dns.recordType != .srv && dns.port == nil {
+            throw value.error("missing required key \"port\" (A and AAAA records carry no port)")
+        }
+        if dns.recordType == .srv, let port = m["port"] { throw port.error("SRV records carry their own ports; remove \"port\"") }
+        dns.resolver = try m["resolver"]?.hostPort()
+        if let v = m["min_ttl"] { dns.minTTL = try v.duration(min: .milliseconds(100), max: .seconds(86_400)) }
+        if let v = m["max_ttl"] { dns.maxTTL = try v.duration(min: .milliseconds(100), max: .seconds(86_400)) }
+        if dns.minTTL > dns.maxTTL { throw (m["min_ttl"] ?? value).error("min_ttl (\(dns.minTTL)) is above max_ttl (\(dns.maxTTL))") }
+        if let v = m["query_timeout"] { dns.queryTimeout = try v.duration(min: .milliseconds(10), max: .seconds(60)) }
+        return dns
+    }
+
+    private static func resolve(_ path: String, against directory: String) -> String {
+        path.hasPrefix("/") || directory.isEmpty ? path : directory + "/" + path
+    }
+
+    static func decodeEndpointList(_ value: YAMLValue, allowEmpty: Bool) throws -> [EndpointConfig] {
         var endpoints: [EndpointConfig] = []
-        for item in try endpointsValue.sequence() {
+        for item in try value.sequence() {
             let endpoint = try decodeEndpoint(item)
             if endpoints.contains(where: { $0.address == endpoint.address }) {
                 throw item.error("endpoint \(endpoint.address) is listed twice")
             }
             endpoints.append(endpoint)
         }
-        guard !endpoints.isEmpty else { throw endpointsValue.error("a service needs at least one endpoint") }
-        var service = ServiceConfig(name: name, endpoints: endpoints, http2: try decodeHTTP2(m["http2"]))
-        if let v = m["connect_timeout"] { service.connectTimeout = try v.duration(min: .milliseconds(1), max: .seconds(600)) }
-        if let v = m["idle_timeout"] { service.idleTimeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400)) }
-        if let v = m["max_connections_per_endpoint"] { service.maxConnectionsPerEndpoint = try v.int(in: 1...1024) }
-        if let v = m["max_pending_calls"] { service.maxPendingCalls = try v.int(in: 0...1_000_000) }
-        if let v = m["max_message_size"] { service.maxMessageSize = try v.size(in: 1024...Int(Int32.max)) }
-        service.timeout = try m["timeout"]?.duration(min: .milliseconds(1), max: .seconds(86_400 * 30))
-        if let v = m["deadline_offset"] { service.deadlineOffset = try v.duration(max: .seconds(60)) }
-        return service
+        guard allowEmpty || !endpoints.isEmpty else { throw value.error("a service needs at least one endpoint") }
+        return endpoints
     }
 
     /// An endpoint is `host:port`, or a mapping `{ address: host:port, weight: N }`.
@@ -154,5 +318,18 @@ public enum ConfigLoader {
         let m = try value.mapping(allowed: ["address", "weight"])
         return EndpointConfig(address: try m.required("address").hostPort(),
                               weight: try m["weight"]?.int(in: 1...10_000) ?? 1)
+    }
+}
+
+/// DNS name syntax: dot-separated labels of letters, digits, '-' and '_' (SRV names), each
+/// 1..63 bytes, 253 bytes in all; one trailing dot allowed.
+public enum DNSName {
+    public static func isValid(_ name: String) -> Bool {
+        let trimmed = name.hasSuffix(".") ? String(name.dropLast()) : name
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 253 else { return false }
+        return trimmed.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            (1...63).contains(label.utf8.count)
+                && label.unicodeScalars.allSatisfy { ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || $0 == "-" || $0 == "_" }
+        }
     }
 }

@@ -29,6 +29,8 @@ public struct RuntimeConfig: Sendable, Equatable {
     public var eventLoops: Int?
     /// How long calls in flight may take to finish after SIGTERM before Ferry exits anyway.
     public var drainTimeout: Duration = .seconds(10)
+    /// Reload the configuration when its file changes (checked once a second); SIGHUP always reloads.
+    public var watchConfig = true
     public init() {}
 }
 
@@ -46,17 +48,29 @@ public struct HTTP2Config: Sendable, Equatable {
 public struct ListenerConfig: Sendable, Equatable {
     public var name: String
     public var address: HostPort
-    /// The service every request on this listener goes to.
-    public var service: String
+    /// Where requests go, most specific match first (see `RouteTable`). A listener's `service:`
+    /// shorthand is a route with an empty match, last.
+    public var routes: [RouteConfig]
     public var http2: HTTP2Config
     /// No call on this listener lasts longer than this, whatever the caller asks.
     public var maxDeadline: Duration?
 
-    public init(name: String, address: HostPort, service: String, http2: HTTP2Config = HTTP2Config()) {
+    public init(name: String, address: HostPort, routes: [RouteConfig], http2: HTTP2Config = HTTP2Config()) {
         self.name = name
         self.address = address
-        self.service = service
+        self.routes = routes
         self.http2 = http2
+    }
+
+    /// A listener sending every request to one service.
+    public init(name: String, address: HostPort, service: String, http2: HTTP2Config = HTTP2Config()) {
+        self.init(name: name, address: address, routes: [RouteConfig(match: RouteMatch(), service: service)], http2: http2)
+    }
+
+    /// The names of the services this listener routes to, in route order, without repeats.
+    public var serviceNames: [String] {
+        var seen = Set<String>()
+        return routes.compactMap { seen.insert($0.service).inserted ? $0.service : nil }
     }
 }
 
@@ -70,9 +84,9 @@ public struct EndpointConfig: Sendable, Hashable {
     }
 }
 
-public struct ServiceConfig: Sendable, Equatable {
-    public var name: String
-    public var endpoints: [EndpointConfig]
+/// Settings of a service's upstream connection pools (one pool per endpoint per event loop).
+/// Pools are kept across a reload only when these are unchanged.
+public struct PoolConfig: Sendable, Equatable {
     /// Time allowed to establish a TCP connection to an endpoint.
     public var connectTimeout: Duration = .seconds(1)
     /// An upstream connection with no streams for this long is closed.
@@ -81,18 +95,33 @@ public struct ServiceConfig: Sendable, Equatable {
     public var maxConnectionsPerEndpoint: Int = 8
     /// Calls that may wait for an upstream connection per endpoint per event loop; beyond, fail fast.
     public var maxPendingCalls: Int = 1024
-    /// The largest gRPC message (either direction) let through; a larger one fails the call
-    /// with RESOURCE_EXHAUSTED and resets its upstream stream.
-    public var maxMessageSize: Int = 16 * 1024 * 1024
-    /// Every call to this service ends by this timeout (or the caller's, if shorter).
-    public var timeout: Duration?
-    /// Time kept back from the propagated grpc-timeout for the answer's way back.
-    public var deadlineOffset: Duration = .zero
-    public var http2: HTTP2Config
+    public var http2 = HTTP2Config()
+    public init() {}
+}
 
-    public init(name: String, endpoints: [EndpointConfig], http2: HTTP2Config = HTTP2Config()) {
+public struct ServiceConfig: Sendable, Equatable {
+    public var name: String
+    /// Where the service's endpoints come from.
+    public var discovery: DiscoveryConfig
+    public var pool = PoolConfig()
+    /// The policy of every method no `methods` entry matches.
+    public var policy: CallPolicy
+    /// Per-method policies, each already merged with what it inherits (service -> `pkg.Service/*` -> method).
+    public var methods: [MethodConfig] = []
+
+    public init(name: String, discovery: DiscoveryConfig) {
         self.name = name
-        self.endpoints = endpoints
-        self.http2 = http2
+        self.discovery = discovery
+        self.policy = CallPolicy(origin: "services.\(name)")
+    }
+
+    public init(name: String, endpoints: [EndpointConfig]) {
+        self.init(name: name, discovery: .static(endpoints))
+    }
+
+    /// The endpoints written in the configuration (empty for discovered services).
+    public var staticEndpoints: [EndpointConfig] {
+        if case .static(let endpoints) = discovery { return endpoints }
+        return []
     }
 }

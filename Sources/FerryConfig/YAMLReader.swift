@@ -44,6 +44,14 @@ struct YAMLValue {
         return scalar.string
     }
 
+    func bool() throws -> Bool {
+        switch try string() {
+        case "true": return true
+        case "false": return false
+        case let other: throw error("expected true or false, got \"\(other)\"")
+        }
+    }
+
     func int(in range: ClosedRange<Int>) throws -> Int {
         guard let n = Int(try string()) else { throw error("expected a whole number") }
         guard range.contains(n) else { throw error("must be from \(range.lowerBound) to \(range.upperBound), got \(n)") }

@@ -107,6 +107,16 @@ public struct H2Headers: Sendable {
         }
     }
 
+    /// Calls `body` with the raw value of the first field named `name` (nil if absent), valid
+    /// only inside the call: a way to look at a value without making a `String`.
+    public func withValue<R>(of name: String, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard let i = firstIndex(of: name) else { return body(nil) }
+        let f = fields[i]
+        return storage.withUnsafeReadableBytes { bytes in
+            body(UnsafeRawBufferPointer(start: bytes.baseAddress! + Int(f.valueStart) - storage.readerIndex, count: Int(f.valueLength)))
+        }
+    }
+
     public var pairs: [(name: String, value: String)] {
         (0..<fields.count).map { (name(at: $0), value(at: $0)) }
     }

@@ -2,8 +2,8 @@
 public enum DeadlineSource: String, Sendable, Equatable {
     /// The caller's `grpc-timeout`.
     case caller
-    /// The service's configured timeout.
-    case service
+    /// The method's configured timeout (its `methods` entry's, or else its service's).
+    case method
     /// The listener's maximum.
     case listener
 }
@@ -19,9 +19,9 @@ public struct CallDeadline: Sendable, Equatable {
     public let budgetNanoseconds: Int64
 
     /// nil when no source sets a deadline.
-    public init?(startedAt now: Int64, callerTimeout: Int64?, serviceTimeout: Int64?, listenerMax: Int64?) {
+    public init?(startedAt now: Int64, callerTimeout: Int64?, methodTimeout: Int64?, listenerMax: Int64?) {
         let candidates: [(Int64, DeadlineSource)] = [
-            callerTimeout.map { ($0, .caller) }, serviceTimeout.map { ($0, .service) }, listenerMax.map { ($0, .listener) },
+            callerTimeout.map { ($0, .caller) }, methodTimeout.map { ($0, .method) }, listenerMax.map { ($0, .listener) },
         ].compactMap { $0 }
         // The smallest budget wins; on a tie the caller's own deadline is the one named.
         guard let winner = candidates.min(by: { $0.0 < $1.0 }) else { return nil }

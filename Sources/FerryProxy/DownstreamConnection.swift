@@ -1,23 +1,19 @@
 import FerryConfig
 import FerryH2
 
-/// One accepted client connection: gives each stream the client opens a `ProxyCall`.
+/// One accepted client connection: gives each stream the client opens a `ProxyCall`, routed
+/// by its listener's current table when its headers arrive.
 final class DownstreamConnection: H2ConnectionDelegate {
-    let listener: ListenerConfig
-    let service: ServiceRuntime
+    let listener: ListenerRuntime
     unowned let loop: LoopContext
 
-    private let listenerMaxDeadline: Int64?
-
-    init(listener: ListenerConfig, service: ServiceRuntime, loop: LoopContext) {
+    init(listener: ListenerRuntime, loop: LoopContext) {
         self.listener = listener
-        self.listenerMaxDeadline = listener.maxDeadline?.totalNanoseconds
-        self.service = service
         self.loop = loop
     }
 
     func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
-        stream.delegate = ProxyCall(downstream: stream, service: service, listenerMaxDeadline: listenerMaxDeadline)
+        stream.delegate = ProxyCall(downstream: stream, listener: listener)
     }
 
     func connectionClosed(_ connection: H2Connection) {

@@ -1,94 +1,82 @@
 import FerryConfig
+import FerryDiscovery
 import FerryH2
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// The running proxy: listeners bound on every event loop of a group, each loop with its own
-/// upstream pools. Start it, point clients at it, and drain it on shutdown.
+/// The running proxy: listeners served on every event loop of a group, each loop with its own
+/// upstream pools, and a control plane (on its own thread) that applies configurations and
+/// runs discovery. Start it, reload it, drain it on shutdown.
 public final class FerryServer: Sendable {
-    public let config: FerryConfig
     private let group: EventLoopGroup
+    private let controlGroup: MultiThreadedEventLoopGroup
     private let logger: Logger
-    private let contexts: [ObjectIdentifier: LoopContextBox]
-    private let listeningChannels = NIOLockedValueBox<[Channel]>([])
+    private let contexts: [LoopContextBox]
+    private let control: ControlPlane
+    private let initialConfig: FerryConfig
 
     public init(config: FerryConfig, group: EventLoopGroup, logger: Logger) {
-        self.config = config
+        self.initialConfig = config
         self.group = group
         self.logger = logger
-        var contexts: [ObjectIdentifier: LoopContextBox] = [:]
-        for (index, loop) in group.makeIterator().enumerated() {
-            contexts[ObjectIdentifier(loop)] = LoopContextBox(LoopContext(eventLoop: loop, loopIndex: index, config: config, logger: logger))
+        self.contexts = group.makeIterator().enumerated().map { index, loop in
+            LoopContextBox(LoopContext(eventLoop: loop, loopIndex: index, logger: logger))
         }
-        self.contexts = contexts
+        self.controlGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.control = ControlPlane(loops: contexts, group: group, controlGroup: controlGroup, logger: logger)
     }
 
-    /// Binds every listener; returns their bound addresses in configuration order.
+    /// Applies the initial configuration and binds every listener; returns their bound
+    /// addresses in configuration order.
     @discardableResult
     public func start() async throws -> [SocketAddress] {
-        var addresses: [SocketAddress] = []
-        for listener in config.listeners {
-            let channel = try await bind(listener).get()
-            listeningChannels.withLockedValue { $0.append(channel) }
-            if let address = channel.localAddress { addresses.append(address) }
-            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
-                                                "service": "\(listener.service)"])
+        let addresses = try await control.apply(initialConfig)
+        for (listener, address) in zip(initialConfig.listeners, addresses) {
+            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(address)",
+                                                "services": "\(listener.serviceNames.joined(separator: ","))"])
         }
         return addresses
     }
 
-    private func bind(_ listener: ListenerConfig) -> EventLoopFuture<Channel> {
-        var settings = H2Settings()
-        settings.maxConcurrentStreams = listener.http2.maxConcurrentStreams
-        settings.initialStreamWindow = listener.http2.initialStreamWindow
-        settings.connectionWindow = listener.http2.connectionWindow
-        settings.maxHeaderListSize = listener.http2.maxHeaderListSize
-        settings.maxFrameSize = listener.http2.maxFrameSize
-        let contexts = self.contexts
-        return ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 1024)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    guard let loop = contexts[ObjectIdentifier(channel.eventLoop)]?.value,
-                          let service = loop.services[listener.service] else {
-                        throw ChannelError.ioOnClosedChannel
-                    }
-                    let downstream = DownstreamConnection(listener: listener, service: service, loop: loop)
-                    let connection = H2Connection(role: .server, settings: settings, delegate: downstream)
-                    try channel.pipeline.syncOperations.addHandler(connection)
-                    loop.register(connection)
-                }
-            }
-            .bind(host: listener.address.host, port: listener.address.port)
+    /// Swaps in a new (already validated) configuration. Calls in flight finish under the
+    /// configuration they started with; new calls use the new one. Throws, leaving the
+    /// running configuration in place, if a new listener cannot be bound.
+    @discardableResult
+    public func reload(_ config: FerryConfig) async throws -> [SocketAddress] {
+        try await control.apply(config)
+    }
+
+    /// The configuration serving new calls.
+    public var config: FerryConfig {
+        get async { await control.current ?? initialConfig }
+    }
+
+    /// Every service's current endpoints, as discovery last reported them.
+    public func endpoints() async -> [String: [Endpoint]] {
+        await control.endpoints()
     }
 
     /// Graceful shutdown: stop accepting, send every client the two-step GOAWAY, let calls in
     /// flight finish for up to `drainTimeout`, then close what is left.
     public func shutdown(drainTimeout: TimeAmount) async {
-        let channels = listeningChannels.withLockedValue { channels in
-            defer { channels.removeAll() }
-            return channels
-        }
-        for channel in channels { try? await channel.close() }
-        for box in contexts.values {
+        await control.stop()
+        for box in contexts {
             try? await box.eventLoop.submit { box.value.beginDrain() }.get()
         }
         let deadline = NIODeadline.now() + drainTimeout
         while NIODeadline.now() < deadline {
             var open = 0
-            for box in contexts.values {
+            for box in contexts {
                 open += (try? await box.eventLoop.submit { box.value.downstreamConnectionCount }.get()) ?? 0
             }
             if open == 0 { break }
             try? await Task.sleep(for: .milliseconds(50))
         }
-        for box in contexts.values {
+        for box in contexts {
             try? await box.eventLoop.submit { box.value.finishDrain() }.get()
         }
+        try? await controlGroup.shutdownGracefully()
         logger.info("drained")
     }
 }

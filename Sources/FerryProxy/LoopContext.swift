@@ -4,27 +4,78 @@ import FerryH2
 import Logging
 import NIOCore
 
-/// Everything one event loop owns: its view of each service (with its upstream pools) and its
-/// downstream connections. A request accepted on this loop is served entirely from here.
-final class LoopContext {
-    let eventLoop: EventLoop
-    let logger: Logger
-    private(set) var services: [String: ServiceRuntime] = [:]
-    private var downstreams: [ObjectIdentifier: H2Connection] = [:]
-    private(set) var isDraining = false
-
-    init(eventLoop: EventLoop, loopIndex: Int, config: FerryConfig, logger: Logger) {
-        self.eventLoop = eventLoop
-        self.logger = logger
-        for service in config.services {
-            services[service.name] = ServiceRuntime(config: service, source: StaticEndpointSource(service),
-                                                    eventLoop: eventLoop, loopIndex: loopIndex, logger: logger)
-        }
+/// What one event loop needs to take on a configuration: the config itself, and for each
+/// service the discovery source it follows and that source's latest endpoints.
+struct LoopPlan: Sendable {
+    struct ServiceEndpoints: Sendable {
+        var sourceID: Int
+        var endpoints: [Endpoint]
     }
 
-    func register(_ connection: H2Connection) {
-        downstreams[ObjectIdentifier(connection)] = connection
-        if isDraining { connection.beginGracefulShutdown() }
+    var config: FerryConfig
+    var endpoints: [String: ServiceEndpoints]
+}
+
+/// Everything one event loop owns: its view of each listener and service (with the upstream
+/// pools) and its downstream connections. A request accepted on this loop is served entirely
+/// from here; configuration and endpoint changes arrive as tasks on the loop.
+final class LoopContext {
+    let eventLoop: EventLoop
+    let loopIndex: Int
+    let logger: Logger
+    private(set) var services: [String: ServiceRuntime] = [:]
+    private(set) var listeners: [String: ListenerRuntime] = [:]
+    private var downstreams: [ObjectIdentifier: (connection: H2Connection, listener: ListenerRuntime)] = [:]
+    private(set) var isDraining = false
+
+    init(eventLoop: EventLoop, loopIndex: Int, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.loopIndex = loopIndex
+        self.logger = logger
+    }
+
+    /// Takes on a new configuration: services and listeners that stay are updated in place,
+    /// new ones are made, removed ones retire (their calls in flight finish).
+    func apply(_ plan: LoopPlan) {
+        var next: [String: ServiceRuntime] = [:]
+        for service in plan.config.services {
+            let endpoints = plan.endpoints[service.name] ?? LoopPlan.ServiceEndpoints(sourceID: -1, endpoints: [])
+            if let runtime = services[service.name] {
+                runtime.update(config: service, sourceID: endpoints.sourceID, endpoints: endpoints.endpoints)
+                next[service.name] = runtime
+            } else {
+                next[service.name] = ServiceRuntime(config: service, sourceID: endpoints.sourceID, endpoints: endpoints.endpoints,
+                                                    eventLoop: eventLoop, loopIndex: loopIndex, logger: logger)
+            }
+        }
+        for (name, runtime) in services where next[name] == nil { runtime.retire() }
+        services = next
+
+        var nextListeners: [String: ListenerRuntime] = [:]
+        for listener in plan.config.listeners {
+            if let runtime = listeners[listener.name] {
+                runtime.update(config: listener, services: services)
+                nextListeners[listener.name] = runtime
+            } else {
+                nextListeners[listener.name] = ListenerRuntime(config: listener, services: services)
+            }
+        }
+        for (name, runtime) in listeners where nextListeners[name] == nil {
+            runtime.markRemoved()
+            for entry in downstreams.values where entry.listener === runtime { entry.connection.beginGracefulShutdown() }
+        }
+        listeners = nextListeners
+    }
+
+    /// Discovery's new endpoints for `service`, if it still follows source `sourceID`.
+    func setEndpoints(service: String, sourceID: Int, endpoints: [Endpoint]) {
+        guard let runtime = services[service], runtime.sourceID == sourceID else { return }
+        runtime.setEndpoints(endpoints)
+    }
+
+    func register(_ connection: H2Connection, listener: ListenerRuntime) {
+        downstreams[ObjectIdentifier(connection)] = (connection, listener)
+        if isDraining || listener.isRemoved { connection.beginGracefulShutdown() }
     }
 
     func unregister(_ connection: H2Connection) {
@@ -36,13 +87,13 @@ final class LoopContext {
     /// Sends every downstream connection the two-step GOAWAY; calls in flight go on.
     func beginDrain() {
         isDraining = true
-        for connection in downstreams.values { connection.beginGracefulShutdown() }
+        for entry in downstreams.values { entry.connection.beginGracefulShutdown() }
     }
 
     /// Closes whatever is still open (after the drain timeout) and stops the upstream pools.
     func finishDrain() {
-        for connection in downstreams.values {
-            connection.terminate(errorCode: 0, reason: "drain timeout")
+        for entry in downstreams.values {
+            entry.connection.terminate(errorCode: 0, reason: "drain timeout")
         }
         for service in services.values { service.drain() }
     }

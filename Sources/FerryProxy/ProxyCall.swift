@@ -33,9 +33,12 @@ final class ProxyCall {
     }
 
     let downstream: H2Stream
-    let service: ServiceRuntime
-    /// The listener's max_deadline in nanoseconds, if it sets one.
-    let listenerMaxDeadline: Int64?
+    let listener: ListenerRuntime
+    /// The service the call was routed to, and its method's policy (fixed for the call's life,
+    /// whatever a reload changes meanwhile).
+    private var service: ServiceRuntime?
+    private var policy: ResolvedPolicy?
+    private var serviceName: String { service?.name ?? "?" }
     private(set) var phase = Phase.awaitingRequestHeaders
     private var upstream: H2Stream?
     /// The pool the call was sent to (for its endpoint's name in errors).
@@ -69,10 +72,9 @@ final class ProxyCall {
     private var deadline: CallDeadline?
     private var deadlineTimer: Scheduled<Void>?
 
-    init(downstream: H2Stream, service: ServiceRuntime, listenerMaxDeadline: Int64? = nil) {
+    init(downstream: H2Stream, listener: ListenerRuntime) {
         self.downstream = downstream
-        self.service = service
-        self.listenerMaxDeadline = listenerMaxDeadline
+        self.listener = listener
     }
 
     private static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
@@ -81,10 +83,18 @@ final class ProxyCall {
 
     private func requestHeadersArrived(_ headers: H2Headers, endStream: Bool) {
         isGRPC = headers.value(of: "content-type", hasPrefix: GRPCResponses.contentType)
+        guard let service = listener.route(headers) else {
+            fail(.noRoute(listener: listener.name, authority: headers.first(":authority") ?? headers.first("host") ?? "",
+                          path: headers.first(":path") ?? ""))
+            return
+        }
+        let policy = headers.withValue(of: ":path") { service.policy(forPath: $0) }
+        self.service = service
+        self.policy = policy
         var callerTimeout: Int64?
         if isGRPC {
-            requestFramer = GRPCMessageFramer(maxMessageSize: service.config.maxMessageSize)
-            responseFramer = GRPCMessageFramer(maxMessageSize: service.config.maxMessageSize)
+            requestFramer = GRPCMessageFramer(maxMessageSize: policy.maxMessageSize)
+            responseFramer = GRPCMessageFramer(maxMessageSize: policy.maxMessageSize)
             if let index = headers.firstIndex(of: "grpc-timeout") {
                 switch GRPCTimeout.parse(Array(headers.value(at: index).utf8)) {
                 case .success(let timeout): callerTimeout = timeout.nanoseconds
@@ -95,11 +105,16 @@ final class ProxyCall {
                 }
             }
         }
-        if !armDeadline(callerTimeout: callerTimeout) { return }
+        if !armDeadline(callerTimeout: callerTimeout, policy: policy) { return }
         if endStream { requestEnd = .ended }
         requestHeaders = HeaderRules.forwardedRequest(headers)
-        guard let pool = service.pickPool() else {
-            fail(.noEndpoints(service: service.name))
+        dispatch()
+    }
+
+    /// Picks an endpoint of the call's service and waits in its pool for a stream.
+    private func dispatch() {
+        guard let service, let pool = service.pickPool() else {
+            fail(.noEndpoints(service: serviceName))
             return
         }
         self.pool = pool
@@ -107,16 +122,22 @@ final class ProxyCall {
         pool.acquire(self)
     }
 
+    /// The pool the call waited in retired (its endpoint left the service): place it again.
+    func poolRetired() {
+        guard case .awaitingUpstream = phase else { return }
+        dispatch()
+    }
+
     /// Fixes the call's deadline (now, as the headers arrived) and arms its timer. Returns false
     /// when the deadline leaves nothing to send upstream: the call has then already failed.
-    private func armDeadline(callerTimeout: Int64?) -> Bool {
+    private func armDeadline(callerTimeout: Int64?, policy: ResolvedPolicy) -> Bool {
         let now = Self.now()
         guard let deadline = CallDeadline(startedAt: now, callerTimeout: callerTimeout,
-                                          serviceTimeout: service.timeoutNanoseconds,
-                                          listenerMax: listenerMaxDeadline) else { return true }
+                                          methodTimeout: policy.timeoutNanoseconds,
+                                          listenerMax: listener.maxDeadlineNanoseconds) else { return true }
         self.deadline = deadline
-        guard deadline.propagatedTimeout(at: now, offset: service.deadlineOffsetNanoseconds) != nil else {
-            fail(.deadlineExceeded(deadline, service: service.name))
+        guard deadline.propagatedTimeout(at: now, offset: policy.deadlineOffsetNanoseconds) != nil else {
+            fail(deadlineError(deadline))
             return false
         }
         // A stream only exists while its connection is in a pipeline, so the loop is there.
@@ -132,7 +153,11 @@ final class ProxyCall {
         deadlineTimer = nil
         guard let deadline, !responseEnded, !downstream.isClosed else { return }
         if case .finished = phase { return }
-        fail(.deadlineExceeded(deadline, service: service.name))
+        fail(deadlineError(deadline))
+    }
+
+    private func deadlineError(_ deadline: CallDeadline) -> ProxyError {
+        .deadlineExceeded(deadline, policyOrigin: policy?.origin ?? "?", listener: listener.name)
     }
 
     private func disarmDeadline() {
@@ -144,7 +169,7 @@ final class ProxyCall {
     /// the deadline (less the offset). nil when nothing remains: the attempt must not start.
     private func headersForAttempt(_ headers: H2Headers) -> H2Headers? {
         guard let deadline else { return headers }
-        guard let budget = deadline.propagatedTimeout(at: Self.now(), offset: service.deadlineOffsetNanoseconds) else {
+        guard let budget = deadline.propagatedTimeout(at: Self.now(), offset: policy?.deadlineOffsetNanoseconds ?? 0) else {
             return nil
         }
         return isGRPC ? headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: budget).headerValue) : headers
@@ -154,7 +179,7 @@ final class ProxyCall {
     func upstreamReady(_ connection: H2Connection) {
         guard case .awaitingUpstream = phase, let requestHeaders else { return }
         guard let headers = headersForAttempt(requestHeaders) else {
-            if let deadline { fail(.deadlineExceeded(deadline, service: service.name)) }
+            if let deadline { fail(deadlineError(deadline)) }
             return
         }
         let endAtOnce: Bool
@@ -194,14 +219,13 @@ final class ProxyCall {
         case .refusedByGoAway, .resetByPeer(H2ErrorCode.refusedStream): break
         default: return false
         }
-        guard !responseStarted, replay.canReplay, requestHeaders != nil, let pool,
+        guard !responseStarted, replay.canReplay, requestHeaders != nil,
               transparentRetries < Self.maxTransparentRetries else { return false }
         transparentRetries += 1
         upstream = nil
         replayOnOpen = true
         replayedBytesToSend = 0
-        phase = .awaitingUpstream
-        pool.acquire(self)
+        dispatch()
         return true
     }
 

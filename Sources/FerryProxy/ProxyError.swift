@@ -10,6 +10,11 @@ struct ProxyError: Error, CustomStringConvertible {
 
     var description: String { message }
 
+    static func noRoute(listener: String, authority: String, path: String) -> ProxyError {
+        ProxyError(grpcStatus: .unimplemented, httpStatus: 404,
+                   message: "ferry: no route for \(authority)\(path) on listener \"\(listener)\"")
+    }
+
     static func noEndpoints(service: String) -> ProxyError {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: no endpoints for service \"\(service)\"")
     }
@@ -49,13 +54,13 @@ struct ProxyError: Error, CustomStringConvertible {
         ProxyError(grpcStatus: .internal, httpStatus: 400, message: "ferry: malformed grpc-timeout: \(error)")
     }
 
-    static func deadlineExceeded(_ deadline: CallDeadline, service: String) -> ProxyError {
+    static func deadlineExceeded(_ deadline: CallDeadline, policyOrigin: String, listener: String) -> ProxyError {
         let budget = formatDuration(deadline.budgetNanoseconds)
         let source: String
         switch deadline.source {
         case .caller: source = "the caller's grpc-timeout"
-        case .service: source = "the timeout of service \"\(service)\""
-        case .listener: source = "the listener's max_deadline"
+        case .method: source = "the timeout configured at \(policyOrigin)"
+        case .listener: source = "the max_deadline of listener \"\(listener)\""
         }
         return ProxyError(grpcStatus: .deadlineExceeded, httpStatus: 504,
                           message: "ferry: deadline exceeded (\(budget), set by \(source))")

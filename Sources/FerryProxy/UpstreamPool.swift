@@ -10,9 +10,13 @@ import NIOPosix
 /// MAX_CONCURRENT_STREAMS allows; another connection opens only when those are full.
 final class UpstreamPool {
     let endpoint: Endpoint
+    let address: HostPort
+    /// The endpoint's weight from discovery (for weighted balancing).
+    var weight: Int
     /// `endpoint` as text, made once: error messages and logs name it.
     let endpointName: String
-    let service: ServiceConfig
+    let serviceName: String
+    let settings: PoolConfig
     let eventLoop: EventLoop
     let logger: Logger
     private let h2Settings: H2Settings
@@ -22,23 +26,28 @@ final class UpstreamPool {
     /// When the latest attempt to connect failed, so the balancer can avoid this endpoint a while.
     private(set) var lastConnectFailure: NIODeadline?
     private var draining = false
+    /// The endpoint left the service (discovery or reload): nothing new is lent here.
+    private var retired = false
 
     /// Streams a connection is assumed to allow before the peer's SETTINGS say otherwise.
     static let assumedStreamsPerConnection = 100
 
-    init(endpoint: Endpoint, service: ServiceConfig, eventLoop: EventLoop, logger: Logger) {
+    init(endpoint: Endpoint, service: String, settings: PoolConfig, eventLoop: EventLoop, logger: Logger) {
         self.endpoint = endpoint
+        self.address = HostPort(host: endpoint.host, port: endpoint.port)
+        self.weight = endpoint.weight
         self.endpointName = endpoint.description
-        self.service = service
+        self.serviceName = service
+        self.settings = settings
         self.eventLoop = eventLoop
         self.logger = logger
-        var settings = H2Settings()
-        settings.initialStreamWindow = service.http2.initialStreamWindow
-        settings.connectionWindow = service.http2.connectionWindow
-        settings.maxHeaderListSize = service.http2.maxHeaderListSize
-        settings.maxFrameSize = service.http2.maxFrameSize
-        settings.maxConcurrentStreams = 100
-        self.h2Settings = settings
+        var h2 = H2Settings()
+        h2.initialStreamWindow = settings.http2.initialStreamWindow
+        h2.connectionWindow = settings.http2.connectionWindow
+        h2.maxHeaderListSize = settings.http2.maxHeaderListSize
+        h2.maxFrameSize = settings.http2.maxFrameSize
+        h2.maxConcurrentStreams = 100
+        self.h2Settings = h2
     }
 
     var openConnectionCount: Int { connections.filter(\.isReady).count }
@@ -54,6 +63,10 @@ final class UpstreamPool {
 
     /// Gives `call` a connection with room for a stream, now or once one has room.
     func acquire(_ call: ProxyCall) {
+        if retired {
+            call.poolRetired()
+            return
+        }
         if draining {
             call.upstreamFailed(.shuttingDown())
             return
@@ -62,7 +75,7 @@ final class UpstreamPool {
             lend(connection, to: call)
             return
         }
-        guard waiters.count < service.maxPendingCalls else {
+        guard waiters.count < settings.maxPendingCalls else {
             call.upstreamFailed(.overloaded(endpoint: endpointName))
             return
         }
@@ -100,10 +113,10 @@ final class UpstreamPool {
     private func openConnectionIfNeeded() {
         let connecting = connections.filter(\.isConnecting).count
         guard waiters.count > connecting * Self.assumedStreamsPerConnection,
-              connections.count < service.maxConnectionsPerEndpoint else { return }
+              connections.count < settings.maxConnectionsPerEndpoint else { return }
         let connection = UpstreamConnection(pool: self)
         connections.append(connection)
-        connection.connect(settings: h2Settings, connectTimeout: .nanoseconds(service.connectTimeout.totalNanoseconds))
+        connection.connect(settings: h2Settings, connectTimeout: .nanoseconds(settings.connectTimeout.totalNanoseconds))
     }
 
     // MARK: - Connection events
@@ -151,7 +164,19 @@ final class UpstreamPool {
         for connection in connections { connection.closeWhenIdle() }
     }
 
-    var idleTimeout: TimeAmount { .nanoseconds(service.idleTimeout.totalNanoseconds) }
+    /// The endpoint is no longer part of its service: waiting calls go back to be placed
+    /// elsewhere, open streams finish, connections close once idle.
+    func retire() {
+        guard !retired else { return }
+        retired = true
+        draining = true
+        let moved = waiters
+        waiters.removeAll()
+        for call in moved { call.poolRetired() }
+        for connection in connections { connection.closeWhenIdle() }
+    }
+
+    var idleTimeout: TimeAmount { .nanoseconds(settings.idleTimeout.totalNanoseconds) }
     var isDraining: Bool { draining }
 }
 

@@ -44,7 +44,7 @@ struct Demo: AsyncParsableCommand {
         var service = ServiceConfig(
             name: "demo-echo",
             endpoints: upstreams.map { EndpointConfig(address: HostPort(host: "127.0.0.1", port: $0.port), weight: 1) })
-        service.idleTimeout = .seconds(60)
+        service.pool.idleTimeout = .seconds(60)
         let listener = ListenerConfig(name: "demo", address: HostPort(host: "127.0.0.1", port: port),
                                       service: service.name, http2: HTTP2Config())
         let config = FerryConfig(admin: nil, runtime: RuntimeConfig(), listeners: [listener], services: [service], source: "<demo>")

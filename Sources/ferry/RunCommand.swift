@@ -7,7 +7,9 @@ import NIOCore
 import NIOPosix
 
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the proxy with a configuration file.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the proxy with a configuration file.",
+        discussion: "SIGHUP, or a change to the file (unless runtime.watch_config is false), reloads it; SIGTERM drains and exits.")
 
     @Option(name: .shortAndLong, help: "Path of the YAML configuration.")
     var config: String
@@ -18,13 +20,16 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let logger = LogSetup.bootstrap(level: logLevel)
         let loaded: FerryConfig
+        let text: Data?
         do {
+            text = FileManager.default.contents(atPath: config)
             loaded = try ConfigLoader.load(path: config)
         } catch let error as ConfigError {
             printError("ferry: invalid configuration: \(error)")
             throw ExitCode(2)
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: loaded.runtime.eventLoops ?? System.coreCount)
+        let loops = loaded.runtime.eventLoops ?? System.coreCount
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let server = FerryServer(config: loaded, group: group, logger: logger)
         do {
             try await server.start()
@@ -33,16 +38,80 @@ struct Run: AsyncParsableCommand {
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
-        logger.info("ferry started", metadata: ["config": "\(config)", "event_loops": "\(loaded.runtime.eventLoops ?? System.coreCount)"])
-        let signal = await Signals.waitForTermination()
-        logger.info("draining", metadata: ["signal": "\(signal)"])
-        await server.shutdown(drainTimeout: .nanoseconds(loaded.runtime.drainTimeout.totalNanoseconds))
-        try? await group.shutdownGracefully()
+        logger.info("ferry started", metadata: ["config": "\(config)", "event_loops": "\(loops)"])
+
+        let (events, continuation) = AsyncStream.makeStream(of: ControlEvent.self)
+        Signals.events(into: continuation)
+        let watcher = loaded.runtime.watchConfig ? ConfigFileWatcher(path: config, initial: text, events: continuation) : nil
+        var reloader = Reloader(path: config, server: server, logger: logger, lastText: text)
+        for await event in events {
+            switch event {
+            case .reload(let reason):
+                await reloader.reload(reason: reason, onlyIfChanged: reason == ConfigFileWatcher.reason)
+            case .terminate(let signal):
+                watcher?.stop()
+                logger.info("draining", metadata: ["signal": "\(signal)"])
+                let drainTimeout = await server.config.runtime.drainTimeout
+                await server.shutdown(drainTimeout: .nanoseconds(drainTimeout.totalNanoseconds))
+                try? await group.shutdownGracefully()
+                return
+            }
+        }
     }
 }
 
+/// Reads, validates and applies the configuration file again. A file that does not parse or
+/// validate, or a listener that cannot be bound, leaves the running configuration serving.
+struct Reloader {
+    let path: String
+    let server: FerryServer
+    let logger: Logger
+    var lastText: Data?
+
+    /// `onlyIfChanged`: skip when the file holds what was last read (a watcher's event for a
+    /// change a SIGHUP already applied).
+    mutating func reload(reason: String, onlyIfChanged: Bool = false) async {
+        let text = FileManager.default.contents(atPath: path)
+        if onlyIfChanged && text == lastText { return }
+        lastText = text
+        do {
+            let config = try ConfigLoader.load(path: path)
+            try await server.reload(config)
+            logger.info("configuration reloaded", metadata: ["reason": "\(reason)", "config": "\(path)",
+                                                             "listeners": "\(config.listeners.count)", "services": "\(config.services.count)"])
+        } catch let error as ConfigError {
+            logger.error("configuration rejected; the running one stays", metadata: ["reason": "\(reason)", "error": "\(error)"])
+        } catch {
+            logger.error("configuration could not be applied; the running one stays", metadata: ["reason": "\(reason)", "error": "\(error)"])
+        }
+    }
+}
+
+/// Checks the configuration file once a second and asks for a reload when its bytes change
+/// (whether edited in place or replaced by a rename).
+final class ConfigFileWatcher: Sendable {
+    static let reason = "file changed"
+    private let task: Task<Void, Never>
+
+    init(path: String, initial: Data?, events: AsyncStream<ControlEvent>.Continuation) {
+        task = Task {
+            var last = initial
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                let now = FileManager.default.contents(atPath: path)
+                if now != last, now != nil {
+                    last = now
+                    events.yield(.reload(reason: Self.reason))
+                }
+            }
+        }
+    }
+
+    func stop() { task.cancel() }
+}
+
 struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Validate a configuration file and print what it sets up.")
+    static let configuration = CommandConfiguration(abstract: "Validate a configuration file and print the routing table it sets up.")
 
     @Argument(help: "Path of the YAML configuration.")
     var file: String
@@ -51,14 +120,7 @@ struct Check: ParsableCommand {
         do {
             let config = try ConfigLoader.load(path: file)
             print("\(file): OK")
-            for listener in config.listeners {
-                print("listener \(listener.name) on \(listener.address) -> service \(listener.service)")
-            }
-            for service in config.services {
-                let endpoints = service.endpoints.map { $0.weight == 1 ? "\($0.address)" : "\($0.address) (weight \($0.weight))" }
-                print("service \(service.name): \(endpoints.joined(separator: ", "))")
-            }
-            if let admin = config.admin { print("admin on \(admin.address)") }
+            for line in ConfigSummary.lines(config) { print(line) }
         } catch let error as ConfigError {
             printError("\(error)")
             throw ExitCode(1)

@@ -5,36 +5,42 @@ import Glibc
 import Darwin
 #endif
 
-/// Waits for SIGTERM or SIGINT; returns the signal's name.
+/// What the running proxy reacts to: a termination signal, or a request to reload.
+enum ControlEvent: Sendable {
+    case terminate(signal: String)
+    case reload(reason: String)
+}
+
+/// Turns SIGTERM and SIGINT into `.terminate`, SIGHUP into `.reload`.
 enum Signals {
-    static func waitForTermination() async -> String {
-        await withCheckedContinuation { continuation in
-            let queue = DispatchQueue(label: "ferry.signals")
-            let fired = SignalOnce(continuation)
-            for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-                source.setEventHandler { fired.resume(name) }
-                source.resume()
-                SignalOnce.keep(source)
-            }
+    static func events(into continuation: AsyncStream<ControlEvent>.Continuation) {
+        let queue = DispatchQueue(label: "ferry.signals")
+        let handled: [(Int32, ControlEvent)] = [(SIGTERM, .terminate(signal: "SIGTERM")), (SIGINT, .terminate(signal: "SIGINT")),
+                                                (SIGHUP, .reload(reason: "SIGHUP"))]
+        for (number, event) in handled {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { continuation.yield(event) }
+            source.resume()
+            SignalSources.keep(source)
         }
     }
 }
 
-/// Resumes a continuation once, from whichever signal comes first (touched only on one queue).
-private final class SignalOnce: @unchecked Sendable {
-    private var continuation: CheckedContinuation<String, Never>?
+/// Keeps the signal sources alive for the life of the process (touched once, at start).
+private enum SignalSources {
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
-
-    init(_ continuation: CheckedContinuation<String, Never>) {
-        self.continuation = continuation
-    }
-
-    func resume(_ name: String) {
-        continuation?.resume(returning: name)
-        continuation = nil
-    }
-
     static func keep(_ source: DispatchSourceSignal) { sources.append(source) }
+}
+
+extension Signals {
+    /// Waits for SIGTERM or SIGINT (SIGHUP is ignored here); returns the signal's name.
+    static func waitForTermination() async -> String {
+        let (stream, continuation) = AsyncStream.makeStream(of: ControlEvent.self)
+        events(into: continuation)
+        for await event in stream {
+            if case .terminate(let signal) = event { return signal }
+        }
+        return "end of signals"
+    }
 }

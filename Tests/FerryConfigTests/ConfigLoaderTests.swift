@@ -38,15 +38,16 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(config.listeners[0].http2.maxConcurrentStreams, 500)
         XCTAssertEqual(config.listeners[0].http2.initialStreamWindow, 65536)
         let greeter = try XCTUnwrap(config.service(named: "greeter"))
-        XCTAssertEqual(greeter.endpoints, [EndpointConfig(address: HostPort(host: "127.0.0.1", port: 50051), weight: 1),
+        XCTAssertEqual(greeter.staticEndpoints, [EndpointConfig(address: HostPort(host: "127.0.0.1", port: 50051), weight: 1),
                                            EndpointConfig(address: HostPort(host: "::1", port: 50052), weight: 3)])
-        XCTAssertEqual(greeter.connectTimeout, .milliseconds(250))
-        XCTAssertEqual(greeter.idleTimeout, .seconds(120))
-        XCTAssertEqual(greeter.maxConnectionsPerEndpoint, 4)
-        XCTAssertEqual(greeter.timeout, .milliseconds(300))
-        XCTAssertEqual(greeter.deadlineOffset, .milliseconds(5))
+        XCTAssertEqual(greeter.pool.connectTimeout, .milliseconds(250))
+        XCTAssertEqual(greeter.pool.idleTimeout, .seconds(120))
+        XCTAssertEqual(greeter.pool.maxConnectionsPerEndpoint, 4)
+        XCTAssertEqual(greeter.policy.timeout, .milliseconds(300))
+        XCTAssertEqual(greeter.policy.deadlineOffset, .milliseconds(5))
         XCTAssertEqual(config.listeners[0].maxDeadline, .seconds(30))
-        XCTAssertNil(ServiceConfig(name: "x", endpoints: []).timeout, "no timeout unless configured")
+        XCTAssertEqual(config.listeners[0].routes, [RouteConfig(match: RouteMatch(), service: "greeter")])
+        XCTAssertNil(ServiceConfig(name: "x", endpoints: []).policy.timeout, "no timeout unless configured")
     }
 
     private func error(_ yaml: String) -> ConfigError? {

@@ -136,9 +136,9 @@ final class ProxyReplayTests: XCTestCase {
             http2.initialStreamWindow = 0x7fff_ffff
             http2.connectionWindow = 0x7fff_ffff
             http2.maxFrameSize = 16_777_215
-            var service = ServiceConfig(name: "replay", endpoints: [EndpointConfig(address: HostPort(host: "127.0.0.1", port: upstream.localAddress!.port!))],
-                                        http2: http2)
-            service.maxConnectionsPerEndpoint = 1
+            var service = ServiceConfig(name: "replay", endpoints: [EndpointConfig(address: HostPort(host: "127.0.0.1", port: upstream.localAddress!.port!))])
+            service.pool.http2 = http2
+            service.pool.maxConnectionsPerEndpoint = 1
             let config = FerryConfig(admin: nil, runtime: RuntimeConfig(),
                                      listeners: [ListenerConfig(name: "in", address: HostPort(host: "127.0.0.1", port: 0), service: "replay", http2: http2)],
                                      services: [service], source: "<replay>")

@@ -54,7 +54,7 @@ final class ProxyForwardingTests: XCTestCase {
         var settings = H2Settings()
         settings.maxConcurrentStreams = 2
         let upstream = try await EchoUpstream.start(name: "narrow", settings: settings, group: group)
-        let (server, port) = try await startProxy(endpoints: [upstream.port]) { $0.maxConnectionsPerEndpoint = 3 }
+        let (server, port) = try await startProxy(endpoints: [upstream.port]) { $0.pool.maxConnectionsPerEndpoint = 3 }
         let report = try await DemoClient.run(host: "127.0.0.1", port: port, calls: 500, concurrency: 40, group: group)
         XCTAssertEqual(report.statuses, ["OK": 500])
         XCTAssertEqual(report.corruptedBodies, 0)
@@ -77,7 +77,7 @@ final class ProxyForwardingTests: XCTestCase {
 
     func testIdleUpstreamConnectionsCloseAfterTheIdleTimeout() async throws {
         let upstream = try await EchoUpstream.start(name: "idle", group: group)
-        let (server, port) = try await startProxy(endpoints: [upstream.port]) { $0.idleTimeout = .milliseconds(200) }
+        let (server, port) = try await startProxy(endpoints: [upstream.port]) { $0.pool.idleTimeout = .milliseconds(200) }
         let report = try await DemoClient.run(host: "127.0.0.1", port: port, calls: 10, concurrency: 2, group: group)
         XCTAssertEqual(report.statuses, ["OK": 10])
         XCTAssertEqual(upstream.openConnections, 1)
@@ -109,7 +109,7 @@ final class ProxyForwardingTests: XCTestCase {
     func testPendingCallCapFailsFastWithResourceExhausted() async throws {
         let closedButSlow = try await EchoUpstream.start(name: "x", group: group)
         let (server, proxyPort) = try await startProxy(endpoints: [closedButSlow.port]) {
-            $0.maxPendingCalls = 0
+            $0.pool.maxPendingCalls = 0
         }
         // With no waiting allowed, only calls that find a ready connection proceed; the rest fail fast.
         let report = try await DemoClient.run(host: "127.0.0.1", port: proxyPort, calls: 50, concurrency: 10, group: group)

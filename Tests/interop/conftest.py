@@ -37,23 +37,28 @@ class Ferry:
     {service name: [ports]}; `ports[name]` is each service's listener port and `port` the first.
     """
 
-    def __init__(self, endpoints, event_loops=2, service_options=""):
-        services = endpoints if isinstance(endpoints, dict) else {"upstream": endpoints}
-        self.ports = {name: free_port() for name in services}
-        self.port = next(iter(self.ports.values()))
+    def __init__(self, endpoints=None, event_loops=2, service_options="", config=None, ports=None):
+        """Either `endpoints` (a generated config), or `config` (YAML text) with the listener `ports` it binds."""
         self.dir = tempfile.mkdtemp(prefix="ferry-test-")
         self.config_path = os.path.join(self.dir, "ferry.yaml")
-        lines = [f"runtime:\n  event_loops: {event_loops}\n  drain_timeout: 5s", "listeners:"]
-        for name, port in self.ports.items():
-            lines.append(f"  - {{name: {name}, address: '127.0.0.1:{port}', service: {name}}}")
-        lines.append("services:")
-        for name, ports in services.items():
-            lines.append(f"  {name}:\n    connect_timeout: 500ms")
-            lines.append("    endpoints: [" + ", ".join(f"'127.0.0.1:{p}'" for p in ports) + "]")
-            if service_options:
-                lines.append(service_options)
+        if config is None:
+            services = endpoints if isinstance(endpoints, dict) else {"upstream": endpoints}
+            self.ports = {name: free_port() for name in services}
+            lines = [f"runtime:\n  event_loops: {event_loops}\n  drain_timeout: 5s", "listeners:"]
+            for name, port in self.ports.items():
+                lines.append(f"  - {{name: {name}, address: '127.0.0.1:{port}', service: {name}}}")
+            lines.append("services:")
+            for name, ports in services.items():
+                lines.append(f"  {name}:\n    connect_timeout: 500ms")
+                lines.append("    endpoints: [" + ", ".join(f"'127.0.0.1:{p}'" for p in ports) + "]")
+                if service_options:
+                    lines.append(service_options)
+            config = "\n".join(lines) + "\n"
+        else:
+            self.ports = ports
+        self.port = next(iter(self.ports.values()))
         with open(self.config_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(config)
         self.log_path = os.path.join(self.dir, "ferry.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([ferry_binary(), "run", "--config", self.config_path, "--log-level", "info"],
@@ -67,6 +72,16 @@ class Ferry:
         self.target = f"127.0.0.1:{self.port}"
         self.targets = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
         self.exit_expected = False   # a test that stops Ferry itself sets this
+
+    def write_config(self, text):
+        """Replaces the config file atomically (a rename, as deploy tools do)."""
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config_path)
+
+    def count_in_logs(self, text):
+        return self.logs().count(text)
 
     def rss_kib(self):
         return rss_kib(self.proc.pid)
@@ -102,7 +117,7 @@ def grpc_upstream():
 def ferry_factory():
     started = []
 
-    def start(endpoints, **kwargs):
+    def start(endpoints=None, **kwargs):
         f = Ferry(endpoints, **kwargs)
         started.append(f)
         return f

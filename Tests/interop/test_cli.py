@@ -20,8 +20,51 @@ def test_check_accepts_a_valid_config_and_prints_what_it_sets_up(tmp_path):
     out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert f"{path}: OK" in out.stdout
-    assert "listener outbound on 127.0.0.1:4140 -> service greeter" in out.stdout
+    assert "listener outbound on 127.0.0.1:4140; routes, most specific first:\n  default -> greeter\n" in out.stdout
     assert "service greeter: 127.0.0.1:50051" in out.stdout
+
+
+ROUTED = """listeners:
+  - name: outbound
+    address: 127.0.0.1:4140
+    service: greeter
+    routes:
+      - {match: {path_prefix: /api/}, service: web}
+      - {match: {authority: "*.svc.cluster.local", method: "helloworld.Greeter/*"}, service: greeter}
+services:
+  greeter:
+    endpoints: [127.0.0.1:50051]
+    timeout: 2s
+    methods:
+      - {match: helloworld.Greeter/SayHello, deadline_offset: 5ms}
+      - {match: helloworld.Greeter/*, timeout: 300ms}
+  web:
+    discovery: {dns: {name: web.test, port: 80, resolver: "127.0.0.1:5353"}}
+"""
+
+
+def test_check_prints_the_resolved_routing_table_and_method_policies(tmp_path):
+    path = tmp_path / "routed.yaml"
+    path.write_text(ROUTED)
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    # Routes in the order they are tried (most specific first), whatever order they were written in.
+    assert ("  authority *.svc.cluster.local, method helloworld.Greeter/* -> greeter\n"
+            "  path_prefix /api/ -> web\n"
+            "  default -> greeter\n") in out.stdout
+    # The exact method inherits the timeout of helloworld.Greeter/*, which overrides the service's.
+    assert ("method helloworld.Greeter/SayHello: timeout 300ms, deadline_offset 5ms, max_message_size 16777216 "
+            "(from services.greeter.methods[0])") in out.stdout
+    assert "service web: DNS A+AAAA web.test port 80 via 127.0.0.1:5353" in out.stdout
+
+
+def test_check_rejects_ambiguous_routes(tmp_path):
+    path = tmp_path / "tie.yaml"
+    path.write_text(ROUTED.replace("{match: {path_prefix: /api/}, service: web}",
+                                   "{match: {method: \"helloworld.Greeter/*\", authority: \"*.SVC.cluster.local\"}, service: web}"))
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"{path}:7:9: listeners[0].routes[1]: matches exactly what listeners[0].routes[0] matches"), out.stderr
 
 
 def test_check_names_file_line_column_and_key_of_a_typo(tmp_path):

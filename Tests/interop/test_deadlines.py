@@ -74,7 +74,7 @@ def test_service_timeout_applies_when_the_caller_sets_none(ferry_factory):
                 channel.unary_unary("/hang")(b"", timeout=10)
             elapsed = time.monotonic() - t0
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert err.value.details() == 'ferry: deadline exceeded (50ms, set by the timeout of service "upstream")'
+        assert err.value.details() == 'ferry: deadline exceeded (50ms, set by the timeout configured at services.upstream)'
         assert 0.045 <= elapsed < 1.0
     finally:
         upstream.stop()

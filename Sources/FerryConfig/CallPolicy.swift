@@ -1,0 +1,66 @@
+/// What applies to one call of a method: its timeout and the limits the proxy holds it to.
+/// Every method starts from its service's policy and overrides only what it sets
+/// (service -> `pkg.Service/*` -> `pkg.Service/Method`), so each value is written once.
+public struct CallPolicy: Sendable, Equatable {
+    /// Every call ends by this timeout (or the caller's, if shorter).
+    public var timeout: Duration?
+    /// Time kept back from the propagated grpc-timeout for the answer's way back.
+    public var deadlineOffset: Duration = .zero
+    /// The largest gRPC message (either direction) let through; a larger one fails the call
+    /// with RESOURCE_EXHAUSTED and resets its upstream stream.
+    public var maxMessageSize: Int = 16 * 1024 * 1024
+    /// Where this policy's values were written, for messages: `services.greeter` or
+    /// `services.greeter.methods[0]` (the most specific entry that applied).
+    public var origin: String
+
+    public init(origin: String) {
+        self.origin = origin
+    }
+}
+
+/// One `methods` entry of a service: which methods, and the policy they get (already merged).
+public struct MethodConfig: Sendable, Equatable {
+    /// `.grpcMethod` or `.grpcService` (path prefixes are not method patterns).
+    public var match: PathPattern
+    public var policy: CallPolicy
+
+    public init(match: PathPattern, policy: CallPolicy) {
+        self.match = match
+        self.policy = policy
+    }
+}
+
+/// Finds the policy for a request path among a service's methods, by bytes: the exact method
+/// first, then the whole service, then the service's own policy.
+public struct MethodTable: Sendable {
+    let exact: [(path: [UInt8], index: Int)]
+    let services: [(prefix: [UInt8], index: Int)]
+
+    public init(_ methods: [MethodConfig]) {
+        var exact: [(path: [UInt8], index: Int)] = []
+        var services: [(prefix: [UInt8], index: Int)] = []
+        for (index, method) in methods.enumerated() {
+            if method.match.isExact { exact.append((method.match.pathBytes, index)) } else { services.append((method.match.pathBytes, index)) }
+        }
+        self.exact = exact
+        self.services = services
+    }
+
+    public var isEmpty: Bool { exact.isEmpty && services.isEmpty }
+
+    /// The index of the `methods` entry for `path`, or nil for the service's own policy.
+    public func match(path: UnsafeRawBufferPointer) -> Int? {
+        for entry in exact where entry.path.count == path.count && path.elementsEqual(entry.path) {
+            return entry.index
+        }
+        for entry in services where path.count > entry.prefix.count && path.prefix(entry.prefix.count).elementsEqual(entry.prefix) {
+            return entry.index
+        }
+        return nil
+    }
+
+    public func match(path: String) -> Int? {
+        var path = path
+        return path.withUTF8 { match(path: UnsafeRawBufferPointer($0)) }
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+
+/// The endpoints file read by file discovery: YAML or JSON, either a list of endpoints or a
+/// mapping with an `endpoints` list; each endpoint `host:port` or `{address, weight}`.
+///
+/// ```yaml
+/// endpoints:
+///   - 10.0.0.7:8080
+///   - { address: 10.0.0.8:8080, weight: 2 }
+/// ```
+/// An empty list is valid (the service has no endpoints right now).
+public enum EndpointsFile {
+    public static func load(path: String) throws -> [EndpointConfig] {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, line: 0, column: 0, key: "", message: "cannot read the file: \(error.localizedDescription)")
+        }
+        return try parse(text, source: path)
+    }
+
+    public static func parse(_ text: String, source: String) throws -> [EndpointConfig] {
+        if text.allSatisfy(\.isWhitespace) { return [] }
+        let root = try ConfigLoader.compose(yaml: text, source: source)
+        if case .sequence = root.node { return try ConfigLoader.decodeEndpointList(root, allowEmpty: true) }
+        let m = try root.mapping(allowed: ["endpoints"])
+        return try ConfigLoader.decodeEndpointList(try m.required("endpoints"), allowEmpty: true)
+    }
+}

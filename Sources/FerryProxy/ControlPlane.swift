@@ -1,0 +1,179 @@
+import FerryConfig
+import FerryDiscovery
+import FerryH2
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The proxy's control side, off the event loops that serve traffic: it applies
+/// configurations (the first one and every reload), binds and closes listeners, runs
+/// discovery, and hands each event loop immutable plans and endpoint sets as tasks on that
+/// loop. One actor, so changes apply one at a time and in order.
+actor ControlPlane {
+    private struct RunningSource {
+        var config: DiscoveryConfig
+        var id: Int
+        var endpoints: [Endpoint]
+        var watcher: EndpointWatcher?
+    }
+
+    private struct BoundListener {
+        var address: HostPort
+        var channel: Channel
+    }
+
+    private let loops: [LoopContextBox]
+    private let group: EventLoopGroup
+    private let dns: DNSClient
+    private let logger: Logger
+    private(set) var current: FerryConfig?
+    private var sources: [String: RunningSource] = [:]
+    private var listeners: [String: BoundListener] = [:]
+    private var nextSourceID = 0
+    private var stopped = false
+
+    init(loops: [LoopContextBox], group: EventLoopGroup, controlGroup: EventLoopGroup, logger: Logger) {
+        self.loops = loops
+        self.group = group
+        self.dns = DNSClient(group: controlGroup)
+        self.logger = logger
+    }
+
+    /// Makes `config` the running configuration. Either all of it applies or, if a listener
+    /// cannot be bound, none of it does (the error is thrown and the old one keeps serving).
+    /// Returns every listener's bound address, in configuration order.
+    func apply(_ config: FerryConfig) async throws -> [SocketAddress] {
+        guard !stopped else { throw ShuttingDownError() }
+        if let current, current.runtime.eventLoops != config.runtime.eventLoops {
+            logger.warning("runtime.event_loops changes take effect at the next start",
+                           metadata: ["running": "\(current.runtime.eventLoops.map(String.init) ?? "one per core")"])
+        }
+
+        // Listeners first: the only step that can fail. New sockets do not accept until the
+        // event loops know their listener.
+        var newlyBound: [String: BoundListener] = [:]
+        do {
+            for listener in config.listeners where listeners[listener.name]?.address != listener.address {
+                newlyBound[listener.name] = BoundListener(address: listener.address, channel: try await bind(listener))
+            }
+        } catch {
+            for bound in newlyBound.values { try? await bound.channel.close() }
+            throw error
+        }
+
+        // Discovery: a service whose discovery is unchanged keeps its source and endpoints;
+        // new sources are read once, all at the same time.
+        var nextSources: [String: RunningSource] = [:]
+        var fresh: [(String, EndpointSource)] = []
+        for service in config.services {
+            if let running = sources[service.name], running.config == service.discovery {
+                nextSources[service.name] = running
+            } else {
+                fresh.append((service.name, makeEndpointSource(service.discovery, dns: dns)))
+            }
+        }
+        let firstReads = await withTaskGroup(of: (String, EndpointSnapshot?).self) { group in
+            for (name, source) in fresh {
+                group.addTask { [logger] in
+                    do {
+                        return (name, try await source.read())
+                    } catch {
+                        logger.error("discovery failed; the service has no endpoints until it succeeds",
+                                     metadata: ["service": "\(name)", "source": "\(source)", "error": "\(error)"])
+                        return (name, nil)
+                    }
+                }
+            }
+            var reads: [String: EndpointSnapshot?] = [:]
+            for await (name, snapshot) in group { reads[name] = snapshot }
+            return reads
+        }
+        var started: [(String, EndpointSource, EndpointSnapshot?)] = []
+        for (name, source) in fresh {
+            let snapshot = firstReads[name] ?? nil
+            nextSourceID += 1
+            let discovery = config.service(named: name)!.discovery
+            nextSources[name] = RunningSource(config: discovery, id: nextSourceID, endpoints: snapshot?.endpoints ?? [], watcher: nil)
+            started.append((name, source, snapshot))
+        }
+
+        let plan = LoopPlan(config: config, endpoints: nextSources.mapValues {
+            LoopPlan.ServiceEndpoints(sourceID: $0.id, endpoints: $0.endpoints)
+        })
+        for box in loops {
+            try? await box.eventLoop.submit { box.value.apply(plan) }.get()
+        }
+
+        // The loops now serve the new configuration: open the new sockets, close the old ones,
+        // stop what is no longer followed and follow what is new.
+        for (name, bound) in newlyBound {
+            try? await bound.channel.setOption(ChannelOptions.autoRead, value: true).get()
+            if let old = listeners[name] { try? await old.channel.close() }
+            listeners[name] = bound
+        }
+        for name in listeners.keys where !config.listeners.contains(where: { $0.name == name }) {
+            try? await listeners[name]?.channel.close()
+            listeners[name] = nil
+        }
+        for (name, running) in sources where nextSources[name]?.id != running.id {
+            running.watcher?.stop()
+        }
+        for (name, source, snapshot) in started where snapshot?.refreshAfter != nil || snapshot == nil {
+            let id = nextSources[name]!.id
+            nextSources[name]!.watcher = EndpointWatcher(source: source, initial: snapshot, service: name, logger: logger) { [weak self] endpoints in
+                await self?.endpointsChanged(service: name, sourceID: id, endpoints: endpoints)
+            }
+        }
+        sources = nextSources
+        current = config
+        return config.listeners.compactMap { listeners[$0.name]?.channel.localAddress }
+    }
+
+    /// A discovery source found a new endpoint set: every loop takes it.
+    private func endpointsChanged(service: String, sourceID: Int, endpoints: [Endpoint]) {
+        guard !stopped, sources[service]?.id == sourceID else { return }
+        sources[service]?.endpoints = endpoints
+        for box in loops {
+            box.eventLoop.execute { box.value.setEndpoints(service: service, sourceID: sourceID, endpoints: endpoints) }
+        }
+    }
+
+    /// The current endpoints of every service (for `/endpoints` and tests).
+    func endpoints() -> [String: [Endpoint]] { sources.mapValues(\.endpoints) }
+
+    /// Shutdown: listeners close and discovery stops; nothing applies after this.
+    func stop() async {
+        stopped = true
+        for bound in listeners.values { try? await bound.channel.close() }
+        listeners.removeAll()
+        for running in sources.values { running.watcher?.stop() }
+    }
+
+    private func bind(_ listener: ListenerConfig) async throws -> Channel {
+        let name = listener.name
+        let loops = Dictionary(uniqueKeysWithValues: self.loops.map { (ObjectIdentifier($0.eventLoop), $0) })
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.autoRead, value: false)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let loop = loops[ObjectIdentifier(channel.eventLoop)]?.value,
+                          let listener = loop.listeners[name], !listener.isRemoved else {
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    let downstream = DownstreamConnection(listener: listener, loop: loop)
+                    let connection = H2Connection(role: .server, settings: listener.h2Settings, delegate: downstream)
+                    try channel.pipeline.syncOperations.addHandler(connection)
+                    loop.register(connection, listener: listener)
+                }
+            }
+            .bind(host: listener.address.host, port: listener.address.port)
+            .get()
+    }
+}
+
+struct ShuttingDownError: Error, CustomStringConvertible {
+    var description: String { "the proxy is shutting down" }
+}

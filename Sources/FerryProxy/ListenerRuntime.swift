@@ -1,0 +1,61 @@
+import FerryConfig
+import FerryH2
+
+/// One listener as one event loop sees it: the routing table, the service each route leads
+/// to, and the settings new connections get. A reload updates it in place; connections
+/// accepted earlier route their next request with the new table.
+final class ListenerRuntime {
+    private(set) var config: ListenerConfig
+    private var table: RouteTable
+    /// The service of each route, in configuration order.
+    private var targets: [ServiceRuntime]
+    private(set) var maxDeadlineNanoseconds: Int64?
+    private(set) var h2Settings: H2Settings
+    /// The listener left the configuration: its connections are being closed gracefully.
+    private(set) var isRemoved = false
+
+    init(config: ListenerConfig, services: [String: ServiceRuntime]) {
+        self.config = config
+        self.table = RouteTable(config.routes)
+        self.targets = config.routes.map { services[$0.service]! }
+        self.maxDeadlineNanoseconds = config.maxDeadline?.totalNanoseconds
+        self.h2Settings = Self.settings(config.http2)
+    }
+
+    func update(config newConfig: ListenerConfig, services: [String: ServiceRuntime]) {
+        config = newConfig
+        table = RouteTable(newConfig.routes)
+        targets = newConfig.routes.map { services[$0.service]! }
+        maxDeadlineNanoseconds = newConfig.maxDeadline?.totalNanoseconds
+        h2Settings = Self.settings(newConfig.http2)
+    }
+
+    func markRemoved() { isRemoved = true }
+
+    var name: String { config.name }
+
+    /// The service a request goes to, by its `:authority` (or `host`) and `:path`; nil when no
+    /// route matches.
+    func route(_ headers: H2Headers) -> ServiceRuntime? {
+        if table.isSingleDefault { return targets[0] }
+        let index = headers.withValue(of: ":path") { path in
+            headers.withValue(of: ":authority") { authority in
+                if let authority { return table.match(authority: authority, path: path ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
+                return headers.withValue(of: "host") { host in
+                    table.match(authority: host ?? UnsafeRawBufferPointer(start: nil, count: 0), path: path ?? UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+            }
+        }
+        return index.map { targets[$0] }
+    }
+
+    private static func settings(_ http2: HTTP2Config) -> H2Settings {
+        var settings = H2Settings()
+        settings.maxConcurrentStreams = http2.maxConcurrentStreams
+        settings.initialStreamWindow = http2.initialStreamWindow
+        settings.connectionWindow = http2.connectionWindow
+        settings.maxHeaderListSize = http2.maxHeaderListSize
+        settings.maxFrameSize = http2.maxFrameSize
+        return settings
+    }
+}

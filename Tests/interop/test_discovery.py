@@ -1,0 +1,268 @@
+"""Service discovery under load: an endpoints file and real DNS (dnsmasq) change while calls flow;
+no call fails, traffic follows within one refresh, removed endpoints drain."""
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import grpc
+import pytest
+
+from conftest import CHANNEL_OPTIONS, free_port
+from echo_server import make_server
+from load import Load
+from netutil import wait_until
+
+
+def upstream(name, host="127.0.0.1", port=0):
+    server, bound, state = make_server(port, name=name, host=host)
+    return server, bound, state
+
+
+def write_atomically(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def single_service_config(port, discovery, extra=""):
+    return f"""
+runtime: {{event_loops: 2}}
+listeners:
+  - {{name: in, address: "127.0.0.1:{port}", service: svc}}
+services:
+  svc:
+    connect_timeout: 500ms
+    discovery: {discovery}
+{extra}"""
+
+
+# ---------------------------------------------------------------- file
+
+
+def test_file_discovery_moves_traffic_and_keeps_the_last_good_set(ferry_factory, tmp_path):
+    servers = [upstream("alpha"), upstream("beta")]
+    (_, alpha, _), (_, beta, _) = servers
+    eps = str(tmp_path / "endpoints.yaml")
+    write_atomically(eps, f"endpoints: ['127.0.0.1:{alpha}']\n")
+    port = free_port()
+    ferry = ferry_factory(config=single_service_config(port, f"{{file: {{path: {eps}, interval: 100ms}}}}"), ports={"in": port})
+    load = Load(ferry.target).start()
+    try:
+        time.sleep(1.0)
+        assert set(load.upstreams_since(0)) == {"alpha"}
+        changed = time.monotonic()
+        write_atomically(eps, f"- 127.0.0.1:{beta}\n")                    # the list form, and a new endpoint
+        assert wait_until(lambda: load.first_call_to("beta", changed), 2.0)
+        assert load.first_call_to("beta", changed) - changed < 0.5        # interval 100 ms
+        time.sleep(0.5)
+        assert set(load.upstreams_since(time.monotonic() - 0.3)) == {"beta"}
+
+        write_atomically(eps, "endpoints: [127.0.0.1:99999]\n")          # invalid: the last good set stays
+        time.sleep(0.6)
+        assert "discovery failed; keeping the last endpoints" in ferry.logs()
+        assert "endpoints.yaml:1:13: endpoints[0]: port must be" in ferry.logs()
+        assert set(load.upstreams_since(time.monotonic() - 0.3)) == {"beta"}
+
+        both = time.monotonic()
+        write_atomically(eps, f"endpoints: ['127.0.0.1:{alpha}', '127.0.0.1:{beta}']\n")
+        assert wait_until(lambda: load.first_call_to("alpha", both), 2.0)
+        time.sleep(0.5)
+        assert set(load.upstreams_since(time.monotonic() - 0.3)) == {"alpha", "beta"}
+    finally:
+        load.stop()
+        for server, _, _ in servers:
+            server.stop(grace=None)
+    print("file discovery load:", load.summary())
+    assert load.failures == [], load.failures[:5]
+
+
+def test_a_removed_endpoint_drains_its_streams(ferry_factory, tmp_path):
+    servers = [upstream("alpha"), upstream("beta")]
+    (_, alpha, alpha_state), (_, beta, _) = servers
+    eps = str(tmp_path / "endpoints.yaml")
+    write_atomically(eps, f"endpoints: ['127.0.0.1:{alpha}']\n")
+    port = free_port()
+    ferry = ferry_factory(config=single_service_config(port, f"{{file: {{path: {eps}, interval: 100ms}}}}"), ports={"in": port})
+    try:
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            # 10 messages of 1 KiB, 150 ms apart: still streaming when alpha leaves the service.
+            stream = channel.unary_stream("/ferry.test.Echo/ServerStream")(struct.pack(">III", 10, 1024, 150), timeout=10)
+            first = next(stream)
+            write_atomically(eps, f"endpoints: ['127.0.0.1:{beta}']\n")
+            time.sleep(0.5)
+            # New calls already go to beta while the old stream goes on.
+            _, call = channel.unary_unary("/ferry.test.Echo/Unary").with_call(b"x", timeout=5)
+            assert dict(call.initial_metadata())["x-upstream"] == "beta"
+            rest = list(stream)
+            assert len(rest) + 1 == 10 and all(len(m) == 1024 for m in [first] + rest)
+            assert stream.code() == grpc.StatusCode.OK
+    finally:
+        for server, _, _ in servers:
+            server.stop(grace=None)
+
+
+# ---------------------------------------------------------------- DNS
+
+
+class Dnsmasq:
+    """dnsmasq on 127.0.0.1:<port> answering from a hosts file (TTL 1 s) and SRV options."""
+
+    def __init__(self, hosts, srv=(), port=None):
+        if not shutil.which("dnsmasq"):
+            pytest.skip("dnsmasq is not installed (scripts/setup installs dnsmasq-base)")
+        self.dir = tempfile.mkdtemp(prefix="ferry-dns-")
+        os.chmod(self.dir, 0o755)
+        self.hosts = os.path.join(self.dir, "hosts")
+        self.port = port or free_udp_port()
+        self.set_hosts(hosts, signal_it=False)
+        self.srv = list(srv)
+        self.start()
+
+    def start(self):
+        args = ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", f"--addn-hosts={self.hosts}",
+                "--local-ttl=1", "--local=/test/", f"--port={self.port}", "--listen-address=127.0.0.1", "--bind-interfaces",
+                f"--pid-file={self.dir}/pid", "--user=root", "--log-facility=-"]
+        args += [f"--srv-host={s}" for s in self.srv]
+        self.log = open(os.path.join(self.dir, "log"), "a")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        assert wait_until(lambda: answers(self.port), 5.0), "dnsmasq did not start"
+
+    def set_hosts(self, text, signal_it=True):
+        write_atomically(self.hosts, text)
+        os.chmod(self.hosts, 0o644)
+        if signal_it:
+            self.proc.send_signal(signal.SIGHUP)         # dnsmasq reads its hosts files again
+
+    def restart(self, srv):
+        self.stop()
+        self.srv = list(srv)
+        self.start()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        self.log.close()
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(port):
+    """True once something answers a DNS query on the port."""
+    query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04ping\x04test\x00\x00\x01\x00\x01"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        try:
+            s.sendto(query, ("127.0.0.1", port))
+            return s.recv(512)[:2] == b"\x12\x34"
+        except OSError:
+            return False
+
+
+def same_port_on(hosts):
+    """grpcio upstreams on the same port at several loopback addresses (A records carry no port)."""
+    first_server, port, _ = upstream(hosts[0][1], host=hosts[0][0])
+    servers = [(first_server, port)]
+    for host, name in hosts[1:]:
+        server, _, _ = upstream(name, host=host, port=port)
+        servers.append((server, port))
+    return [s for s, _ in servers], port
+
+
+def test_dns_changes_move_traffic_within_one_ttl_under_load(ferry_factory):
+    servers, upstream_port = same_port_on([("127.0.0.2", "alpha"), ("127.0.0.3", "beta")])
+    dns = Dnsmasq("127.0.0.2 svc.test\n")
+    port = free_port()
+    ferry = ferry_factory(config=single_service_config(
+        port, f"{{dns: {{name: svc.test, port: {upstream_port}, resolver: '127.0.0.1:{dns.port}'}}}}"), ports={"in": port})
+    load = Load(ferry.target, threads=6).start()
+    try:
+        time.sleep(1.5)
+        assert set(load.upstreams_since(0)) == {"alpha"}
+
+        changed = time.monotonic()
+        dns.set_hosts("127.0.0.3 svc.test\n")
+        assert wait_until(lambda: load.first_call_to("beta", changed), 3.0), load.summary()
+        moved = load.first_call_to("beta", changed) - changed
+        time.sleep(1.2)
+        last_alpha = load.last_call_to("alpha") - changed
+        assert set(load.upstreams_since(time.monotonic() - 0.5)) == {"beta"}
+
+        both = time.monotonic()
+        dns.set_hosts("127.0.0.2 svc.test\n127.0.0.3 svc.test\n")
+        assert wait_until(lambda: load.first_call_to("alpha", both), 3.0)
+        time.sleep(1.0)
+        assert set(load.upstreams_since(time.monotonic() - 0.5)) == {"alpha", "beta"}
+
+        # The resolver dies: the last good answer stays and calls go on.
+        dns.stop()
+        assert wait_until(lambda: "discovery failed; keeping the last endpoints" in ferry.logs(), 8.0)
+        noticed = time.monotonic()
+        time.sleep(1.5)
+        assert set(load.upstreams_since(noticed)) == {"alpha", "beta"}
+    finally:
+        load.stop()
+        dns.stop()
+        for server in servers:
+            server.stop(grace=None)
+    print(f"DNS load: {load.summary()}; traffic moved {moved * 1000:.0f} ms after the record changed "
+          f"(TTL 1 s), last call to the old address {last_alpha * 1000:.0f} ms after")
+    assert load.failures == [], load.failures[:5]
+    assert load.rate >= 500, load.summary()
+    assert moved < 1.0 + 0.3, f"traffic moved {moved:.2f}s after the change (TTL 1 s)"
+
+
+def test_dns_srv_records_give_ports_and_follow_a_restarted_server(ferry_factory):
+    s1, p1, _ = upstream("alpha")
+    s2, p2, _ = upstream("beta")
+    dns = Dnsmasq("127.0.0.1 a.svc.test\n", srv=[f"_grpc._tcp.svc.test,a.svc.test,{p1},0,10"])
+    port = free_port()
+    ferry = ferry_factory(config=single_service_config(
+        port, f"{{dns: {{name: _grpc._tcp.svc.test, record: SRV, resolver: '127.0.0.1:{dns.port}'}}}}"), ports={"in": port})
+    load = Load(ferry.target, threads=4).start()
+    try:
+        time.sleep(1.0)
+        assert set(load.upstreams_since(0)) == {"alpha"}
+        changed = time.monotonic()
+        # A new SRV set means a restart: the resolver is briefly gone (last good kept), then answers anew.
+        dns.restart([f"_grpc._tcp.svc.test,a.svc.test,{p2},0,10"])
+        assert wait_until(lambda: load.first_call_to("beta", changed), 5.0), load.summary()
+        time.sleep(1.2)
+        assert set(load.upstreams_since(time.monotonic() - 0.5)) == {"beta"}
+    finally:
+        load.stop()
+        dns.stop()
+        s1.stop(grace=None)
+        s2.stop(grace=None)
+    print("DNS SRV load:", load.summary())
+    assert load.failures == [], load.failures[:5]
+
+
+def test_dns_aaaa_records_reach_an_ipv6_upstream(ferry_factory):
+    try:
+        server, upstream_port, _ = upstream("v6", host="[::1]")
+    except RuntimeError:
+        pytest.skip("no IPv6 loopback")
+    dns = Dnsmasq("::1 v6.test\n127.0.0.9 v4only.test\n")
+    port = free_port()
+    ferry = ferry_factory(config=single_service_config(
+        port, f"{{dns: {{name: v6.test, record: AAAA, port: {upstream_port}, resolver: '127.0.0.1:{dns.port}'}}}}"),
+        ports={"in": port})
+    try:
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            for _ in range(20):
+                _, call = channel.unary_unary("/ferry.test.Echo/Unary").with_call(b"x", timeout=5)
+                assert dict(call.initial_metadata())["x-upstream"] == "v6"
+    finally:
+        dns.stop()
+        server.stop(grace=None)

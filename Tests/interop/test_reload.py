@@ -1,0 +1,146 @@
+"""Hot reload: SIGHUP or a changed file swaps the configuration in without failing a call; an
+invalid one is rejected with its location and the running one keeps serving."""
+import signal
+import socket
+import struct
+import time
+
+import grpc
+import pytest
+
+from conftest import CHANNEL_OPTIONS, free_port
+from echo_server import make_server
+from load import Load
+from netutil import wait_until
+
+
+@pytest.fixture
+def two_upstreams():
+    servers = [make_server(0, name=name) for name in ("alpha", "beta")]
+    yield {name: port for name, (_, port, _) in zip(("alpha", "beta"), servers)}
+    for server, _, _ in servers:
+        server.stop(grace=None)
+
+
+def config(port, ports, target, extra_listener="", stream_timeout=None):
+    method = f"\n    methods: [{{match: ferry.test.Echo/ServerStream, timeout: {stream_timeout}}}]" if stream_timeout else ""
+    return f"""runtime: {{event_loops: 2}}
+listeners:
+  - name: in
+    address: 127.0.0.1:{port}
+    routes:
+      - {{match: {{method: "ferry.test.Echo/*"}}, service: {target}}}
+{extra_listener}services:
+  alpha:
+    endpoints: ["127.0.0.1:{ports['alpha']}"]{method if target == 'alpha' else ''}
+  beta:
+    endpoints: ["127.0.0.1:{ports['beta']}"]{method if target == 'beta' else ''}
+"""
+
+
+# Invalid edits of a valid config, each with the location and words the rejection must name.
+BROKEN = [
+    (lambda c: c.replace("endpoints:", "endpoint:", 1), ":9:5: services.alpha.endpoint: unknown key"),
+    (lambda c: c.replace("service: alpha", "service: gamma").replace("service: beta", "service: gamma"),
+     ': listeners[0].routes[0].service: no service named "gamma"'),
+    (lambda c: c.replace('"ferry.test.Echo/*"', '"ferry.test.Echo"'), "listeners[0].routes[0].match.method: expected"),
+    (lambda c: c.replace("routes:", "routes: [", 1), "YAML syntax"),
+    (lambda c: c.replace("event_loops: 2", "event_loops: 0"), "runtime.event_loops: must be from 1 to 256"),
+]
+
+
+def test_twenty_reloads_valid_and_invalid_under_load_fail_no_call(two_upstreams, ferry_factory):
+    port = free_port()
+    ferry = ferry_factory(config=config(port, two_upstreams, "alpha"), ports={"in": port})
+    load = Load(ferry.target, threads=6).start()
+    target = "alpha"
+    moves = []
+    try:
+        time.sleep(0.5)
+        for i in range(20):
+            use_signal = i % 4 < 2                       # half by SIGHUP, half by the file watcher
+            if i % 2 == 0:                               # valid: the route moves to the other service
+                target = "beta" if target == "alpha" else "alpha"
+                before = ferry.count_in_logs("configuration reloaded")
+                ferry.write_config(config(port, two_upstreams, target))
+                changed = time.monotonic()
+                if use_signal:
+                    ferry.proc.send_signal(signal.SIGHUP)
+                assert wait_until(lambda: ferry.count_in_logs("configuration reloaded") > before, 3.0), ferry.logs()[-2000:]
+                assert wait_until(lambda: load.first_call_to(target, changed), 3.0), load.summary()
+                moves.append(load.first_call_to(target, changed) - changed)
+                time.sleep(0.3)
+                assert set(load.upstreams_since(time.monotonic() - 0.2)) == {target}
+            else:                                        # invalid: rejected, precisely, and nothing changes
+                breaks, expected = BROKEN[(i // 2) % len(BROKEN)]
+                before = ferry.count_in_logs("configuration rejected")
+                ferry.write_config(breaks(config(port, two_upstreams, target)))
+                if use_signal:
+                    ferry.proc.send_signal(signal.SIGHUP)
+                assert wait_until(lambda: ferry.count_in_logs("configuration rejected") > before, 3.0), ferry.logs()[-2000:]
+                rejection = ferry.logs().split("configuration rejected")[-2].rsplit("\n", 1)[-1]
+                assert f"{ferry.config_path}" in rejection and expected in rejection, rejection
+                time.sleep(0.3)
+                assert set(load.upstreams_since(time.monotonic() - 0.2)) == {target}
+    finally:
+        load.stop()
+    print(f"20 reloads under load: {load.summary()}; new target's first call "
+          f"{min(moves) * 1000:.0f}..{max(moves) * 1000:.0f} ms after the change")
+    assert load.failures == [], load.failures[:5]
+    assert load.rate >= 500, load.summary()
+    assert ferry.count_in_logs("configuration reloaded") == 10
+    assert ferry.count_in_logs("configuration rejected") == 10
+
+
+def test_calls_in_flight_finish_under_the_config_they_started_with(two_upstreams, ferry_factory):
+    port = free_port()
+    ferry = ferry_factory(config=config(port, two_upstreams, "alpha"), ports={"in": port})
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        slow = struct.pack(">III", 8, 512, 100)        # 8 messages, 100 ms apart
+        stream = channel.unary_stream("/ferry.test.Echo/ServerStream")(slow, timeout=10)
+        next(stream)
+        # The new config sends the method elsewhere with a 150 ms timeout; the call in flight keeps
+        # its upstream and its (absent) timeout.
+        ferry.write_config(config(port, two_upstreams, "beta", stream_timeout="150ms"))
+        ferry.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: ferry.count_in_logs("configuration reloaded") == 1, 3.0)
+        rest = list(stream)
+        assert stream.code() == grpc.StatusCode.OK and len(rest) + 1 == 8
+        # A new call gets the new config's method timeout.
+        with pytest.raises(grpc.RpcError) as err:
+            list(channel.unary_stream("/ferry.test.Echo/ServerStream")(slow, timeout=10))
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "services.beta.methods[0]" in err.value.details()
+
+
+def test_listeners_come_and_go_with_the_config_and_a_bind_failure_rejects_it(two_upstreams, ferry_factory):
+    port, second = free_port(), free_port()
+    ferry = ferry_factory(config=config(port, two_upstreams, "alpha"), ports={"in": port})
+    extra = f"  - {{name: second, address: '127.0.0.1:{second}', service: beta}}\n"
+    ferry.write_config(config(port, two_upstreams, "alpha", extra_listener=extra))
+    ferry.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: ferry.count_in_logs("configuration reloaded") == 1, 3.0)
+    with grpc.insecure_channel(f"127.0.0.1:{second}", options=CHANNEL_OPTIONS) as channel:
+        _, call = channel.unary_unary("/ferry.test.Echo/Unary").with_call(b"x", timeout=5)
+        assert dict(call.initial_metadata())["x-upstream"] == "beta"
+
+    # A listener on an address in use: the whole reload is rejected; both listeners keep serving.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    taken = busy.getsockname()[1]
+    third = f"  - {{name: third, address: '127.0.0.1:{taken}', service: beta}}\n"
+    ferry.write_config(config(port, two_upstreams, "beta", extra_listener=extra + third))
+    ferry.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: ferry.count_in_logs("configuration could not be applied") == 1, 3.0), ferry.logs()[-1500:]
+    busy.close()
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        _, call = channel.unary_unary("/ferry.test.Echo/Unary").with_call(b"x", timeout=5)
+        assert dict(call.initial_metadata())["x-upstream"] == "alpha", "a rejected reload changed the routes"
+
+    # The second listener leaves the config: its port stops accepting.
+    ferry.write_config(config(port, two_upstreams, "alpha"))
+    ferry.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: ferry.count_in_logs("configuration reloaded") == 2, 3.0)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", second), timeout=2).close()
