@@ -79,6 +79,9 @@ public final class H2Connection: ChannelInboundHandler {
     // MARK: - Public state
 
     public var eventLoop: EventLoop? { context?.eventLoop }
+    /// When the bytes being processed were read from the socket (monotonic nanoseconds): the
+    /// moment a request "arrived", however long the frames before it in the same read took.
+    public private(set) var readStartedAt: Int64 = 0
     public var isActive: Bool { state == .active }
     public var openStreamCount: Int { streams.count }
 
@@ -140,6 +143,7 @@ public final class H2Connection: ChannelInboundHandler {
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard let session, state == .active || state == .draining else { return }
+        readStartedAt = Int64(NIODeadline.now().uptimeNanoseconds)
         nghttp2Depth += 1
         let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
             currentInput = buffer

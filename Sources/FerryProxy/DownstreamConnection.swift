@@ -13,7 +13,7 @@ final class DownstreamConnection: H2ConnectionDelegate {
     }
 
     func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
-        stream.delegate = ProxyCall(downstream: stream, listener: listener)
+        stream.delegate = ProxyCall(downstream: stream, listener: listener, environment: loop.callEnvironment)
     }
 
     func connectionClosed(_ connection: H2Connection) {

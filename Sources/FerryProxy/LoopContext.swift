@@ -27,9 +27,12 @@ final class LoopContext {
     private(set) var listeners: [String: ListenerRuntime] = [:]
     private var downstreams: [ObjectIdentifier: (connection: H2Connection, listener: ListenerRuntime)] = [:]
     private(set) var isDraining = false
+    /// What every call on this loop shares (the deadline queue behind one timer, error answers).
+    let callEnvironment: CallEnvironment
 
     init(eventLoop: EventLoop, loopIndex: Int, logger: Logger) {
         self.eventLoop = eventLoop
+        self.callEnvironment = CallEnvironment(deadlines: CallDeadlines(eventLoop: eventLoop))
         self.loopIndex = loopIndex
         self.logger = logger
     }

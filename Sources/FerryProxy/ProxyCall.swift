@@ -68,13 +68,17 @@ final class ProxyCall {
     /// end in a reset (trailers after fewer bytes would break HTTP/2's messaging rules).
     private var responseDeclaredLength = false
 
-    /// When the call must be over, and the timer that ends it then.
+    /// When the call must be over, and the id of its entry in the loop's deadline queue
+    /// (0: none armed).
     private var deadline: CallDeadline?
-    private var deadlineTimer: Scheduled<Void>?
+    private(set) var deadlineID: UInt64 = 0
+    private let environment: CallEnvironment
+    private var deadlines: CallDeadlines { environment.deadlines }
 
-    init(downstream: H2Stream, listener: ListenerRuntime) {
+    init(downstream: H2Stream, listener: ListenerRuntime, environment: CallEnvironment) {
         self.downstream = downstream
         self.listener = listener
+        self.environment = environment
     }
 
     private static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
@@ -132,7 +136,9 @@ final class ProxyCall {
     /// when the deadline leaves nothing to send upstream: the call has then already failed.
     private func armDeadline(callerTimeout: Int64?, policy: ResolvedPolicy) -> Bool {
         let now = Self.now()
-        guard let deadline = CallDeadline(startedAt: now, callerTimeout: callerTimeout,
+        // The deadline starts when the headers were read, not when their turn to be handled came.
+        let arrived = downstream.connection.readStartedAt
+        guard let deadline = CallDeadline(startedAt: arrived > 0 && arrived <= now ? arrived : now, callerTimeout: callerTimeout,
                                           methodTimeout: policy.timeoutNanoseconds,
                                           listenerMax: listener.maxDeadlineNanoseconds) else { return true }
         self.deadline = deadline
@@ -140,17 +146,13 @@ final class ProxyCall {
             fail(deadlineError(deadline))
             return false
         }
-        // A stream only exists while its connection is in a pipeline, so the loop is there.
-        deadlineTimer = downstream.connection.eventLoop?.assumeIsolatedUnsafeUnchecked().scheduleTask(
-            deadline: .uptimeNanoseconds(UInt64(deadline.expiresAt))
-        ) { [weak self] in
-            self?.deadlineExpired()
-        }
+        deadlineID = deadlines.arm(self, expiresAt: deadline.expiresAt)
         return true
     }
 
-    private func deadlineExpired() {
-        deadlineTimer = nil
+    /// The loop's deadline queue says this call's time is up.
+    func deadlineExpired() {
+        deadlineID = 0
         guard let deadline, !responseEnded, !downstream.isClosed else { return }
         if case .finished = phase { return }
         fail(deadlineError(deadline))
@@ -161,8 +163,9 @@ final class ProxyCall {
     }
 
     private func disarmDeadline() {
-        deadlineTimer?.cancel()
-        deadlineTimer = nil
+        guard deadlineID != 0 else { return }
+        deadlineID = 0
+        deadlines.disarm()
     }
 
     /// The request headers for an attempt starting now: `grpc-timeout` set to what remains of
@@ -246,7 +249,7 @@ final class ProxyCall {
         if let upstream, !upstream.isClosed { upstream.reset(H2ErrorCode.cancel) }
         guard !downstream.isClosed, !responseEnded else { return }
         if !responseStarted {
-            downstream.connection.sendHeaders(downstream, error.responseHeaders(grpc: isGRPC), endStream: isGRPC)
+            downstream.connection.sendHeaders(downstream, environment.responseHeaders(for: error, grpc: isGRPC), endStream: isGRPC)
             if !isGRPC {
                 var body = ByteBufferAllocator().buffer(capacity: error.message.utf8.count + 1)
                 body.writeString(error.message + "\n")

@@ -1,0 +1,53 @@
+import FerryPolicy
+import NIOCore
+
+/// The deadlines of every call on one event loop, behind a single NIO timer set for the
+/// earliest. Arming and disarming a call's deadline costs O(log n) and O(1), whatever the
+/// number of calls in flight; the timer is moved only when a new deadline is earlier than it.
+final class CallDeadlines {
+    private let eventLoop: EventLoop
+    private var queue = DeadlineQueue<ProxyCall>()
+    private var timer: Scheduled<Void>?
+    private var timerAt: Int64 = .max
+
+    init(eventLoop: EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Calls `call.deadlineExpired(id:)` at `expiresAt` (monotonic nanoseconds); returns the id.
+    func arm(_ call: ProxyCall, expiresAt: Int64) -> UInt64 {
+        let id = queue.add(call, expiresAt: expiresAt)
+        if expiresAt < timerAt { setTimer(expiresAt) }
+        return id
+    }
+
+    /// The call no longer needs the deadline with that id (it ended first).
+    func disarm() {
+        queue.cancelOne()
+        queue.compactIfWorthIt { $0.item.deadlineID == $0.id }
+    }
+
+    var pendingCount: Int { queue.count }
+
+    private func setTimer(_ at: Int64) {
+        timer?.cancel()
+        timerAt = at
+        timer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, at)))) { [weak self] in
+            self?.fire()
+        }
+    }
+
+    private func fire() {
+        timer = nil
+        timerAt = .max
+        let now = Int64(NIODeadline.now().uptimeNanoseconds)
+        while let entry = queue.popExpired(now: now) {
+            if entry.item.deadlineID == entry.id {
+                entry.item.deadlineExpired()
+            } else {
+                queue.staleEntryRemoved()
+            }
+        }
+        if let next = queue.earliest { setTimer(next) }
+    }
+}

@@ -1,0 +1,32 @@
+import FerryH2
+
+/// What every call on one event loop shares: the loop's deadline queue and the header blocks
+/// of the proxy's own error answers (made once per distinct answer, not once per call: a
+/// burst of expiring deadlines sends the same Trailers-Only block hundreds of times).
+final class CallEnvironment {
+    let deadlines: CallDeadlines
+    private var errorHeaders: [ErrorKey: H2Headers] = [:]
+
+    private struct ErrorKey: Hashable {
+        var grpc: Bool
+        var grpcStatus: Int
+        var httpStatus: Int
+        var message: String
+    }
+
+    /// Distinct answers kept; beyond, the cache starts over (messages name endpoints and budgets).
+    static let maxCachedErrors = 256
+
+    init(deadlines: CallDeadlines) {
+        self.deadlines = deadlines
+    }
+
+    func responseHeaders(for error: ProxyError, grpc: Bool) -> H2Headers {
+        let key = ErrorKey(grpc: grpc, grpcStatus: Int(error.grpcStatus.rawValue), httpStatus: error.httpStatus, message: error.message)
+        if let headers = errorHeaders[key] { return headers }
+        if errorHeaders.count >= Self.maxCachedErrors { errorHeaders.removeAll(keepingCapacity: true) }
+        let headers = error.responseHeaders(grpc: grpc)
+        errorHeaders[key] = headers
+        return headers
+    }
+}
