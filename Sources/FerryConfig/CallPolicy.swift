@@ -9,6 +9,11 @@ public struct CallPolicy: Sendable, Equatable {
     /// The largest gRPC message (either direction) let through; a larger one fails the call
     /// with RESOURCE_EXHAUSTED and resets its upstream stream.
     public var maxMessageSize: Int = 16 * 1024 * 1024
+    /// A call with no DATA either way for this long is ended (long-lived streams that went quiet).
+    public var streamIdleTimeout: Duration?
+    /// Plain HTTP/2 only: send the call's deadline upstream as an absolute time in the
+    /// `ferry-deadline` header (milliseconds since the Unix epoch), for the next Ferry hop.
+    public var deadlineHeader = false
     /// Where this policy's values were written, for messages: `services.greeter` or
     /// `services.greeter.methods[0]` (the most specific entry that applied).
     public var origin: String

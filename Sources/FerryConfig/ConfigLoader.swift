@@ -110,7 +110,7 @@ public enum ConfigLoader {
     }
 
     private static func decodeListener(_ value: YAMLValue, services: [ServiceConfig]) throws -> ListenerConfig {
-        let m = try value.mapping(allowed: ["name", "address", "service", "routes", "max_deadline", "http2"])
+        let m = try value.mapping(allowed: ["name", "address", "service", "routes", "max_deadline", "deadline_header", "http2"])
         let nameValue = try m.required("name")
         let name = try nameValue.string()
         guard isValidName(name) else { throw nameValue.error("listener names use letters, digits, '-', '_' and '.'") }
@@ -136,6 +136,7 @@ public enum ConfigLoader {
         var listener = ListenerConfig(name: name, address: try m.required("address").hostPort(), routes: routes,
                                       http2: try decodeHTTP2(m["http2"]))
         listener.maxDeadline = try m["max_deadline"]?.duration(min: .milliseconds(1), max: .seconds(86_400 * 30))
+        listener.deadlineHeader = try m["deadline_header"]?.bool() ?? false
         return listener
     }
 
@@ -180,7 +181,7 @@ public enum ConfigLoader {
         }
     }
 
-    private static let policyKeys = ["timeout", "deadline_offset", "max_message_size"]
+    private static let policyKeys = ["timeout", "deadline_offset", "max_message_size", "stream_idle_timeout", "deadline_header"]
 
     /// Reads the policy keys present in `m` over `base` (what the entry inherits).
     private static func decodePolicy(_ m: YAMLMapping, over base: CallPolicy, origin: String) throws -> CallPolicy {
@@ -189,6 +190,8 @@ public enum ConfigLoader {
         if let v = m["timeout"] { policy.timeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400 * 30)) }
         if let v = m["deadline_offset"] { policy.deadlineOffset = try v.duration(max: .seconds(60)) }
         if let v = m["max_message_size"] { policy.maxMessageSize = try v.size(in: 1024...Int(Int32.max)) }
+        if let v = m["stream_idle_timeout"] { policy.streamIdleTimeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400 * 30)) }
+        if let v = m["deadline_header"] { policy.deadlineHeader = try v.bool() }
         return policy
     }
 

@@ -54,6 +54,9 @@ public struct ListenerConfig: Sendable, Equatable {
     public var http2: HTTP2Config
     /// No call on this listener lasts longer than this, whatever the caller asks.
     public var maxDeadline: Duration?
+    /// Plain HTTP/2 only: take a caller's `ferry-deadline` header (set by a previous Ferry hop)
+    /// as its deadline. Off by default: only trusted callers should be able to set it.
+    public var deadlineHeader = false
 
     public init(name: String, address: HostPort, routes: [RouteConfig], http2: HTTP2Config = HTTP2Config()) {
         self.name = name

@@ -14,7 +14,7 @@ final class CallDeadlines {
         self.eventLoop = eventLoop
     }
 
-    /// Calls `call.deadlineExpired(id:)` at `expiresAt` (monotonic nanoseconds); returns the id.
+    /// Calls `call.timerFired(id:)` at `expiresAt` (monotonic nanoseconds); returns the id.
     func arm(_ call: ProxyCall, expiresAt: Int64) -> UInt64 {
         let id = queue.add(call, expiresAt: expiresAt)
         if expiresAt < timerAt { setTimer(expiresAt) }
@@ -24,7 +24,7 @@ final class CallDeadlines {
     /// The call no longer needs the deadline with that id (it ended first).
     func disarm() {
         queue.cancelOne()
-        queue.compactIfWorthIt { $0.item.deadlineID == $0.id }
+        queue.compactIfWorthIt { $0.item.ownsTimer($0.id) }
     }
 
     var pendingCount: Int { queue.count }
@@ -42,8 +42,8 @@ final class CallDeadlines {
         timerAt = .max
         let now = Int64(NIODeadline.now().uptimeNanoseconds)
         while let entry = queue.popExpired(now: now) {
-            if entry.item.deadlineID == entry.id {
-                entry.item.deadlineExpired()
+            if entry.item.ownsTimer(entry.id) {
+                entry.item.timerFired(entry.id)
             } else {
                 queue.staleEntryRemoved()
             }

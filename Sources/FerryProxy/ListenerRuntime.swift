@@ -33,6 +33,7 @@ final class ListenerRuntime {
     func markRemoved() { isRemoved = true }
 
     var name: String { config.name }
+    var acceptsDeadlineHeader: Bool { config.deadlineHeader }
 
     /// The service a request goes to, by its `:authority` (or `host`) and `:path`; nil when no
     /// route matches.

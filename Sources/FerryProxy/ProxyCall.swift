@@ -2,6 +2,11 @@ import FerryGRPC
 import FerryH2
 import FerryPolicy
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One request through the proxy: a downstream stream tied to (at most) one upstream stream.
 ///
@@ -71,7 +76,10 @@ final class ProxyCall {
     /// When the call must be over, and the id of its entry in the loop's deadline queue
     /// (0: none armed).
     private var deadline: CallDeadline?
-    private(set) var deadlineID: UInt64 = 0
+    private var deadlineID: UInt64 = 0
+    /// The stream idle timeout's entry, and when DATA last arrived either way (read time).
+    private var idleID: UInt64 = 0
+    private var lastActivity: Int64 = 0
     private let environment: CallEnvironment
     private var deadlines: CallDeadlines { environment.deadlines }
 
@@ -82,6 +90,12 @@ final class ProxyCall {
     }
 
     private static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+
+    private static func wallClockMillis() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
 
     // MARK: - Reaching an upstream
 
@@ -108,10 +122,29 @@ final class ProxyCall {
                     return
                 }
             }
+        } else if listener.acceptsDeadlineHeader {
+            let remaining: Int64?? = headers.withValue(of: DeadlineHeader.name) { value in
+                value.map { DeadlineHeader.remaining($0, wallClockMillis: Self.wallClockMillis()) }
+            }
+            switch remaining {
+            case .some(.some(let nanoseconds)): callerTimeout = nanoseconds
+            case .some(.none):
+                fail(.malformedDeadlineHeader())
+                return
+            case .none: break
+            }
         }
         if !armDeadline(callerTimeout: callerTimeout, policy: policy) { return }
+        if let idle = policy.streamIdleNanoseconds {
+            lastActivity = downstream.connection.readStartedAt
+            idleID = deadlines.arm(self, expiresAt: lastActivity + idle)
+        }
         if endStream { requestEnd = .ended }
         requestHeaders = HeaderRules.forwardedRequest(headers)
+        if !isGRPC && listener.acceptsDeadlineHeader && !policy.sendsDeadlineHeader, headers.contains(DeadlineHeader.name) {
+            // Taken as this call's deadline here; the next hop gets one only if this service sends it.
+            requestHeaders = requestHeaders?.removing { $0.elementsEqual(DeadlineHeader.name.utf8) }
+        }
         dispatch()
     }
 
@@ -150,8 +183,33 @@ final class ProxyCall {
         return true
     }
 
-    /// The loop's deadline queue says this call's time is up.
-    func deadlineExpired() {
+    /// True while `id` is one of this call's armed timers (the deadline or the idle check).
+    func ownsTimer(_ id: UInt64) -> Bool { id == deadlineID || id == idleID }
+
+    /// The loop's deadline queue fired timer `id`.
+    func timerFired(_ id: UInt64) {
+        if id == deadlineID {
+            deadlineExpired()
+        } else if id == idleID {
+            idleCheck()
+        }
+    }
+
+    /// No DATA either way since `lastActivity`: fail the call if that is a whole idle timeout
+    /// ago, else look again when it will be (one timer per idle period, not per message).
+    private func idleCheck() {
+        idleID = 0
+        guard let idle = policy?.streamIdleNanoseconds, !responseEnded, !downstream.isClosed else { return }
+        if case .finished = phase { return }
+        let due = lastActivity + idle
+        if due <= Self.now() {
+            fail(.streamIdle(idle, policyOrigin: policy?.origin ?? "?"))
+        } else {
+            idleID = deadlines.arm(self, expiresAt: due)
+        }
+    }
+
+    private func deadlineExpired() {
         deadlineID = 0
         guard let deadline, !responseEnded, !downstream.isClosed else { return }
         if case .finished = phase { return }
@@ -159,13 +217,19 @@ final class ProxyCall {
     }
 
     private func deadlineError(_ deadline: CallDeadline) -> ProxyError {
-        .deadlineExceeded(deadline, policyOrigin: policy?.origin ?? "?", listener: listener.name)
+        .deadlineExceeded(deadline, policyOrigin: policy?.origin ?? "?", listener: listener.name, grpc: isGRPC)
     }
 
+    /// The call is over (or its response complete): its timers are no longer wanted.
     private func disarmDeadline() {
-        guard deadlineID != 0 else { return }
-        deadlineID = 0
-        deadlines.disarm()
+        if deadlineID != 0 {
+            deadlineID = 0
+            deadlines.disarm()
+        }
+        if idleID != 0 {
+            idleID = 0
+            deadlines.disarm()
+        }
     }
 
     /// The request headers for an attempt starting now: `grpc-timeout` set to what remains of
@@ -175,7 +239,11 @@ final class ProxyCall {
         guard let budget = deadline.propagatedTimeout(at: Self.now(), offset: policy?.deadlineOffsetNanoseconds ?? 0) else {
             return nil
         }
-        return isGRPC ? headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: budget).headerValue) : headers
+        if isGRPC { return headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: budget).headerValue) }
+        guard policy?.sendsDeadlineHeader == true else { return headers }
+        let now = Self.now()
+        return headers.replacingValue(of: DeadlineHeader.name,
+                                      with: DeadlineHeader.value(expiresAt: now + budget, monotonicNow: now, wallClockMillis: Self.wallClockMillis()))
     }
 
     /// The pool lends `connection`, which has room for one more stream.
@@ -312,6 +380,7 @@ extension ProxyCall: H2StreamDelegate {
     }
 
     func streamReceivedData(_ stream: H2Stream, data: ByteBuffer) {
+        if idleID != 0 { lastActivity = stream.connection.readStartedAt }
         if stream === downstream {
             requestDataArrived(data)
         } else {

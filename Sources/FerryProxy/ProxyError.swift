@@ -54,16 +54,25 @@ struct ProxyError: Error, CustomStringConvertible {
         ProxyError(grpcStatus: .internal, httpStatus: 400, message: "ferry: malformed grpc-timeout: \(error)")
     }
 
-    static func deadlineExceeded(_ deadline: CallDeadline, policyOrigin: String, listener: String) -> ProxyError {
+    static func deadlineExceeded(_ deadline: CallDeadline, policyOrigin: String, listener: String, grpc: Bool) -> ProxyError {
         let budget = formatDuration(deadline.budgetNanoseconds)
         let source: String
         switch deadline.source {
-        case .caller: source = "the caller's grpc-timeout"
+        case .caller: source = grpc ? "the caller's grpc-timeout" : "the caller's ferry-deadline"
         case .method: source = "the timeout configured at \(policyOrigin)"
         case .listener: source = "the max_deadline of listener \"\(listener)\""
         }
         return ProxyError(grpcStatus: .deadlineExceeded, httpStatus: 504,
                           message: "ferry: deadline exceeded (\(budget), set by \(source))")
+    }
+
+    static func streamIdle(_ nanoseconds: Int64, policyOrigin: String) -> ProxyError {
+        ProxyError(grpcStatus: .deadlineExceeded, httpStatus: 408,
+                   message: "ferry: no message either way for \(formatDuration(nanoseconds)) (stream_idle_timeout at \(policyOrigin))")
+    }
+
+    static func malformedDeadlineHeader() -> ProxyError {
+        ProxyError(grpcStatus: .internal, httpStatus: 400, message: "ferry: malformed ferry-deadline (expected milliseconds since the Unix epoch)")
     }
 
     static func shuttingDown() -> ProxyError {

@@ -10,6 +10,8 @@ struct ResolvedPolicy {
     let timeoutNanoseconds: Int64?
     let deadlineOffsetNanoseconds: Int64
     let maxMessageSize: Int
+    let streamIdleNanoseconds: Int64?
+    let sendsDeadlineHeader: Bool
     /// Where the policy was configured (`services.greeter.methods[0]`), named in messages.
     let origin: String
 
@@ -17,6 +19,8 @@ struct ResolvedPolicy {
         timeoutNanoseconds = policy.timeout?.totalNanoseconds
         deadlineOffsetNanoseconds = policy.deadlineOffset.totalNanoseconds
         maxMessageSize = policy.maxMessageSize
+        streamIdleNanoseconds = policy.streamIdleTimeout?.totalNanoseconds
+        sendsDeadlineHeader = policy.deadlineHeader
         origin = policy.origin
     }
 }

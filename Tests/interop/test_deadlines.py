@@ -1,5 +1,8 @@
 """Deadlines: the earliest of the caller's grpc-timeout, the service's timeout and the listener's
 max_deadline, enforced by Ferry itself and propagated upstream as what remains."""
+import re
+import subprocess
+import threading
 import time
 
 import grpc
@@ -7,7 +10,7 @@ import hpack
 import pytest
 from hyperframe.frame import DataFrame, HeadersFrame
 
-from conftest import CHANNEL_OPTIONS, method
+from conftest import CHANNEL_OPTIONS, free_port, method
 from h2_upstream import H2Upstream
 from test_hostile_downstream import RawClient
 
@@ -127,3 +130,102 @@ def test_a_call_queued_behind_a_saturated_pool_times_out_on_time(ferry_factory):
         assert upstream.peak_streams == 1
     finally:
         upstream.stop()
+
+
+def plain_get(port, path, headers=()):
+    """A plain HTTP/2 request with nghttp (nghttp2's client); returns (status, body, seconds)."""
+    args = ["nghttp", "-v", "-t", "10"] + [a for h in headers for a in ("-H", h)] + [f"http://127.0.0.1:{port}{path}"]
+    t0 = time.monotonic()
+    out = subprocess.run(args, capture_output=True, text=True, timeout=20).stdout
+    elapsed = time.monotonic() - t0
+    status = re.search(r":status: (\d+)", out)
+    return (status.group(1) if status else None), out, elapsed
+
+
+def test_plain_http_deadline_crosses_ferry_hops_in_the_deadline_header(ferry_factory):
+    upstream = H2Upstream()   # never answers /hang
+    try:
+        inner_port, outer_port = free_port(), free_port()
+        # The inner Ferry trusts its callers' ferry-deadline; the outer one sends it, keeping 50 ms back.
+        ferry_factory(config=f"""
+listeners:
+  - {{name: inner, address: "127.0.0.1:{inner_port}", service: hang, deadline_header: true}}
+services:
+  hang: {{endpoints: ["127.0.0.1:{upstream.port}"]}}
+""", ports={"inner": inner_port})
+        ferry_factory(config=f"""
+listeners:
+  - {{name: outer, address: "127.0.0.1:{outer_port}", service: next}}
+services:
+  next: {{endpoints: ["127.0.0.1:{inner_port}"], timeout: 300ms, deadline_offset: 50ms, deadline_header: true}}
+""", ports={"outer": outer_port})
+        status, out, elapsed = plain_get(outer_port, "/hang")
+        # The inner hop ends the call at the absolute time it was given (300 ms - 50 ms), and names it.
+        assert status == "504", out
+        assert "set by the caller's ferry-deadline" in out, out
+        assert 0.24 <= elapsed < 0.3, elapsed
+        sent = [h for h in upstream.requests if h.get(":path") == "/hang"][-1]
+        assert "ferry-deadline" not in sent, "the inner hop passed the deadline on, but sends none by default"
+    finally:
+        upstream.stop()
+
+
+def test_a_malformed_deadline_header_is_refused_where_it_is_trusted(ferry_factory):
+    upstream = H2Upstream()
+    try:
+        port = free_port()
+        ferry_factory(config=f"""
+listeners:
+  - {{name: in, address: "127.0.0.1:{port}", service: s, deadline_header: true}}
+services:
+  s: {{endpoints: ["127.0.0.1:{upstream.port}"]}}
+""", ports={"in": port})
+        status, out, _ = plain_get(port, "/ok/echo", ["ferry-deadline: soon"])
+        assert status == "400" and "malformed ferry-deadline" in out, out
+        assert not upstream.requests
+    finally:
+        upstream.stop()
+
+
+def test_the_deadline_header_is_ignored_unless_the_listener_trusts_it(ferry_factory):
+    upstream = H2Upstream()
+    try:
+        port = free_port()
+        ferry_factory(config=f"""
+listeners:
+  - {{name: in, address: "127.0.0.1:{port}", service: s}}
+services:
+  s: {{endpoints: ["127.0.0.1:{upstream.port}"], timeout: 200ms}}
+""", ports={"in": port})
+        status, out, elapsed = plain_get(port, "/hang", ["ferry-deadline: 1"])   # long past, if it were trusted
+        assert status == "504" and "the timeout configured at services.s" in out, out
+        assert elapsed >= 0.19
+    finally:
+        upstream.stop()
+
+
+def test_a_stream_idle_timeout_ends_a_quiet_stream_but_not_a_busy_one(grpc_upstream, ferry_factory):
+    port, _ = grpc_upstream
+    ferry = ferry_factory([port], service_options="    methods: [{match: ferry.test.Echo/Bidi, stream_idle_timeout: 300ms}]")
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        quiet = threading.Event()
+
+        def requests():
+            for i in range(8):                 # a message every 100 ms: never idle for 300 ms
+                yield b"m%d" % i
+                time.sleep(0.1)
+            quiet.set()
+            time.sleep(5)                      # then silence, the stream still open
+
+        t0 = time.monotonic()
+        call = channel.stream_stream("/ferry.test.Echo/Bidi")(requests(), timeout=10)
+        received = []
+        with pytest.raises(grpc.RpcError) as err:
+            for message in call:
+                received.append(message)
+        elapsed = time.monotonic() - t0
+    assert received == [b"m%d" % i for i in range(8)], received
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert err.value.details() == "ferry: no message either way for 300ms (stream_idle_timeout at services.upstream.methods[0])"
+    # About 0.8 s of traffic, then 300 ms of silence.
+    assert 1.0 <= elapsed < 1.6, elapsed

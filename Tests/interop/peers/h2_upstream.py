@@ -47,6 +47,7 @@ class H2Upstream:
         self.completed = 0
         self.refused_by_goaway = 0
         self.malformed_sent = 0
+        self.requests = []           # every request's headers, in arrival order
         self.lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -98,6 +99,8 @@ class H2Upstream:
                         headers = dict((k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v)
                                        for k, v in event.headers)
                         paths[event.stream_id] = headers.get(":path", "/")
+                        with self.lock:
+                            self.requests.append(headers)
                         bodies[event.stream_id] = b""
                         requests_seen.append(event.stream_id)
                         with self.lock:
