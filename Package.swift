@@ -10,8 +10,11 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ferry", targets: ["ferry"]),
+        // For bench/micro (the micro-benchmarks package) and other tools built on Ferry's layers.
+        .library(name: "FerryLayers", targets: ["FerryH2", "FerryGRPC", "FerryPolicy"]),
     ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.2.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -39,7 +42,7 @@ let package = Package(
         .target(name: "FerryPolicy"),
         .target(
             name: "FerryConfig",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: ["FerryGRPC", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "FerryDiscovery",
@@ -67,6 +70,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: hotPathSettings
         ),

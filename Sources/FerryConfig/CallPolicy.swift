@@ -1,3 +1,5 @@
+import FerryGRPC
+
 /// What applies to one call of a method: its timeout and the limits the proxy holds it to.
 /// Every method starts from its service's policy and overrides only what it sets
 /// (service -> `pkg.Service/*` -> `pkg.Service/Method`), so each value is written once.
@@ -14,6 +16,9 @@ public struct CallPolicy: Sendable, Equatable {
     /// Plain HTTP/2 only: send the call's deadline upstream as an absolute time in the
     /// `ferry-deadline` header (milliseconds since the Unix epoch), for the next Ferry hop.
     public var deadlineHeader = false
+    /// gRPC statuses that count as the endpoint's failure for failure accrual (besides connect
+    /// errors and resets). Plain HTTP/2 counts 502, 503 and 504.
+    public var failureStatuses: Set<GRPCStatusCode> = [.unavailable]
     /// Where this policy's values were written, for messages: `services.greeter` or
     /// `services.greeter.methods[0]` (the most specific entry that applied).
     public var origin: String

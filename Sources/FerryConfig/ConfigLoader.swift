@@ -1,3 +1,4 @@
+import FerryGRPC
 import Foundation
 import Yams
 
@@ -181,7 +182,8 @@ public enum ConfigLoader {
         }
     }
 
-    private static let policyKeys = ["timeout", "deadline_offset", "max_message_size", "stream_idle_timeout", "deadline_header"]
+    private static let policyKeys = ["timeout", "deadline_offset", "max_message_size", "stream_idle_timeout", "deadline_header",
+                                     "failure_statuses"]
 
     /// Reads the policy keys present in `m` over `base` (what the entry inherits).
     private static func decodePolicy(_ m: YAMLMapping, over base: CallPolicy, origin: String) throws -> CallPolicy {
@@ -192,12 +194,14 @@ public enum ConfigLoader {
         if let v = m["max_message_size"] { policy.maxMessageSize = try v.size(in: 1024...Int(Int32.max)) }
         if let v = m["stream_idle_timeout"] { policy.streamIdleTimeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400 * 30)) }
         if let v = m["deadline_header"] { policy.deadlineHeader = try v.bool() }
+        if let v = m["failure_statuses"] { policy.failureStatuses = Set(try statusList(v)) }
         return policy
     }
 
     private static func decodeService(name: String, _ value: YAMLValue, configDirectory: String) throws -> ServiceConfig {
         let m = try value.mapping(allowed: ["endpoints", "discovery", "connect_timeout", "idle_timeout",
-                                            "max_connections_per_endpoint", "max_pending_calls", "http2", "methods"] + policyKeys)
+                                            "max_connections_per_endpoint", "max_pending_calls", "http2", "methods",
+                                            "keepalive", "balancer", "failure_accrual", "max_concurrent_calls"] + policyKeys)
         let discovery: DiscoveryConfig
         switch (m["endpoints"], m["discovery"]) {
         case (let endpointsValue?, nil):
@@ -215,6 +219,14 @@ public enum ConfigLoader {
         if let v = m["idle_timeout"] { service.pool.idleTimeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400)) }
         if let v = m["max_connections_per_endpoint"] { service.pool.maxConnectionsPerEndpoint = try v.int(in: 1...1024) }
         if let v = m["max_pending_calls"] { service.pool.maxPendingCalls = try v.int(in: 0...1_000_000) }
+        if let v = m["keepalive"] {
+            let k = try v.mapping(allowed: ["interval", "timeout"])
+            if let i = k["interval"] { service.pool.keepaliveInterval = try i.duration(min: .milliseconds(10), max: .seconds(86_400)) }
+            if let t = k["timeout"] { service.pool.keepaliveTimeout = try t.duration(min: .milliseconds(10), max: .seconds(3600)) }
+        }
+        if let v = m["balancer"] { service.balancer = try decodeBalancer(v) }
+        if let v = m["failure_accrual"] { service.failureAccrual = try decodeAccrual(v) }
+        service.maxConcurrentCalls = try m["max_concurrent_calls"]?.int(in: 1...10_000_000)
         service.policy = try decodePolicy(m, over: service.policy, origin: "services.\(name)")
         if let methodsValue = m["methods"] { service.methods = try decodeMethods(methodsValue, service: service) }
         return service
@@ -294,6 +306,49 @@ public enum ConfigLoader {
         if dns.minTTL > dns.maxTTL { throw (m["min_ttl"] ?? value).error("min_ttl (\(dns.minTTL)) is above max_ttl (\(dns.maxTTL))") }
         if let v = m["query_timeout"] { dns.queryTimeout = try v.duration(min: .milliseconds(10), max: .seconds(60)) }
         return dns
+    }
+
+    /// `p2c-peak-ewma`, or `{ kind: p2c-peak-ewma, initial_rtt: 30ms, decay: 10s }`.
+    private static func decodeBalancer(_ value: YAMLValue) throws -> BalancerConfig {
+        var balancer = BalancerConfig()
+        let kindValue: YAMLValue
+        if case .scalar = value.node {
+            kindValue = value
+        } else {
+            let m = try value.mapping(allowed: ["kind", "initial_rtt", "decay"])
+            kindValue = try m.required("kind")
+            if let v = m["initial_rtt"] { balancer.initialRTT = try v.duration(min: .microseconds(1), max: .seconds(60)) }
+            if let v = m["decay"] { balancer.decay = try v.duration(min: .milliseconds(1), max: .seconds(3600)) }
+        }
+        let name = try kindValue.string()
+        guard let kind = BalancerKind(rawValue: name) else {
+            throw kindValue.error("balancer must be one of \(BalancerKind.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")
+        }
+        balancer.kind = kind
+        return balancer
+    }
+
+    private static func decodeAccrual(_ value: YAMLValue) throws -> FailureAccrualConfig {
+        let m = try value.mapping(allowed: ["consecutive_failures", "min_backoff", "max_backoff", "max_ejected_percent"])
+        var accrual = FailureAccrualConfig()
+        if let v = m["consecutive_failures"] { accrual.consecutiveFailures = try v.int(in: 0...10_000) }
+        if let v = m["min_backoff"] { accrual.minBackoff = try v.duration(min: .milliseconds(1), max: .seconds(3600)) }
+        if let v = m["max_backoff"] { accrual.maxBackoff = try v.duration(min: .milliseconds(1), max: .seconds(86_400)) }
+        if accrual.minBackoff > accrual.maxBackoff {
+            throw (m["min_backoff"] ?? value).error("min_backoff (\(accrual.minBackoff)) is above max_backoff (\(accrual.maxBackoff))")
+        }
+        if let v = m["max_ejected_percent"] { accrual.maxEjectedPercent = try v.int(in: 0...100) }
+        return accrual
+    }
+
+    /// A list of gRPC status names (`UNAVAILABLE`) or numbers.
+    static func statusList(_ value: YAMLValue) throws -> [GRPCStatusCode] {
+        try value.sequence().map { item in
+            let text = try item.string()
+            if let n = Int(text), let code = GRPCStatusCode(rawValue: n) { return code }
+            if let code = GRPCStatusCode.allCases.first(where: { $0.name == text.uppercased() }) { return code }
+            throw item.error("not a gRPC status: \"\(text)\" (use names like UNAVAILABLE or numbers 0..16)")
+        }
     }
 
     private static func resolve(_ path: String, against directory: String) -> String {

@@ -99,6 +99,40 @@ public struct PoolConfig: Sendable, Equatable {
     /// Calls that may wait for an upstream connection per endpoint per event loop; beyond, fail fast.
     public var maxPendingCalls: Int = 1024
     public var http2 = HTTP2Config()
+    /// HTTP/2 PING on upstream connections that received nothing for `keepaliveInterval`; no
+    /// answer within `keepaliveTimeout` closes the connection.
+    public var keepaliveInterval: Duration = .seconds(30)
+    public var keepaliveTimeout: Duration = .seconds(10)
+    public init() {}
+}
+
+/// How a service spreads calls over its endpoints, per call.
+public enum BalancerKind: String, Sendable, Equatable, CaseIterable {
+    /// Two endpoints drawn at random, the lower latency estimate x (pending + 1) wins.
+    case p2cPeakEWMA = "p2c-peak-ewma"
+    /// Two endpoints drawn at random, the one with fewer calls outstanding wins.
+    case p2cLeastRequest = "p2c-least-request"
+    /// In turn (smooth weighted round-robin when weights differ).
+    case roundRobin = "round-robin"
+}
+
+public struct BalancerConfig: Sendable, Equatable {
+    public var kind = BalancerKind.p2cPeakEWMA
+    /// PeakEWMA: the estimate before any sample, and the decay constant.
+    public var initialRTT: Duration = .milliseconds(30)
+    public var decay: Duration = .seconds(10)
+    public init() {}
+}
+
+/// Failure accrual: consecutive failures eject an endpoint for a backoff, then one probe.
+public struct FailureAccrualConfig: Sendable, Equatable {
+    /// Consecutive failures that eject; 0 turns accrual off.
+    public var consecutiveFailures = 7
+    public var minBackoff: Duration = .seconds(1)
+    public var maxBackoff: Duration = .seconds(60)
+    /// No more than this share of the endpoints is ejected at once (a floor of the set keeps
+    /// taking calls); when every endpoint is unavailable anyway, all are used (panic mode).
+    public var maxEjectedPercent = 100
     public init() {}
 }
 
@@ -107,6 +141,11 @@ public struct ServiceConfig: Sendable, Equatable {
     /// Where the service's endpoints come from.
     public var discovery: DiscoveryConfig
     public var pool = PoolConfig()
+    public var balancer = BalancerConfig()
+    public var failureAccrual = FailureAccrualConfig()
+    /// Calls to this service in flight at once across the proxy (waiting or forwarding); over
+    /// it a call fails at once with RESOURCE_EXHAUSTED (load shedding). nil: no limit.
+    public var maxConcurrentCalls: Int?
     /// The policy of every method no `methods` entry matches.
     public var policy: CallPolicy
     /// Per-method policies, each already merged with what it inherits (service -> `pkg.Service/*` -> method).

@@ -243,6 +243,14 @@ public final class H2Connection: ChannelInboundHandler {
 
     // MARK: - Connection control
 
+    /// Sends a PING; any bytes the peer sends afterwards (its ACK included) advance
+    /// `readStartedAt`, which is how a keepalive sees the connection is alive.
+    public func sendPing() {
+        guard let session, state == .active || state == .draining else { return }
+        guard nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil) == 0 else { return }
+        scheduleFlush()
+    }
+
     /// Graceful shutdown, two steps (RFC 9113 section 6.8): a GOAWAY announcing shutdown (server
     /// role), then after `gracePeriod` a GOAWAY naming the last stream processed. Streams in
     /// flight finish; the connection closes when none are left.

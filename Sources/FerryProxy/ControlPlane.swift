@@ -29,6 +29,7 @@ actor ControlPlane {
     private(set) var current: FerryConfig?
     private var sources: [String: RunningSource] = [:]
     private var listeners: [String: BoundListener] = [:]
+    private var health: [String: ServiceHealth] = [:]
     private var nextSourceID = 0
     private var stopped = false
 
@@ -97,9 +98,16 @@ actor ControlPlane {
             started.append((name, source, snapshot))
         }
 
+        var nextHealth: [String: ServiceHealth] = [:]
+        for service in config.services {
+            let shared = health[service.name] ?? ServiceHealth(service: service)
+            shared.update(service)
+            nextHealth[service.name] = shared
+        }
+        health = nextHealth
         let plan = LoopPlan(config: config, endpoints: nextSources.mapValues {
             LoopPlan.ServiceEndpoints(sourceID: $0.id, endpoints: $0.endpoints)
-        })
+        }, health: nextHealth)
         for box in loops {
             try? await box.eventLoop.submit { box.value.apply(plan) }.get()
         }
@@ -133,10 +141,14 @@ actor ControlPlane {
     private func endpointsChanged(service: String, sourceID: Int, endpoints: [Endpoint]) {
         guard !stopped, sources[service]?.id == sourceID else { return }
         sources[service]?.endpoints = endpoints
+        health[service]?.keepOnly(Set(endpoints.map { HostPort(host: $0.host, port: $0.port) }))
         for box in loops {
             box.eventLoop.execute { box.value.setEndpoints(service: service, sourceID: sourceID, endpoints: endpoints) }
         }
     }
+
+    /// Each service's endpoints with their failure-accrual state (for `/endpoints`).
+    func health(of service: String) -> ServiceHealth? { health[service] }
 
     /// The current endpoints of every service (for `/endpoints` and tests).
     func endpoints() -> [String: [Endpoint]] { sources.mapValues(\.endpoints) }

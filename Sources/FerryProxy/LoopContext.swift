@@ -14,6 +14,8 @@ struct LoopPlan: Sendable {
 
     var config: FerryConfig
     var endpoints: [String: ServiceEndpoints]
+    /// Each service's shared health (failure accrual, load shedding).
+    var health: [String: ServiceHealth]
 }
 
 /// Everything one event loop owns: its view of each listener and service (with the upstream
@@ -47,7 +49,8 @@ final class LoopContext {
                 runtime.update(config: service, sourceID: endpoints.sourceID, endpoints: endpoints.endpoints)
                 next[service.name] = runtime
             } else {
-                next[service.name] = ServiceRuntime(config: service, sourceID: endpoints.sourceID, endpoints: endpoints.endpoints,
+                next[service.name] = ServiceRuntime(config: service, health: plan.health[service.name]!, sourceID: endpoints.sourceID,
+                                                    endpoints: endpoints.endpoints,
                                                     eventLoop: eventLoop, loopIndex: loopIndex, logger: logger)
             }
         }

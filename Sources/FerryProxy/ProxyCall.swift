@@ -49,6 +49,15 @@ final class ProxyCall {
     /// The pool the call was sent to (for its endpoint's name in errors).
     private var pool: UpstreamPool?
     private var endpointName: String { pool?.endpointName ?? "?" }
+    /// The pool whose `pending` count this attempt holds, until the attempt's outcome is told.
+    private var attemptPool: UpstreamPool?
+    /// When the current attempt's stream opened, and the time to its response headers.
+    private var attemptOpenedAt: Int64 = 0
+    private var attemptRTT: Int64?
+    /// The plain HTTP/2 response status was 502/503/504 (an endpoint failure for accrual).
+    private var responseStatusIsFailure = false
+    /// The load-shedding slot this call holds in its service (the limit it was admitted under).
+    private var shedSlot: Int??
 
     private var isGRPC = false
     /// Message boundaries of a gRPC call, each way, to hold messages to the service's size limit.
@@ -109,6 +118,13 @@ final class ProxyCall {
         let policy = headers.withValue(of: ":path") { service.policy(forPath: $0) }
         self.service = service
         self.policy = policy
+        if let limit = service.config.maxConcurrentCalls {
+            guard service.health.admitCall(limit: limit) else {
+                fail(.shed(service: service.name, limit: limit))
+                return
+            }
+            shedSlot = .some(limit)
+        }
         var callerTimeout: Int64?
         if isGRPC {
             requestFramer = GRPCMessageFramer(maxMessageSize: policy.maxMessageSize)
@@ -150,13 +166,57 @@ final class ProxyCall {
 
     /// Picks an endpoint of the call's service and waits in its pool for a stream.
     private func dispatch() {
+        finishAttempt(.neutral)
         guard let service, let pool = service.pickPool() else {
             fail(.noEndpoints(service: serviceName))
             return
         }
         self.pool = pool
+        attemptPool = pool
+        attemptRTT = nil
+        pool.attemptStarted()
         phase = .awaitingUpstream
         pool.acquire(self)
+    }
+
+    /// Tells the attempt's pool how it went (once per attempt).
+    private func finishAttempt(_ outcome: UpstreamPool.AttemptOutcome) {
+        guard let pool = attemptPool else { return }
+        attemptPool = nil
+        pool.attemptFinished(outcome, at: Self.now())
+    }
+
+    /// The response is complete: success or failure by its status, for the balancer and accrual.
+    private func responseCompleted(trailers: H2Headers?) {
+        var failed = responseStatusIsFailure
+        if isGRPC, let trailers, let status = Self.grpcStatus(in: trailers), let policy {
+            failed = policy.failureStatuses.contains(status)
+        }
+        finishAttempt(failed ? .failure : .success(rtt: attemptRTT))
+        callOver()
+    }
+
+    /// The call holds nothing any more: timers, its attempt, its load-shedding slot.
+    private func callOver() {
+        disarmDeadline()
+        finishAttempt(.neutral)
+        if let limit = shedSlot {
+            shedSlot = nil
+            service?.health.callFinished(limit: limit)
+        }
+    }
+
+    /// `grpc-status` as a number, read from the bytes.
+    static func grpcStatus(in headers: H2Headers) -> Int? {
+        headers.withValue(of: "grpc-status") { value -> Int? in
+            guard let value, (1...3).contains(value.count) else { return nil }
+            var n = 0
+            for byte in value {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                n = n * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            return n
+        }
     }
 
     /// The pool the call waited in retired (its endpoint left the service): place it again.
@@ -265,6 +325,7 @@ final class ProxyCall {
         }
         upstream = stream
         phase = .forwarding
+        attemptOpenedAt = Self.now()
         if replayOnOpen {
             replayOnOpen = false
             replayedBytesToSend = replay.byteCount
@@ -311,7 +372,8 @@ final class ProxyCall {
     private func fail(_ error: ProxyError) {
         if case .awaitingUpstream = phase { pool?.cancel(self) }
         phase = .finished
-        disarmDeadline()
+        finishAttempt(error.isEndpointFailure ? .failure : .neutral)
+        callOver()
         pendingBody.removeAll()
         requestHeaders = nil
         if let upstream, !upstream.isClosed { upstream.reset(H2ErrorCode.cancel) }
@@ -350,7 +412,7 @@ final class ProxyCall {
     }
 
     private func downstreamClosed(_ error: H2StreamError?) {
-        disarmDeadline()
+        callOver()
         switch phase {
         case .awaitingUpstream:
             pool?.cancel(self)
@@ -374,9 +436,19 @@ extension ProxyCall: H2StreamDelegate {
         }
         guard !downstream.isClosed, !responseEnded else { return }
         commit()
+        if attemptRTT == nil { attemptRTT = Self.now() - attemptOpenedAt }
         responseDeclaredLength = headers.contains("content-length")
-        if endStream { responseEnded = true; disarmDeadline() }
+        if !isGRPC {
+            responseStatusIsFailure = headers.withValue(of: ":status") { status in
+                guard let status, status.count == 3, status[0] == UInt8(ascii: "5") else { return false }
+                return status[2] >= UInt8(ascii: "2") && status[2] <= UInt8(ascii: "4") && status[1] == UInt8(ascii: "0")
+            }
+        }
         downstream.connection.sendHeaders(downstream, HeaderRules.forwardedResponse(headers), endStream: endStream)
+        if endStream {
+            responseEnded = true
+            responseCompleted(trailers: headers)   // Trailers-Only: the status is in these headers
+        }
     }
 
     func streamReceivedData(_ stream: H2Stream, data: ByteBuffer) {
@@ -396,8 +468,8 @@ extension ProxyCall: H2StreamDelegate {
         }
         guard !downstream.isClosed, !responseEnded else { return }
         responseEnded = true
-        disarmDeadline()
         downstream.sendEnd()
+        responseCompleted(trailers: nil)
     }
 
     func streamReceivedTrailers(_ stream: H2Stream, trailers: H2Headers) {
@@ -408,8 +480,8 @@ extension ProxyCall: H2StreamDelegate {
         }
         guard !downstream.isClosed, !responseEnded else { return }
         responseEnded = true
-        disarmDeadline()
         downstream.sendTrailers(HeaderRules.forwardedTrailers(trailers))
+        responseCompleted(trailers: trailers)
     }
 
     func streamSentData(_ stream: H2Stream, byteCount: Int) {

@@ -7,6 +7,8 @@ struct ProxyError: Error, CustomStringConvertible {
     var grpcStatus: GRPCStatusCode
     var httpStatus: Int
     var message: String
+    /// The endpoint failed (could not be reached, reset, lost): failure accrual counts it.
+    var isEndpointFailure = false
 
     var description: String { message }
 
@@ -15,12 +17,18 @@ struct ProxyError: Error, CustomStringConvertible {
                    message: "ferry: no route for \(authority)\(path) on listener \"\(listener)\"")
     }
 
+    static func shed(service: String, limit: Int) -> ProxyError {
+        ProxyError(grpcStatus: .resourceExhausted, httpStatus: 503,
+                   message: "ferry: service \"\(service)\" is at its limit of \(limit) calls in flight")
+    }
+
     static func noEndpoints(service: String) -> ProxyError {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: no endpoints for service \"\(service)\"")
     }
 
     static func connectFailed(endpoint: String, reason: String) -> ProxyError {
-        ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: cannot connect to \(endpoint): \(reason)")
+        ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: cannot connect to \(endpoint): \(reason)",
+                   isEndpointFailure: true)
     }
 
     static func overloaded(endpoint: String) -> ProxyError {
@@ -29,16 +37,18 @@ struct ProxyError: Error, CustomStringConvertible {
     }
 
     static func upstreamLost(endpoint: String) -> ProxyError {
-        ProxyError(grpcStatus: .unavailable, httpStatus: 502, message: "ferry: connection to upstream \(endpoint) was lost")
+        ProxyError(grpcStatus: .unavailable, httpStatus: 502, message: "ferry: connection to upstream \(endpoint) was lost",
+                   isEndpointFailure: true)
     }
 
     static func upstreamRefused(endpoint: String) -> ProxyError {
-        ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: upstream \(endpoint) refused the stream")
+        ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: upstream \(endpoint) refused the stream",
+                   isEndpointFailure: true)
     }
 
     static func upstreamReset(endpoint: String, code: UInt32) -> ProxyError {
         ProxyError(grpcStatus: GRPCStatusMapping.status(forResetCode: code), httpStatus: 502,
-                   message: "ferry: upstream \(endpoint) reset the stream (\(H2ErrorCode.name(code)))")
+                   message: "ferry: upstream \(endpoint) reset the stream (\(H2ErrorCode.name(code)))", isEndpointFailure: true)
     }
 
     static func messageTooLarge(direction: String, _ error: GRPCMessageFramer.FramingError) -> ProxyError {

@@ -12,8 +12,12 @@ struct ResolvedPolicy {
     let maxMessageSize: Int
     let streamIdleNanoseconds: Int64?
     let sendsDeadlineHeader: Bool
+    /// gRPC status codes counted as endpoint failures, as a bit set (bit n: status n).
+    let failureStatusBits: UInt32
     /// Where the policy was configured (`services.greeter.methods[0]`), named in messages.
     let origin: String
+
+    var failureStatuses: FailureStatuses { FailureStatuses(bits: failureStatusBits) }
 
     init(_ policy: CallPolicy) {
         timeoutNanoseconds = policy.timeout?.totalNanoseconds
@@ -21,6 +25,7 @@ struct ResolvedPolicy {
         maxMessageSize = policy.maxMessageSize
         streamIdleNanoseconds = policy.streamIdleTimeout?.totalNanoseconds
         sendsDeadlineHeader = policy.deadlineHeader
+        failureStatusBits = policy.failureStatuses.reduce(0) { $0 | (1 << UInt32($1.rawValue)) }
         origin = policy.origin
     }
 }
@@ -38,7 +43,13 @@ final class ServiceRuntime {
     private var methodPolicies: [ResolvedPolicy]
     private var servicePolicy: ResolvedPolicy
     private(set) var pools: [UpstreamPool] = []
-    private var picker: RoundRobin
+    /// Failure accrual and load shedding, shared with the other loops.
+    let health: ServiceHealth
+    private var roundRobin: RoundRobin
+    private var weightedRoundRobin = WeightedRoundRobin()
+    private var random: FastRandom
+    /// True when some endpoint's weight differs from another's (round-robin then goes weighted).
+    private var weighted = false
     /// Which discovery source's updates this runtime takes (a reload may start a new one).
     private(set) var sourceID: Int
     private(set) var isRetired = false
@@ -48,15 +59,18 @@ final class ServiceRuntime {
     /// How long an endpoint whose connect just failed is passed over while others are healthy.
     static let connectFailureAvoidance = TimeAmount.seconds(1)
 
-    init(config: ServiceConfig, sourceID: Int, endpoints: [Endpoint], eventLoop: EventLoop, loopIndex: Int, logger: Logger) {
+    init(config: ServiceConfig, health: ServiceHealth, sourceID: Int, endpoints: [Endpoint], eventLoop: EventLoop,
+         loopIndex: Int, logger: Logger) {
         self.config = config
+        self.health = health
+        self.random = FastRandom()
         self.methodTable = MethodTable(config.methods)
         self.methodPolicies = config.methods.map { ResolvedPolicy($0.policy) }
         self.servicePolicy = ResolvedPolicy(config.policy)
         self.sourceID = sourceID
         self.eventLoop = eventLoop
         self.logger = logger
-        self.picker = RoundRobin(start: loopIndex)
+        self.roundRobin = RoundRobin(start: loopIndex)
         setEndpoints(endpoints)
     }
 
@@ -68,14 +82,43 @@ final class ServiceRuntime {
         return methodPolicies[index]
     }
 
-    /// The pool for the next call: round-robin, passing over endpoints that just failed to
-    /// connect while another is healthy (if all failed, every endpoint is tried again).
+    private static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+
+    /// The pool for the next call, by the service's balancer, among endpoints that are not
+    /// ejected by failure accrual nor just failed to connect. If none is left, every endpoint
+    /// is a candidate again (panic mode: better to try than to fail every call). An ejected
+    /// endpoint whose backoff ended takes exactly one probe call, whichever loop claims it.
     func pickPool() -> UpstreamPool? {
         let pools = self.pools
-        if let index = picker.pick(count: pools.count, isAvailable: { !pools[$0].isFailing(within: Self.connectFailureAvoidance) }) {
-            return pools[index]
+        guard !pools.isEmpty else { return nil }
+        let now = Self.now()
+        for _ in 0..<2 {
+            guard let index = pick(pools, now: now, isAvailable: { i in
+                pools[i].health.isAvailable(at: now) && !pools[i].isFailing(within: Self.connectFailureAvoidance)
+            }) else { break }
+            if pools[index].health.admit(at: now) { return pools[index] }
+            // Another loop took the probe meanwhile: choose again.
         }
-        return picker.pick(count: pools.count).map { pools[$0] }
+        // Panic mode: nothing healthy; use whatever the balancer prefers among all.
+        return pick(pools, now: now, isAvailable: { _ in true }).map { pools[$0] }
+    }
+
+    private func pick(_ pools: [UpstreamPool], now: Int64, isAvailable: (Int) -> Bool) -> Int? {
+        switch config.balancer.kind {
+        case .p2cPeakEWMA:
+            return PowerOfTwoChoices.pick(count: pools.count, using: &random, isAvailable: isAvailable) { i in
+                pools[i].latency.cost(pending: pools[i].pending, at: now) / Double(max(1, pools[i].weight))
+            }
+        case .p2cLeastRequest:
+            return PowerOfTwoChoices.pick(count: pools.count, using: &random, isAvailable: isAvailable) { i in
+                Double(pools[i].pending + 1) / Double(max(1, pools[i].weight))
+            }
+        case .roundRobin:
+            if weighted {
+                return weightedRoundRobin.pick(weights: pools.lazy.map(\.weight), isAvailable: isAvailable)
+            }
+            return roundRobin.pick(count: pools.count, isAvailable: isAvailable)
+        }
     }
 
     // MARK: - Changes
@@ -83,7 +126,8 @@ final class ServiceRuntime {
     /// A reload: new policies at once; new pools if the pool settings changed; the endpoints
     /// of a new discovery source.
     func update(config newConfig: ServiceConfig, sourceID newSourceID: Int, endpoints: [Endpoint]) {
-        let poolChanged = newConfig.pool != config.pool
+        let poolChanged = newConfig.pool != config.pool || newConfig.balancer != config.balancer
+            || newConfig.failureAccrual != config.failureAccrual
         config = newConfig
         methodTable = MethodTable(newConfig.methods)
         methodPolicies = newConfig.methods.map { ResolvedPolicy($0.policy) }
@@ -113,7 +157,8 @@ final class ServiceRuntime {
                 pool.weight = endpoint.weight
                 next.append(pool)
             } else {
-                next.append(UpstreamPool(endpoint: endpoint, service: config.name, settings: config.pool, eventLoop: eventLoop, logger: logger))
+                next.append(UpstreamPool(endpoint: endpoint, service: config.name, settings: config.pool, balancer: config.balancer,
+                                         health: health.endpoint(address), eventLoop: eventLoop, logger: logger))
             }
         }
         let added = next.count - (pools.count - existing.count)
@@ -122,6 +167,7 @@ final class ServiceRuntime {
                                                          "added": "\(added)", "removed": "\(existing.count)"])
         }
         pools = next
+        weighted = Set(next.map(\.weight)).count > 1
         for pool in alsoRetire + Array(existing.values) { pool.retire() }
     }
 
@@ -137,4 +183,10 @@ final class ServiceRuntime {
     func drain() {
         for pool in pools { pool.drain() }
     }
+}
+
+/// A set of gRPC status codes checked without hashing.
+struct FailureStatuses {
+    let bits: UInt32
+    func contains(_ status: Int) -> Bool { status >= 0 && status < 32 && bits & (1 << UInt32(status)) != 0 }
 }

@@ -21,6 +21,9 @@ final class UpstreamConnection {
     private var closeWhenIdleRequested = false
     private var connectTimeout = TimeAmount.seconds(1)
     private var handshakeTimer: Scheduled<Void>?
+    private var keepaliveTimer: Scheduled<Void>?
+    /// When the outstanding keepalive PING was sent (0: none outstanding).
+    private var pingSentAt: Int64 = 0
 
     init(pool: UpstreamPool) {
         self.pool = pool
@@ -29,6 +32,14 @@ final class UpstreamConnection {
     var h2: H2Connection? {
         if case .ready(let connection) = state { return connection }
         return nil
+    }
+
+    /// The HTTP/2 connection while it can still carry streams (ready or retiring).
+    private var liveConnection: H2Connection? {
+        switch state {
+        case .ready(let h2), .retiring(let h2): return h2
+        case .connecting, .handshaking, .closed: return nil
+        }
     }
 
     var isReady: Bool { if case .ready = state { return true } else { return false } }
@@ -98,6 +109,7 @@ final class UpstreamConnection {
         handshakeTimer = nil
         state = .ready(h2)
         armIdleTimer()
+        armKeepalive()
         pool?.connectionReady(self)
     }
 
@@ -124,6 +136,38 @@ final class UpstreamConnection {
         state = .retiring(h2)
         pool?.connectionLeftPool(self)
         h2.beginGracefulShutdown()
+    }
+
+    /// Every keepalive interval: a connection that received nothing for that long gets a PING;
+    /// one that received nothing within the timeout after a PING is closed, and its streams
+    /// fail (the upstream may have processed them, so they are not retried transparently).
+    private func armKeepalive() {
+        guard let pool, let h2 = liveConnection else { return }
+        let interval = pool.settings.keepaliveInterval.totalNanoseconds
+        let timeout = pool.settings.keepaliveTimeout.totalNanoseconds
+        let delay = pingSentAt == 0 ? interval : timeout
+        keepaliveTimer = pool.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(delay)) {
+            self.keepaliveTimer = nil
+            switch self.state {
+            case .ready, .retiring: break          // a retiring connection's streams are still worth watching
+            case .connecting, .handshaking, .closed: return
+            }
+            let now = Int64(NIODeadline.now().uptimeNanoseconds)
+            if self.pingSentAt != 0 {
+                if h2.readStartedAt < self.pingSentAt {
+                    self.pool?.logger.warning("upstream connection closed: no answer to PING",
+                                              metadata: ["endpoint": "\(self.pool?.endpointName ?? "?")",
+                                                         "timeout": "\(self.pool?.settings.keepaliveTimeout ?? .zero)"])
+                    h2.terminate(errorCode: H2ErrorCode.noError, reason: "no answer to PING within the keepalive timeout")
+                    return
+                }
+                self.pingSentAt = 0
+            } else if now - h2.readStartedAt >= interval {
+                self.pingSentAt = now
+                h2.sendPing()
+            }
+            self.armKeepalive()
+        }
     }
 
     private func armIdleTimer() {
@@ -171,6 +215,8 @@ extension UpstreamConnection: H2ConnectionDelegate {
     func connectionClosed(_ connection: H2Connection) {
         idleTimer?.cancel()
         idleTimer = nil
+        keepaliveTimer?.cancel()
+        keepaliveTimer = nil
         let previous = state
         state = .closed
         switch previous {

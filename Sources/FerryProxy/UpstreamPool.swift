@@ -4,6 +4,7 @@ import FerryH2
 import Logging
 import NIOCore
 import NIOPosix
+import FerryPolicy
 
 /// HTTP/2 connections to one endpoint, owned by one event loop (no locks: only that loop
 /// touches it). Streams are multiplexed on as few connections as the peer's
@@ -17,6 +18,12 @@ final class UpstreamPool {
     let endpointName: String
     let serviceName: String
     let settings: PoolConfig
+    /// Failure accrual, shared with the other loops' pools for this endpoint.
+    let health: EndpointHealth
+    /// Calls sent here and not finished (waiting for a connection or forwarding), on this loop.
+    private(set) var pending = 0
+    /// This loop's latency estimate for the endpoint (time to response headers).
+    private(set) var latency: PeakEWMA
     let eventLoop: EventLoop
     let logger: Logger
     private let h2Settings: H2Settings
@@ -32,8 +39,12 @@ final class UpstreamPool {
     /// Streams a connection is assumed to allow before the peer's SETTINGS say otherwise.
     static let assumedStreamsPerConnection = 100
 
-    init(endpoint: Endpoint, service: String, settings: PoolConfig, eventLoop: EventLoop, logger: Logger) {
+    init(endpoint: Endpoint, service: String, settings: PoolConfig, balancer: BalancerConfig, health: EndpointHealth,
+         eventLoop: EventLoop, logger: Logger) {
         self.endpoint = endpoint
+        self.health = health
+        self.latency = PeakEWMA(initial: balancer.initialRTT.totalNanoseconds, decay: balancer.decay.totalNanoseconds,
+                                now: Int64(NIODeadline.now().uptimeNanoseconds))
         self.address = HostPort(host: endpoint.host, port: endpoint.port)
         self.weight = endpoint.weight
         self.endpointName = endpoint.description
@@ -57,6 +68,39 @@ final class UpstreamPool {
     func isFailing(within window: TimeAmount) -> Bool {
         guard let failed = lastConnectFailure, !connections.contains(where: \.isReady) else { return false }
         return NIODeadline.now() - failed < window
+    }
+
+    // MARK: - Attempts (for the balancer and failure accrual)
+
+    /// A call chose this endpoint.
+    func attemptStarted() {
+        pending += 1
+    }
+
+    /// How an attempt here ended, for the balancer's estimate and failure accrual.
+    enum AttemptOutcome {
+        /// Answered, not with a failure status; `rtt` to the response headers, if they came.
+        case success(rtt: Int64?)
+        /// Connect failure, reset, lost connection, or a status the route counts as failure.
+        case failure
+        /// Neither: cancelled by the caller, ended by the deadline, or moved elsewhere unsent.
+        case neutral
+    }
+
+    func attemptFinished(_ outcome: AttemptOutcome, at now: Int64) {
+        pending -= 1
+        switch outcome {
+        case .success(let rtt):
+            if let rtt { latency.observe(rtt, at: now) }
+            health.recordSuccess()
+        case .failure:
+            if health.recordFailure(at: now) {
+                logger.warning("endpoint ejected after consecutive failures",
+                               metadata: ["service": "\(serviceName)", "endpoint": "\(endpointName)"])
+            }
+        case .neutral:
+            break
+        }
     }
 
     // MARK: - Lending streams

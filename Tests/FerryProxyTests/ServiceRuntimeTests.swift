@@ -13,7 +13,8 @@ final class ServiceRuntimeTests: XCTestCase {
     private func endpoint(_ port: Int, weight: Int = 1) -> Endpoint { Endpoint(host: "127.0.0.1", port: port, weight: weight) }
 
     private func runtime(_ config: ServiceConfig, _ ports: [Int]) -> ServiceRuntime {
-        ServiceRuntime(config: config, sourceID: 1, endpoints: ports.map { endpoint($0) }, eventLoop: loop, loopIndex: 0, logger: logger)
+        ServiceRuntime(config: config, health: ServiceHealth(service: config), sourceID: 1, endpoints: ports.map { endpoint($0) },
+                       eventLoop: loop, loopIndex: 0, logger: logger)
     }
 
     func testEndpointChangesKeepThePoolsOfEndpointsThatStay() {

@@ -34,10 +34,14 @@ class EchoState:
         self.calls = 0
         self.peer_metadata = []
         self.time_remaining = []
+        self.call_times = []         # time.monotonic() of every call's arrival
+        self.unary_delay = 0.0       # seconds Unary waits before answering (a slow endpoint)
+        self.unary_fails = None      # a grpc.StatusCode Unary answers with instead (a failing endpoint)
 
     def count(self):
         with self.lock:
             self.calls += 1
+            self.call_times.append(time.monotonic())
 
 
 def trailer_key(key):
@@ -56,6 +60,10 @@ class Echo:
 
     def unary(self, request, context):
         self.state.count()
+        if self.state.unary_delay:
+            time.sleep(self.state.unary_delay)
+        if self.state.unary_fails is not None:
+            context.abort(self.state.unary_fails, f"{self.name} is failing")
         md = self._echo_metadata(context)
         context.send_initial_metadata(md + [("x-upstream", self.name)])
         context.set_trailing_metadata([(trailer_key(k), v) for (k, v) in md if k != "x-status"])
@@ -127,8 +135,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="grpcio")
+    parser.add_argument("--delay-ms", type=float, default=0, help="Unary waits this long before answering")
     args = parser.parse_args()
-    server, port, _ = make_server(args.port, args.name)
+    server, port, state = make_server(args.port, args.name)
+    state.unary_delay = args.delay_ms / 1000
     print(f"listening {port}", flush=True)
     server.wait_for_termination()
 

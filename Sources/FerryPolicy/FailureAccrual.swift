@@ -1,0 +1,85 @@
+/// Linkerd-style failure accrual for one endpoint: after `threshold` consecutive failures it
+/// is ejected for a backoff; when the backoff ends exactly one probe call is let through;
+/// the probe's success restores the endpoint, its failure ejects it again for twice as long
+/// (with jitter, within `minBackoff`..`maxBackoff`). Pure: time and randomness come in.
+public struct FailureAccrual: Sendable, Equatable {
+    public enum State: Sendable, Equatable {
+        /// Taking calls; `failures` consecutive failures so far.
+        case active(failures: Int)
+        /// Taking no calls until `until`; the last backoff was `backoff`.
+        case ejected(until: Int64, backoff: Int64)
+        /// One probe call is out; no other call until it ends.
+        case probing(backoff: Int64)
+    }
+
+    public struct Settings: Sendable, Equatable {
+        public var threshold: Int = 7
+        public var minBackoff: Int64 = 1_000_000_000
+        public var maxBackoff: Int64 = 60_000_000_000
+        public init() {}
+    }
+
+    public private(set) var state = State.active(failures: 0)
+    public let settings: Settings
+
+    public init(settings: Settings = Settings()) {
+        self.settings = settings
+    }
+
+    /// Whether a call may be sent now. In `ejected` whose time is up this admits the probe
+    /// (and moves to `probing`), so only the caller that got `true` may send.
+    public mutating func admit(at now: Int64) -> Bool {
+        switch state {
+        case .active: return true
+        case .probing: return false
+        case .ejected(let until, let backoff):
+            guard now >= until else { return false }
+            state = .probing(backoff: backoff)
+            return true
+        }
+    }
+
+    /// Whether a call could be sent now, without admitting a probe.
+    public func isAvailable(at now: Int64) -> Bool {
+        switch state {
+        case .active: return true
+        case .probing: return false
+        case .ejected(let until, _): return now >= until
+        }
+    }
+
+    public var isEjected: Bool { if case .active = state { return false } else { return true } }
+
+    public mutating func recordSuccess() {
+        state = .active(failures: 0)
+    }
+
+    /// Records a failure; returns true when it ejected the endpoint. `mayEject` false (the
+    /// floor of available endpoints would be crossed) keeps it active however many failed.
+    @discardableResult
+    public mutating func recordFailure<R: RandomNumberGenerator>(at now: Int64, random: inout R, mayEject: Bool = true) -> Bool {
+        switch state {
+        case .active(let failures):
+            let count = failures + 1
+            guard count >= settings.threshold, mayEject else {
+                state = .active(failures: count)
+                return false
+            }
+            eject(at: now, backoff: settings.minBackoff, random: &random)
+            return true
+        case .probing(let backoff):
+            eject(at: now, backoff: min(settings.maxBackoff, backoff * 2), random: &random)
+            return true
+        case .ejected:
+            // A call admitted before the ejection failed late: the ejection stands.
+            return false
+        }
+    }
+
+    /// Ejects for `backoff` with jitter: a time drawn from [backoff/2, backoff], at least the minimum.
+    private mutating func eject<R: RandomNumberGenerator>(at now: Int64, backoff: Int64, random: inout R) {
+        let base = max(settings.minBackoff, min(settings.maxBackoff, backoff))
+        let jittered = max(settings.minBackoff, Int64.random(in: (base / 2)...base, using: &random))
+        state = .ejected(until: now + jittered, backoff: base)
+    }
+}

@@ -1,0 +1,146 @@
+import Atomics
+import FerryConfig
+import FerryPolicy
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// What all event loops share about one service: each endpoint's failure accrual (so a
+/// failing endpoint is ejected after its threshold of failures wherever they happened, and
+/// probed once per backoff, not once per loop) and the count of calls in flight for load
+/// shedding. The common case touches only atomics: a healthy endpoint's success or a pick
+/// of a non-ejected endpoint takes no lock.
+final class ServiceHealth: Sendable {
+    let name: String
+    private let state: NIOLockedValueBox<State>
+    /// Calls in flight across the proxy (load shedding).
+    private let inFlight = ManagedAtomic<Int>(0)
+
+    private struct State {
+        var settings: FailureAccrualConfig
+        var maxConcurrentCalls: Int?
+        var endpoints: [HostPort: EndpointHealth] = [:]
+    }
+
+    init(service: ServiceConfig) {
+        name = service.name
+        state = NIOLockedValueBox(State(settings: service.failureAccrual, maxConcurrentCalls: service.maxConcurrentCalls))
+    }
+
+    /// A reload's settings; endpoint states are kept (new thresholds apply from the next failure).
+    func update(_ service: ServiceConfig) {
+        state.withLockedValue { state in
+            state.maxConcurrentCalls = service.maxConcurrentCalls
+            guard state.settings != service.failureAccrual else { return }
+            state.settings = service.failureAccrual
+            for (address, _) in state.endpoints { state.endpoints[address] = EndpointHealth(address: address, settings: service.failureAccrual, service: self) }
+        }
+    }
+
+    var maxConcurrentCalls: Int? { state.withLockedValue { $0.maxConcurrentCalls } }
+
+    /// The shared health of `address` (made on first use by any loop).
+    func endpoint(_ address: HostPort) -> EndpointHealth {
+        state.withLockedValue { state in
+            if let existing = state.endpoints[address] { return existing }
+            let health = EndpointHealth(address: address, settings: state.settings, service: self)
+            state.endpoints[address] = health
+            return health
+        }
+    }
+
+    /// Discovery's current set: endpoints that left are forgotten.
+    func keepOnly(_ addresses: Set<HostPort>) {
+        state.withLockedValue { state in
+            state.endpoints = state.endpoints.filter { addresses.contains($0.key) }
+        }
+    }
+
+    /// Whether one more endpoint may be ejected without crossing the floor of the set.
+    fileprivate func mayEjectAnother() -> Bool {
+        state.withLockedValue { state in
+            let total = state.endpoints.count
+            let ejected = state.endpoints.values.filter(\.isEjected).count
+            return (ejected + 1) * 100 <= total * state.settings.maxEjectedPercent
+        }
+    }
+
+    /// Takes a slot for a call, or false when the service is at its limit.
+    func admitCall(limit: Int?) -> Bool {
+        guard let limit else { return true }
+        if inFlight.loadThenWrappingIncrement(ordering: .relaxed) >= limit {
+            inFlight.wrappingDecrement(ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func callFinished(limit: Int?) {
+        if limit != nil { inFlight.wrappingDecrement(ordering: .relaxed) }
+    }
+
+    /// Each endpoint's accrual state (for logs, tests and the admin server).
+    func snapshot() -> [(HostPort, FailureAccrual.State)] {
+        let endpoints = state.withLockedValue { Array($0.endpoints) }
+        return endpoints.map { ($0.key, $0.value.accrualState) }
+    }
+}
+
+/// One endpoint's failure accrual, shared by every loop's pool for that endpoint.
+final class EndpointHealth: Sendable {
+    let address: HostPort
+    private weak let service: ServiceHealth?
+    private let accrual: NIOLockedValueBox<FailureAccrual>
+    /// Fast paths: `ejected` false means calls may go; `failures` false means nothing to reset.
+    private let ejected = ManagedAtomic<Bool>(false)
+    private let failures = ManagedAtomic<Bool>(false)
+    private let enabled: Bool
+
+    init(address: HostPort, settings: FailureAccrualConfig, service: ServiceHealth) {
+        self.address = address
+        self.service = service
+        var s = FailureAccrual.Settings()
+        s.threshold = max(1, settings.consecutiveFailures)
+        s.minBackoff = settings.minBackoff.totalNanoseconds
+        s.maxBackoff = settings.maxBackoff.totalNanoseconds
+        self.accrual = NIOLockedValueBox(FailureAccrual(settings: s))
+        self.enabled = settings.consecutiveFailures > 0
+    }
+
+    var isEjected: Bool { ejected.load(ordering: .relaxed) }
+    var accrualState: FailureAccrual.State { accrual.withLockedValue { $0.state } }
+
+    /// Whether a call could go here now (an ejected endpoint whose backoff ended can take its probe).
+    func isAvailable(at now: Int64) -> Bool {
+        guard ejected.load(ordering: .relaxed) else { return true }
+        return accrual.withLockedValue { $0.isAvailable(at: now) }
+    }
+
+    /// Claims the right to send a call (for an ejected endpoint: the single probe).
+    func admit(at now: Int64) -> Bool {
+        guard ejected.load(ordering: .relaxed) else { return true }
+        return accrual.withLockedValue { $0.admit(at: now) }
+    }
+
+    func recordSuccess() {
+        guard failures.load(ordering: .relaxed) || ejected.load(ordering: .relaxed) else { return }
+        accrual.withLockedValue { $0.recordSuccess() }
+        failures.store(false, ordering: .relaxed)
+        ejected.store(false, ordering: .relaxed)
+    }
+
+    /// Returns true when this failure ejected the endpoint.
+    @discardableResult
+    func recordFailure(at now: Int64) -> Bool {
+        guard enabled else { return false }
+        failures.store(true, ordering: .relaxed)
+        let wouldEject = accrual.withLockedValue { a -> Bool in
+            if case .active(let n) = a.state { return n + 1 >= a.settings.threshold }
+            return false
+        }
+        let mayEject = wouldEject ? (service?.mayEjectAnother() ?? true) : true
+        var random = SystemRandomNumberGenerator()
+        let didEject = accrual.withLockedValue { $0.recordFailure(at: now, random: &random, mayEject: mayEject) }
+        if accrual.withLockedValue({ $0.isEjected }) { ejected.store(true, ordering: .relaxed) }
+        return didEject
+    }
+}

@@ -1,0 +1,128 @@
+import FerryPolicy
+import XCTest
+
+final class PeakEWMATests: XCTestCase {
+    let ms: Int64 = 1_000_000
+    let s: Int64 = 1_000_000_000
+
+    func testStartsAtTheInitialEstimateAndAPeakReplacesItAtOnce() {
+        var e = PeakEWMA(initial: 30 * ms, decay: 10 * s, now: 0)
+        XCTAssertEqual(e.current(at: 0), Double(30 * ms))
+        e.observe(80 * ms, at: 1 * ms)
+        XCTAssertEqual(e.current(at: 1 * ms), Double(80 * ms), "a slower sample is taken whole")
+    }
+
+    func testTheFirstSampleReplacesThePriorEvenWhenFaster() {
+        var e = PeakEWMA(initial: 30 * ms, decay: 10 * s, now: 0)
+        e.observe(2 * ms, at: 1 * ms)
+        XCTAssertEqual(e.current(at: 1 * ms), Double(2 * ms))
+    }
+
+    func testFasterSamplesPullTheEstimateDownByTheTimeElapsed() {
+        var e = PeakEWMA(initial: 30 * ms, decay: 10 * s, now: 0)
+        e.observe(100 * ms, at: 0)
+        e.observe(0, at: 10 * s)                 // one decay constant later: weight e^-1
+        XCTAssertEqual(e.current(at: 10 * s), 100 * Double(ms) * exp(-1), accuracy: 1)
+        var quick = PeakEWMA(initial: 30 * ms, decay: 10 * s, now: 0)
+        quick.observe(100 * ms, at: 0)
+        quick.observe(0, at: 1 * ms)             // almost no time: almost no change
+        XCTAssertGreaterThan(quick.current(at: 1 * ms), 99.9 * Double(ms))
+    }
+
+    func testIdleEstimateDecaysSoASlowEndpointIsTriedAgain() {
+        let e = PeakEWMA(initial: 50 * ms, decay: 10 * s, now: 0)
+        XCTAssertEqual(e.current(at: 20 * s), 50 * Double(ms) * exp(-2), accuracy: 1)
+        XCTAssertEqual(e.cost(pending: 3, at: 0), 4 * 50 * Double(ms), "load = estimate x (pending + 1)")
+    }
+}
+
+final class PowerOfTwoChoicesTests: XCTestCase {
+    func testTheCheaperOfTwoDistinctDrawsWins() {
+        var random = FastRandom(seed: 1)
+        var counts = [0, 0, 0]
+        let costs = [1.0, 2.0, 3.0]
+        for _ in 0..<30_000 {
+            let i = PowerOfTwoChoices.pick(count: 3, using: &random, isAvailable: { _ in true }, cost: { costs[$0] })!
+            counts[i] += 1
+        }
+        // Pairs are equally likely: {0,1},{0,2} -> 0; {1,2} -> 1; the costliest never wins.
+        XCTAssertEqual(Double(counts[0]) / 30_000, 2.0 / 3, accuracy: 0.02)
+        XCTAssertEqual(Double(counts[1]) / 30_000, 1.0 / 3, accuracy: 0.02)
+        XCTAssertEqual(counts[2], 0)
+    }
+
+    func testUniformCostsSpreadEvenlyAndUnavailableOnesAreSkipped() {
+        var random = FastRandom(seed: 7)
+        var counts = Array(repeating: 0, count: 10)
+        for _ in 0..<50_000 {
+            let i = PowerOfTwoChoices.pick(count: 10, using: &random, isAvailable: { $0 != 3 }, cost: { _ in 1 })!
+            counts[i] += 1
+        }
+        XCTAssertEqual(counts[3], 0)
+        for (i, n) in counts.enumerated() where i != 3 {
+            XCTAssertEqual(Double(n) / 50_000, 1.0 / 9, accuracy: 0.01, "index \(i)")
+        }
+    }
+
+    func testOneCandidateAndNoneAvailable() {
+        var random = FastRandom(seed: 3)
+        XCTAssertEqual(PowerOfTwoChoices.pick(count: 1, using: &random, isAvailable: { _ in true }, cost: { _ in 1 }), 0)
+        XCTAssertNil(PowerOfTwoChoices.pick(count: 5, using: &random, isAvailable: { _ in false }, cost: { _ in 1 }))
+        XCTAssertEqual(PowerOfTwoChoices.pick(count: 100, using: &random, isAvailable: { $0 == 42 }, cost: { _ in 1 }), 42,
+                       "a single survivor among many is found")
+    }
+
+    func testWeightedRoundRobinIsProportionalAndInterleaved() {
+        var wrr = WeightedRoundRobin()
+        let weights = [5, 1, 1]
+        let picks = (0..<7).map { _ in wrr.pick(weights: weights, isAvailable: { _ in true })! }
+        XCTAssertEqual(picks, [0, 0, 1, 0, 2, 0, 0], "nginx's smooth order for 5:1:1")
+        var skip = WeightedRoundRobin()
+        XCTAssertEqual((0..<4).map { _ in skip.pick(weights: weights, isAvailable: { $0 != 0 })! }, [1, 2, 1, 2])
+    }
+}
+
+final class FailureAccrualTests: XCTestCase {
+    let s: Int64 = 1_000_000_000
+
+    func testEjectsAfterTheThresholdOfConsecutiveFailuresOnly() {
+        var a = FailureAccrual()
+        var random = FastRandom(seed: 1)
+        for _ in 0..<6 { XCTAssertFalse(a.recordFailure(at: 0, random: &random)) }
+        a.recordSuccess()                              // a success resets the count
+        for _ in 0..<6 { XCTAssertFalse(a.recordFailure(at: 0, random: &random)) }
+        XCTAssertTrue(a.recordFailure(at: 0, random: &random), "the 7th consecutive failure ejects")
+        XCTAssertFalse(a.isAvailable(at: 0))
+        XCTAssertEqual(a.state, .ejected(until: 1 * s, backoff: 1 * s), "the first backoff is the minimum")
+    }
+
+    func testOneProbePerBackoffAndDoublingWithJitterUpToTheMaximum() {
+        var a = FailureAccrual()
+        var random = FastRandom(seed: 9)
+        for _ in 0..<7 { a.recordFailure(at: 0, random: &random) }
+        XCTAssertFalse(a.admit(at: 1 * s - 1))
+        XCTAssertTrue(a.admit(at: 1 * s), "the backoff is over: one probe")
+        XCTAssertFalse(a.admit(at: 1 * s), "and only one")
+        var now = 1 * s
+        var expected: Int64 = 1 * s
+        for _ in 0..<10 {                              // the probe fails: backoff doubles (1,2,4,...,60 s)
+            a.recordFailure(at: now, random: &random)
+            expected = min(60 * s, expected * 2)
+            guard case .ejected(let until, let backoff) = a.state else { return XCTFail("\(a.state)") }
+            XCTAssertEqual(backoff, expected)
+            XCTAssertGreaterThanOrEqual(until - now, expected / 2, "jitter stays in [backoff/2, backoff]")
+            XCTAssertLessThanOrEqual(until - now, expected)
+            now = until
+            XCTAssertTrue(a.admit(at: now))
+        }
+        a.recordSuccess()
+        XCTAssertEqual(a.state, .active(failures: 0), "a successful probe restores the endpoint")
+    }
+
+    func testTheFloorKeepsAnEndpointInWhenEjectionIsRefused() {
+        var a = FailureAccrual()
+        var random = FastRandom(seed: 2)
+        for _ in 0..<20 { XCTAssertFalse(a.recordFailure(at: 0, random: &random, mayEject: false)) }
+        XCTAssertTrue(a.isAvailable(at: 0))
+    }
+}
