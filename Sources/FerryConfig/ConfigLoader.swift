@@ -84,8 +84,25 @@ public enum ConfigLoader {
     }
 
     private static func decodeAdmin(_ value: YAMLValue) throws -> AdminConfig {
-        let m = try value.mapping(allowed: ["address"])
-        return AdminConfig(address: try m.required("address").hostPort())
+        let m = try value.mapping(allowed: ["address", "metrics", "access_log"])
+        var admin = AdminConfig(address: try m.required("address").hostPort())
+        if let v = m["metrics"] { admin.metrics = try v.bool() }
+        if let v = m["access_log"] {
+            var log = AccessLogConfig()
+            if case .scalar = v.node {
+                guard try v.bool() else { return admin }
+            } else {
+                let lm = try v.mapping(allowed: ["sample"])
+                if let sample = lm["sample"] {
+                    guard let value = Double(try sample.string()), value > 0, value <= 1 else {
+                        throw sample.error("sample is the share of calls logged: a number above 0 and at most 1")
+                    }
+                    log.sample = value
+                }
+            }
+            admin.accessLog = log
+        }
+        return admin
     }
 
     private static func decodeRuntime(_ value: YAMLValue) throws -> RuntimeConfig {

@@ -21,7 +21,17 @@ public struct FerryConfig: Sendable, Equatable {
 
 public struct AdminConfig: Sendable, Equatable {
     public var address: HostPort
+    /// Count requests, responses, latencies and bytes per listener, service and method.
+    public var metrics = true
+    /// One structured log line per call (`access_log: {sample: 0.1}` logs a tenth of them).
+    public var accessLog: AccessLogConfig?
     public init(address: HostPort) { self.address = address }
+}
+
+public struct AccessLogConfig: Sendable, Equatable {
+    /// The share of calls logged, 0 < sample <= 1.
+    public var sample: Double = 1
+    public init() {}
 }
 
 public struct RuntimeConfig: Sendable, Equatable {

@@ -2,7 +2,7 @@
 /// per event loop, seeded once. Not for anything secret. `SystemRandomNumberGenerator` asks
 /// the kernel on every call, which is too slow for a choice made per request.
 public struct FastRandom: RandomNumberGenerator, Sendable {
-    private var s0, s1, s2, s3: UInt64
+    @usableFromInline var s0, s1, s2, s3: UInt64
 
     public init(seed: UInt64) {
         // SplitMix64 spreads the seed over the state (which must not be all zero).
@@ -22,6 +22,7 @@ public struct FastRandom: RandomNumberGenerator, Sendable {
         self.init(seed: system.next())
     }
 
+    @inlinable
     public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
         let t = s1 << 17

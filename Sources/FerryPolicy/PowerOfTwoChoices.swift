@@ -8,6 +8,7 @@ public enum PowerOfTwoChoices {
     ///
     /// Unavailable candidates are skipped by redrawing among the rest, so a few ejected
     /// endpoints do not distort the choice; no allocation is made.
+    @inlinable
     public static func pick<R: RandomNumberGenerator>(
         count: Int, using random: inout R, isAvailable: (Int) -> Bool, cost: (Int) -> Double
     ) -> Int? {

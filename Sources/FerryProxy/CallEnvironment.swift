@@ -5,6 +5,9 @@ import FerryH2
 /// burst of expiring deadlines sends the same Trailers-Only block hundreds of times).
 final class CallEnvironment {
     let deadlines: CallDeadlines
+    /// The loop's metrics when counting is on (nil: off).
+    var metrics: LoopMetrics?
+    var accessLog: AccessLog?
     private var errorHeaders: [ErrorKey: H2Headers] = [:]
 
     private struct ErrorKey: Hashable {

@@ -18,6 +18,9 @@ final class DownstreamConnection: H2ConnectionDelegate {
 
     func connectionClosed(_ connection: H2Connection) {
         loop.unregister(connection)
+        if let kind = LoopMetrics.protocolErrorKind(connection.failureReason) {
+            loop.metrics.countProtocolError(listener: listener.name, kind: kind)
+        }
         if let reason = connection.failureReason, reason != "connection closed" {
             loop.logger.debug("downstream connection ended", metadata: ["listener": "\(listener.name)", "reason": "\(reason)"])
         }

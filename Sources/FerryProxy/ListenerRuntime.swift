@@ -7,25 +7,29 @@ import FerryH2
 final class ListenerRuntime {
     private(set) var config: ListenerConfig
     private var table: RouteTable
-    /// The service of each route, in configuration order.
+    /// The service of each route, in configuration order, and the metrics its calls count in
+    /// (nil when metrics are off).
     private var targets: [ServiceRuntime]
+    private var targetMetrics: [RouteMetrics?]
     private(set) var maxDeadlineNanoseconds: Int64?
     private(set) var h2Settings: H2Settings
     /// The listener left the configuration: its connections are being closed gracefully.
     private(set) var isRemoved = false
 
-    init(config: ListenerConfig, services: [String: ServiceRuntime]) {
+    init(config: ListenerConfig, services: [String: ServiceRuntime], metrics: LoopMetrics?) {
         self.config = config
         self.table = RouteTable(config.routes)
         self.targets = config.routes.map { services[$0.service]! }
+        self.targetMetrics = config.routes.map { metrics?.route(listener: config.name, service: $0.service) }
         self.maxDeadlineNanoseconds = config.maxDeadline?.totalNanoseconds
         self.h2Settings = Self.settings(config.http2)
     }
 
-    func update(config newConfig: ListenerConfig, services: [String: ServiceRuntime]) {
+    func update(config newConfig: ListenerConfig, services: [String: ServiceRuntime], metrics: LoopMetrics?) {
         config = newConfig
         table = RouteTable(newConfig.routes)
         targets = newConfig.routes.map { services[$0.service]! }
+        targetMetrics = newConfig.routes.map { metrics?.route(listener: newConfig.name, service: $0.service) }
         maxDeadlineNanoseconds = newConfig.maxDeadline?.totalNanoseconds
         h2Settings = Self.settings(newConfig.http2)
     }
@@ -37,8 +41,8 @@ final class ListenerRuntime {
 
     /// The service a request goes to, by its `:authority` (or `host`) and `:path`; nil when no
     /// route matches.
-    func route(_ headers: H2Headers) -> ServiceRuntime? {
-        if table.isSingleDefault { return targets[0] }
+    func route(_ headers: H2Headers) -> (service: ServiceRuntime, metrics: RouteMetrics?)? {
+        if table.isSingleDefault { return (targets[0], targetMetrics[0]) }
         let index = headers.withValue(of: ":path") { path in
             headers.withValue(of: ":authority") { authority in
                 if let authority { return table.match(authority: authority, path: path ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
@@ -47,7 +51,7 @@ final class ListenerRuntime {
                 }
             }
         }
-        return index.map { targets[$0] }
+        return index.map { (targets[$0], targetMetrics[$0]) }
     }
 
     private static func settings(_ http2: HTTP2Config) -> H2Settings {

@@ -31,6 +31,8 @@ final class LoopContext {
     private(set) var isDraining = false
     /// What every call on this loop shares (the deadline queue behind one timer, error answers).
     let callEnvironment: CallEnvironment
+    /// This loop's counts, summed across loops when scraped.
+    let metrics = LoopMetrics()
 
     init(eventLoop: EventLoop, loopIndex: Int, logger: Logger) {
         self.eventLoop = eventLoop
@@ -57,13 +59,16 @@ final class LoopContext {
         for (name, runtime) in services where next[name] == nil { runtime.retire() }
         services = next
 
+        let counting = (plan.config.admin?.metrics ?? false) ? metrics : nil
+        callEnvironment.metrics = counting
+        callEnvironment.accessLog = plan.config.admin?.accessLog.map { AccessLog(sample: $0.sample, logger: logger) }
         var nextListeners: [String: ListenerRuntime] = [:]
         for listener in plan.config.listeners {
             if let runtime = listeners[listener.name] {
-                runtime.update(config: listener, services: services)
+                runtime.update(config: listener, services: services, metrics: counting)
                 nextListeners[listener.name] = runtime
             } else {
-                nextListeners[listener.name] = ListenerRuntime(config: listener, services: services)
+                nextListeners[listener.name] = ListenerRuntime(config: listener, services: services, metrics: counting)
             }
         }
         for (name, runtime) in listeners where nextListeners[name] == nil {

@@ -59,6 +59,19 @@ final class ProxyCall {
     /// The load-shedding slot this call holds in its service (the limit it was admitted under).
     private var shedSlot: Int??
 
+    // Metrics and the access log: where the call counts, when it arrived and got headers,
+    // whether its final status was counted, and how many attempts it made.
+    private var routeMetrics: RouteMetrics?
+    private var methodMetrics: MethodMetrics?
+    private var arrivedAt: Int64 = 0
+    private var responseHeadersAt: Int64 = 0
+    private var outcomeRecorded = false
+    private var attempts = 0
+    private var accessLogged = false
+    private var responseHTTPStatus = 0
+    /// The request's :path, kept only for a call the access log will write.
+    private var accessLogPath: String?
+
     private var isGRPC = false
     /// Message boundaries of a gRPC call, each way, to hold messages to the service's size limit.
     private var requestFramer: GRPCMessageFramer?
@@ -110,16 +123,29 @@ final class ProxyCall {
 
     private func requestHeadersArrived(_ headers: H2Headers, endStream: Bool) {
         isGRPC = headers.value(of: "content-type", hasPrefix: GRPCResponses.contentType)
-        guard let service = listener.route(headers) else {
+        arrivedAt = downstream.connection.readStartedAt
+        if environment.accessLog != nil {
+            accessLogged = environment.accessLog!.sampled()
+            if accessLogged { accessLogPath = headers.first(":path") }
+        }
+        guard let (service, metrics) = listener.route(headers) else {
+            environment.metrics?.countNoRoute(listener: listener.name)
             fail(.noRoute(listener: listener.name, authority: headers.first(":authority") ?? headers.first("host") ?? "",
                           path: headers.first(":path") ?? ""))
             return
+        }
+        if let metrics {
+            routeMetrics = metrics
+            let method = headers.withValue(of: ":path") { isGRPC ? metrics.method(forPath: $0) : metrics.method(forPath: nil) }
+            method.requests += 1
+            methodMetrics = method
         }
         let policy = headers.withValue(of: ":path") { service.policy(forPath: $0) }
         self.service = service
         self.policy = policy
         if let limit = service.config.maxConcurrentCalls {
             guard service.health.admitCall(limit: limit) else {
+                routeMetrics?.loadShed += 1
                 fail(.shed(service: service.name, limit: limit))
                 return
             }
@@ -168,9 +194,11 @@ final class ProxyCall {
     private func dispatch() {
         finishAttempt(.neutral)
         guard let service, let pool = service.pickPool() else {
+            routeMetrics?.noEndpoints += 1
             fail(.noEndpoints(service: serviceName))
             return
         }
+        attempts += 1
         self.pool = pool
         attemptPool = pool
         attemptRTT = nil
@@ -189,11 +217,39 @@ final class ProxyCall {
     /// The response is complete: success or failure by its status, for the balancer and accrual.
     private func responseCompleted(trailers: H2Headers?) {
         var failed = responseStatusIsFailure
-        if isGRPC, let trailers, let status = Self.grpcStatus(in: trailers), let policy {
+        let status = isGRPC ? trailers.flatMap(Self.grpcStatus(in:)) : nil
+        if let status, let policy {
             failed = policy.failureStatuses.contains(status)
         }
+        recordOutcome(grpcStatus: status, httpStatus: responseHTTPStatus)
         finishAttempt(failed ? .failure : .success(rtt: attemptRTT))
         callOver()
+    }
+
+    /// Counts the call's final status and duration (once), and writes its access-log line.
+    private func recordOutcome(grpcStatus: Int?, httpStatus: Int) {
+        guard !outcomeRecorded else { return }
+        outcomeRecorded = true
+        let now = Self.now()
+        if let method = methodMetrics {
+            if isGRPC { method.recordGRPCStatus(grpcStatus) } else { method.recordHTTPStatus(httpStatus) }
+            method.duration.observe(now - arrivedAt)
+        }
+        if accessLogged, let log = environment.accessLog {
+            log.log(AccessLog.Entry(
+                listener: listener.name, service: serviceName, path: accessLogPath ?? "?",
+                status: isGRPC ? (grpcStatus.flatMap { GRPCStatusCode(rawValue: $0)?.name } ?? "none") : String(httpStatus),
+                durationNanoseconds: now - arrivedAt, attempts: attempts, endpoint: pool?.endpointName ?? "-",
+                deadlineNanoseconds: deadline?.budgetNanoseconds))
+        }
+    }
+
+
+    /// The response headers went out (forwarded or made here): time to headers.
+    private func responseHeadersSent() {
+        guard responseHeadersAt == 0 else { return }
+        responseHeadersAt = Self.now()
+        methodMetrics?.timeToHeaders.observe(responseHeadersAt - arrivedAt)
     }
 
     /// The call holds nothing any more: timers, its attempt, its load-shedding slot.
@@ -263,6 +319,7 @@ final class ProxyCall {
         if case .finished = phase { return }
         let due = lastActivity + idle
         if due <= Self.now() {
+            routeMetrics?.streamIdleTimeouts += 1
             fail(.streamIdle(idle, policyOrigin: policy?.origin ?? "?"))
         } else {
             idleID = deadlines.arm(self, expiresAt: due)
@@ -277,7 +334,12 @@ final class ProxyCall {
     }
 
     private func deadlineError(_ deadline: CallDeadline) -> ProxyError {
-        .deadlineExceeded(deadline, policyOrigin: policy?.origin ?? "?", listener: listener.name, grpc: isGRPC)
+        switch deadline.source {
+        case .caller: routeMetrics?.deadlineExceeded[0] += 1
+        case .method: routeMetrics?.deadlineExceeded[1] += 1
+        case .listener: routeMetrics?.deadlineExceeded[2] += 1
+        }
+        return .deadlineExceeded(deadline, policyOrigin: policy?.origin ?? "?", listener: listener.name, grpc: isGRPC)
     }
 
     /// The call is over (or its response complete): its timers are no longer wanted.
@@ -372,6 +434,10 @@ final class ProxyCall {
     private func fail(_ error: ProxyError) {
         if case .awaitingUpstream = phase { pool?.cancel(self) }
         phase = .finished
+        if !downstream.isClosed && !responseEnded {
+            if !responseStarted { responseHeadersSent() }
+            recordOutcome(grpcStatus: error.grpcStatus.rawValue, httpStatus: responseStarted ? responseHTTPStatus : error.httpStatus)
+        }
         finishAttempt(error.isEndpointFailure ? .failure : .neutral)
         callOver()
         pendingBody.removeAll()
@@ -412,6 +478,10 @@ final class ProxyCall {
     }
 
     private func downstreamClosed(_ error: H2StreamError?) {
+        if error != nil && !responseEnded {
+            // The caller went away before the response ended: gRPC's CANCELLED, nginx's 499.
+            recordOutcome(grpcStatus: GRPCStatusCode.cancelled.rawValue, httpStatus: 499)
+        }
         callOver()
         switch phase {
         case .awaitingUpstream:
@@ -437,6 +507,13 @@ extension ProxyCall: H2StreamDelegate {
         guard !downstream.isClosed, !responseEnded else { return }
         commit()
         if attemptRTT == nil { attemptRTT = Self.now() - attemptOpenedAt }
+        responseHeadersSent()
+        if !isGRPC || methodMetrics == nil {
+            responseHTTPStatus = headers.withValue(of: ":status") { status in
+                guard let status, status.count == 3 else { return 0 }
+                return status.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
+            }
+        }
         responseDeclaredLength = headers.contains("content-length")
         if !isGRPC {
             responseStatusIsFailure = headers.withValue(of: ":status") { status in
@@ -496,6 +573,7 @@ extension ProxyCall: H2StreamDelegate {
     }
 
     private func requestDataArrived(_ data: ByteBuffer) {
+        methodMetrics?.requestBytes += data.readableBytes
         if let error = Self.scan(&requestFramer, data) {
             downstream.consume(data.readableBytes)
             if case .finished = phase { return }
@@ -517,6 +595,7 @@ extension ProxyCall: H2StreamDelegate {
     }
 
     private func responseDataArrived(_ data: ByteBuffer, on stream: H2Stream) {
+        methodMetrics?.responseBytes += data.readableBytes
         if downstream.isClosed || responseEnded {
             stream.consume(data.readableBytes)
             return

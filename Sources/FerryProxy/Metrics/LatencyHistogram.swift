@@ -1,0 +1,33 @@
+/// A latency histogram with Prometheus-style fixed buckets (upper bounds in nanoseconds),
+/// counted per bucket and summed across event loops when scraped.
+struct LatencyHistogram: Sendable {
+    /// 0.5 ms .. 10 s.
+    static let bounds: [Int64] = [500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000,
+                                  100_000_000, 250_000_000, 500_000_000, 1_000_000_000, 2_500_000_000,
+                                  5_000_000_000, 10_000_000_000]
+
+    /// Per bucket (not cumulative); the last slot counts what exceeds every bound.
+    private(set) var counts = [Int](repeating: 0, count: LatencyHistogram.bounds.count + 1)
+    private(set) var sumNanoseconds: Int64 = 0
+    private(set) var count = 0
+
+    mutating func observe(_ nanoseconds: Int64) {
+        var slot = 0
+        while slot < Self.bounds.count && nanoseconds > Self.bounds[slot] { slot += 1 }
+        counts[slot] += 1
+        sumNanoseconds &+= max(0, nanoseconds)
+        count += 1
+    }
+
+    mutating func add(_ other: LatencyHistogram) {
+        for i in counts.indices { counts[i] += other.counts[i] }
+        sumNanoseconds &+= other.sumNanoseconds
+        count += other.count
+    }
+
+    /// Cumulative counts per bound, then +Inf (what Prometheus exposes).
+    var cumulative: [Int] {
+        var total = 0
+        return counts.map { total += $0; return total }
+    }
+}

@@ -1,0 +1,48 @@
+/// Everything one event loop counts, touched only on that loop. A scrape submits to each loop
+/// for a `Snapshot` and sums them: nothing on the request path is shared or locked.
+final class LoopMetrics {
+    private var routes: [String: RouteMetrics] = [:]
+    /// Requests no route matched, by listener.
+    private(set) var noRoute: [String: Int] = [:]
+    /// Downstream connections ended by a protocol error, by listener and kind.
+    private(set) var protocolErrors: [String: [String: Int]] = [:]
+
+    /// The metrics of calls `listener` routes to `service` (made on first use, kept across reloads).
+    func route(listener: String, service: String) -> RouteMetrics {
+        let key = listener + "\u{0}" + service
+        if let existing = routes[key] { return existing }
+        let made = RouteMetrics(listener: listener, service: service)
+        routes[key] = made
+        return made
+    }
+
+    func countNoRoute(listener: String) {
+        noRoute[listener, default: 0] += 1
+    }
+
+    func countProtocolError(listener: String, kind: String) {
+        protocolErrors[listener, default: [:]][kind, default: 0] += 1
+    }
+
+    struct Snapshot: Sendable {
+        var routes: [RouteMetrics.Snapshot]
+        var noRoute: [String: Int]
+        var protocolErrors: [String: [String: Int]]
+    }
+
+    var snapshot: Snapshot {
+        Snapshot(routes: routes.values.map(\.snapshot), noRoute: noRoute, protocolErrors: protocolErrors)
+    }
+
+    /// The kind of protocol error that ended a connection, from its failure reason; nil when
+    /// it ended otherwise (closed, reset by the peer, drained).
+    static func protocolErrorKind(_ reason: String?) -> String? {
+        guard let reason else { return nil }
+        if reason.hasPrefix("sent GOAWAY ") {
+            let code = reason.dropFirst("sent GOAWAY ".count).prefix { $0 != ":" }
+            return code.lowercased()
+        }
+        if reason.hasPrefix("nghttp2: ") { return "protocol_error" }
+        return nil
+    }
+}
