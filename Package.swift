@@ -71,6 +71,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: hotPathSettings
         ),

@@ -218,7 +218,8 @@ public enum ConfigLoader {
     private static func decodeService(name: String, _ value: YAMLValue, configDirectory: String) throws -> ServiceConfig {
         let m = try value.mapping(allowed: ["endpoints", "discovery", "connect_timeout", "idle_timeout",
                                             "max_connections_per_endpoint", "max_pending_calls", "http2", "methods",
-                                            "keepalive", "balancer", "failure_accrual", "max_concurrent_calls"] + policyKeys)
+                                            "keepalive", "balancer", "failure_accrual", "max_concurrent_calls",
+                                            "allow_no_endpoints"] + policyKeys)
         let discovery: DiscoveryConfig
         switch (m["endpoints"], m["discovery"]) {
         case (let endpointsValue?, nil):
@@ -244,6 +245,7 @@ public enum ConfigLoader {
         if let v = m["balancer"] { service.balancer = try decodeBalancer(v) }
         if let v = m["failure_accrual"] { service.failureAccrual = try decodeAccrual(v) }
         service.maxConcurrentCalls = try m["max_concurrent_calls"]?.int(in: 1...10_000_000)
+        service.allowNoEndpoints = try m["allow_no_endpoints"]?.bool() ?? false
         service.policy = try decodePolicy(m, over: service.policy, origin: "services.\(name)")
         if let methodsValue = m["methods"] { service.methods = try decodeMethods(methodsValue, service: service) }
         return service

@@ -153,6 +153,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var pool = PoolConfig()
     public var balancer = BalancerConfig()
     public var failureAccrual = FailureAccrualConfig()
+    /// `/ready` does not wait for this service to have endpoints (e.g. scaled to zero on purpose).
+    public var allowNoEndpoints = false
     /// Calls to this service in flight at once across the proxy (waiting or forwarding); over
     /// it a call fails at once with RESOURCE_EXHAUSTED (load shedding). nil: no limit.
     public var maxConcurrentCalls: Int?

@@ -1,5 +1,11 @@
 import FerryConfig
 import FerryDiscovery
+import FerryPolicy
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import FerryH2
 import Logging
 import NIOCore
@@ -32,6 +38,9 @@ actor ControlPlane {
     private var health: [String: ServiceHealth] = [:]
     private var nextSourceID = 0
     private var stopped = false
+    /// When the running configuration was applied (for `/config`).
+    private(set) var loadedAt: ContinuousClock.Instant?
+    private(set) var loadedAtWallClock: Int64 = 0
 
     init(loops: [LoopContextBox], group: EventLoopGroup, controlGroup: EventLoopGroup, logger: Logger) {
         self.loops = loops
@@ -134,6 +143,8 @@ actor ControlPlane {
         }
         sources = nextSources
         current = config
+        loadedAt = .now
+        loadedAtWallClock = Self.wallClockSeconds()
         return config.listeners.compactMap { listeners[$0.name]?.channel.localAddress }
     }
 
@@ -147,8 +158,23 @@ actor ControlPlane {
         }
     }
 
-    /// Each service's endpoints with their failure-accrual state (for `/endpoints`).
-    func health(of service: String) -> ServiceHealth? { health[service] }
+    /// Each service's endpoints with their failure-accrual state.
+    func healthStates() -> [String: [(HostPort, FailureAccrual.State)]] { health.mapValues { $0.snapshot() } }
+
+    /// Ready: listeners bound, not shutting down, and every service has endpoints (or allows none).
+    func readiness() -> (ready: Bool, reason: String) {
+        guard let current, !stopped else { return (false, stopped ? "shutting down" : "starting") }
+        for service in current.services where !service.allowNoEndpoints && (sources[service.name]?.endpoints.isEmpty ?? true) {
+            return (false, "service \"\(service.name)\" has no endpoints")
+        }
+        return (true, "ready")
+    }
+
+    private static func wallClockSeconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec)
+    }
 
     /// The current endpoints of every service (for `/endpoints` and tests).
     func endpoints() -> [String: [Endpoint]] { sources.mapValues(\.endpoints) }

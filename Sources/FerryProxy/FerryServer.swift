@@ -2,6 +2,7 @@ import FerryConfig
 import FerryDiscovery
 import FerryH2
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -15,6 +16,7 @@ public final class FerryServer: Sendable {
     private let contexts: [LoopContextBox]
     private let control: ControlPlane
     private let initialConfig: FerryConfig
+    private let admin = NIOLockedValueBox<AdminServer?>(nil)
 
     public init(config: FerryConfig, group: EventLoopGroup, logger: Logger) {
         self.initialConfig = config
@@ -36,7 +38,82 @@ public final class FerryServer: Sendable {
             logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(address)",
                                                 "services": "\(listener.serviceNames.joined(separator: ","))"])
         }
+        if let adminConfig = initialConfig.admin {
+            let server = try await AdminServer.start(host: adminConfig.address.host, port: adminConfig.address.port,
+                                                     group: controlGroup) { [weak self] path in
+                await self?.adminResponse(path) ?? AdminServer.Response(status: .serviceUnavailable, contentType: "text/plain", body: "stopped\n")
+            }
+            admin.withLockedValue { $0 = server }
+            logger.info("admin listening", metadata: ["address": "\(server.channel.localAddress.map { "\($0)" } ?? "?")"])
+        }
         return addresses
+    }
+
+    /// The admin listener's bound address (nil without an admin section).
+    public var adminAddress: SocketAddress? { admin.withLockedValue { $0?.channel.localAddress } }
+
+    // MARK: - Admin
+
+    /// Ferry's metrics in the Prometheus text format, summed over the event loops.
+    public func metricsText() async -> String {
+        var loops: [(LoopMetrics.Snapshot, LoopGauges)] = []
+        for box in contexts {
+            if let taken = try? await box.eventLoop.submit({ (box.value.metrics.snapshot, box.value.gauges()) }).get() {
+                loops.append(taken)
+            }
+        }
+        return FerryMetrics.render(.init(loops: loops, health: await control.healthStates(), now: 0))
+    }
+
+    func adminResponse(_ path: String) async -> AdminServer.Response {
+        switch path {
+        case "/metrics":
+            return .init(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: await metricsText())
+        case "/live":
+            return .init(status: .ok, contentType: "text/plain; charset=utf-8", body: "live\n")
+        case "/ready":
+            let (ready, reason) = await control.readiness()
+            return .init(status: ready ? .ok : .serviceUnavailable, contentType: "text/plain; charset=utf-8", body: reason + "\n")
+        case "/config":
+            return .init(status: .ok, contentType: "application/json", body: await configJSON())
+        case "/endpoints":
+            return .init(status: .ok, contentType: "application/json", body: await endpointsJSON())
+        default:
+            return .init(status: .notFound, contentType: "text/plain; charset=utf-8",
+                         body: "not found; try /metrics, /ready, /live, /config, /endpoints\n")
+        }
+    }
+
+    private func configJSON() async -> String {
+        let config = await self.config
+        let loadedAt = await control.loadedAtWallClock
+        let lines = ConfigSummary.lines(config).map { JSON.string($0) }.joined(separator: ",\n    ")
+        return "{\n  \"source\": \(JSON.string(config.source)),\n  \"loaded_at_unix\": \(loadedAt),\n"
+            + "  \"summary\": [\n    \(lines)\n  ]\n}\n"
+    }
+
+    private func endpointsJSON() async -> String {
+        var gauges: [LoopGauges.Endpoint] = []
+        for box in contexts {
+            if let taken = try? await box.eventLoop.submit({ box.value.gauges().endpoints }).get() { gauges += taken }
+        }
+        let health = await control.healthStates()
+        let endpoints = await self.endpoints()
+        var services: [String] = []
+        for (service, list) in endpoints.sorted(by: { $0.key < $1.key }) {
+            let states = Dictionary(health[service] ?? [], uniquingKeysWith: { a, _ in a })
+            let items = list.map { endpoint -> String in
+                let address = HostPort(host: endpoint.host, port: endpoint.port)
+                let mine = gauges.filter { $0.service == service && $0.endpoint == address.description }
+                let state = states[address].map(FerryMetrics.stateName) ?? "active"
+                let latency = mine.isEmpty ? 0 : mine.map(\.latencyNanoseconds).reduce(0, +) / Double(mine.count) / 1e6
+                return "{\"address\": \(JSON.string(address.description)), \"weight\": \(endpoint.weight), \"state\": \"\(state)\", "
+                    + "\"pending\": \(mine.map(\.pending).reduce(0, +)), \"latency_estimate_ms\": \(PrometheusWriter.format((latency * 1000).rounded() / 1000)), "
+                    + "\"connections\": \(mine.map(\.connections).reduce(0, +)), \"streams\": \(mine.map(\.streams).reduce(0, +))}"
+            }
+            services.append("  \(JSON.string(service)): [\n    " + items.joined(separator: ",\n    ") + "\n  ]")
+        }
+        return "{\n" + services.joined(separator: ",\n") + "\n}\n"
     }
 
     /// Swaps in a new (already validated) configuration. Calls in flight finish under the
@@ -60,6 +137,7 @@ public final class FerryServer: Sendable {
     /// Graceful shutdown: stop accepting, send every client the two-step GOAWAY, let calls in
     /// flight finish for up to `drainTimeout`, then close what is left.
     public func shutdown(drainTimeout: TimeAmount) async {
+        // /ready answers 503 from here on; the admin listener stays up until the drain is over.
         await control.stop()
         for box in contexts {
             try? await box.eventLoop.submit { box.value.beginDrain() }.get()
@@ -76,6 +154,7 @@ public final class FerryServer: Sendable {
         for box in contexts {
             try? await box.eventLoop.submit { box.value.finishDrain() }.get()
         }
+        if let server = admin.withLockedValue({ $0 }) { await server.stop() }
         try? await controlGroup.shutdownGracefully()
         logger.info("drained")
     }

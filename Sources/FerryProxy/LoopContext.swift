@@ -18,6 +18,22 @@ struct LoopPlan: Sendable {
     var health: [String: ServiceHealth]
 }
 
+/// What a scrape reads from one loop besides its counters.
+struct LoopGauges: Sendable {
+    struct Endpoint: Sendable {
+        var service: String
+        var endpoint: String
+        var pending: Int
+        var latencyNanoseconds: Double
+        var connections: Int
+        var streams: Int
+    }
+
+    var connections: [String: Int] = [:]
+    var streams: [String: Int] = [:]
+    var endpoints: [Endpoint] = []
+}
+
 /// Everything one event loop owns: its view of each listener and service (with the upstream
 /// pools) and its downstream connections. A request accepted on this loop is served entirely
 /// from here; configuration and endpoint changes arrive as tasks on the loop.
@@ -94,6 +110,25 @@ final class LoopContext {
     }
 
     var downstreamConnectionCount: Int { downstreams.count }
+
+    /// Gauges read at scrape time: each listener's connections and open streams, each pool's state.
+    func gauges() -> LoopGauges {
+        var gauges = LoopGauges()
+        for entry in downstreams.values {
+            gauges.connections[entry.listener.name, default: 0] += 1
+            gauges.streams[entry.listener.name, default: 0] += entry.connection.openStreamCount
+        }
+        let now = Int64(NIODeadline.now().uptimeNanoseconds)
+        for service in services.values {
+            for pool in service.pools {
+                gauges.endpoints.append(LoopGauges.Endpoint(
+                    service: service.name, endpoint: pool.endpointName, pending: pool.pending,
+                    latencyNanoseconds: pool.latency.current(at: now), connections: pool.openConnectionCount,
+                    streams: pool.openStreamCount))
+            }
+        }
+        return gauges
+    }
 
     /// Sends every downstream connection the two-step GOAWAY; calls in flight go on.
     func beginDrain() {

@@ -42,6 +42,8 @@ final class UpstreamConnection {
         }
     }
 
+    var openStreamCount: Int { liveConnection?.openStreamCount ?? 0 }
+
     var isReady: Bool { if case .ready = state { return true } else { return false } }
     var isConnecting: Bool {
         switch state {

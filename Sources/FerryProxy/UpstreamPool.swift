@@ -62,6 +62,8 @@ final class UpstreamPool {
     }
 
     var openConnectionCount: Int { connections.filter(\.isReady).count }
+    /// Streams open on this pool's connections (ready or retiring).
+    var openStreamCount: Int { connections.reduce(0) { $0 + $1.openStreamCount } }
     var pendingCallCount: Int { waiters.count }
 
     /// True when a connect attempt failed within `window` and no connection is up.

@@ -37,14 +37,16 @@ class Ferry:
     {service name: [ports]}; `ports[name]` is each service's listener port and `port` the first.
     """
 
-    def __init__(self, endpoints=None, event_loops=2, service_options="", config=None, ports=None):
+    def __init__(self, endpoints=None, event_loops=2, service_options="", config=None, ports=None, admin_port=None):
         """Either `endpoints` (a generated config), or `config` (YAML text) with the listener `ports` it binds."""
         self.dir = tempfile.mkdtemp(prefix="ferry-test-")
         self.config_path = os.path.join(self.dir, "ferry.yaml")
         if config is None:
             services = endpoints if isinstance(endpoints, dict) else {"upstream": endpoints}
             self.ports = {name: free_port() for name in services}
-            lines = [f"runtime:\n  event_loops: {event_loops}\n  drain_timeout: 5s", "listeners:"]
+            self.admin_port = free_port()
+            lines = [f"admin:\n  address: 127.0.0.1:{self.admin_port}",
+                     f"runtime:\n  event_loops: {event_loops}\n  drain_timeout: 5s", "listeners:"]
             for name, port in self.ports.items():
                 lines.append(f"  - {{name: {name}, address: '127.0.0.1:{port}', service: {name}}}")
             lines.append("services:")
@@ -56,6 +58,7 @@ class Ferry:
             config = "\n".join(lines) + "\n"
         else:
             self.ports = ports
+            self.admin_port = admin_port
         self.port = next(iter(self.ports.values()))
         with open(self.config_path, "w") as f:
             f.write(config)
@@ -72,6 +75,16 @@ class Ferry:
         self.target = f"127.0.0.1:{self.port}"
         self.targets = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
         self.exit_expected = False   # a test that stops Ferry itself sets this
+
+    def admin(self, path, timeout=5):
+        """GET an admin path: (status, body text)."""
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def write_config(self, text):
         """Replaces the config file atomically (a rename, as deploy tools do)."""

@@ -8,16 +8,19 @@ import time
 import grpc
 
 from conftest import CHANNEL_OPTIONS, method
+from echo_server import make_server
+
+CALLS = 200
 
 
-def test_sigterm_lets_streaming_calls_in_flight_finish(grpc_upstream, ferry_factory):
-    port, _ = grpc_upstream
+def test_sigterm_lets_streaming_calls_in_flight_finish(ferry_factory):
+    server, port, _ = make_server(0, workers=CALLS + 16)    # every stream served at once
     ferry = ferry_factory([port])
     channel = grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS)
     stream_call = method(channel, "unary_stream", "ServerStream")
     results = []
     lock = threading.Lock()
-    started = threading.Barrier(21)
+    started = threading.Barrier(CALLS + 1)
 
     def run():
         # 20 messages, 50 ms apart: about a second of streaming per call.
@@ -28,13 +31,15 @@ def test_sigterm_lets_streaming_calls_in_flight_finish(grpc_upstream, ferry_fact
         with lock:
             results.append(1 + len(rest))
 
-    threads = [threading.Thread(target=run) for _ in range(20)]
+    threads = [threading.Thread(target=run) for _ in range(CALLS)]
     for t in threads:
         t.start()
-    started.wait(10)
+    started.wait(30)
+    assert ferry.admin("/ready") == (200, "ready\n")
     ferry.exit_expected = True
     ferry.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
+    ready_while_draining = ferry.admin("/ready")
     refused = False
     try:
         socket.create_connection(("127.0.0.1", ferry.port), timeout=1).close()
@@ -43,6 +48,8 @@ def test_sigterm_lets_streaming_calls_in_flight_finish(grpc_upstream, ferry_fact
     for t in threads:
         t.join(30)
     channel.close()
-    assert results == [20] * 20, f"calls cut short during the drain: {results}"
+    server.stop(grace=None)
+    assert results == [20] * CALLS, f"calls cut short during the drain: {sorted(results)[:10]}"
     assert refused, "the listener still accepted connections while draining"
+    assert ready_while_draining == (503, "shutting down\n"), ready_while_draining
     assert ferry.proc.wait(15) == 0, ferry.logs()

@@ -107,7 +107,7 @@ class Echo:
         return request
 
 
-def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=()):
+def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=(), workers=64):
     state = state or EchoState()
     echo = Echo(state, name)
     handlers = {
@@ -118,7 +118,7 @@ def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=()):
         "Sleep": grpc.unary_unary_rpc_method_handler(echo.sleep),
     }
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=64),
+        futures.ThreadPoolExecutor(max_workers=workers),
         handlers=[grpc.method_handlers_generic_handler(SERVICE, handlers)],
         options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE),
                  ("grpc.so_reuseport", 0)] + list(options),

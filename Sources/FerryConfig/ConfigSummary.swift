@@ -1,9 +1,7 @@
-import FerryConfig
-
 /// The resolved configuration as `ferry check` prints it: each listener's routes in the order
 /// they are tried, and each service's endpoints and per-method policies after inheritance.
-enum ConfigSummary {
-    static func lines(_ config: FerryConfig) -> [String] {
+public enum ConfigSummary {
+    public static func lines(_ config: FerryConfig) -> [String] {
         var out: [String] = []
         for listener in config.listeners {
             let deadline = listener.maxDeadline.map { ", max_deadline \(format($0))" } ?? ""
@@ -41,7 +39,7 @@ enum ConfigSummary {
         "timeout \(p.timeout.map(format) ?? "none"), deadline_offset \(format(p.deadlineOffset)), max_message_size \(p.maxMessageSize)"
     }
 
-    static func format(_ d: Duration) -> String {
+    public static func format(_ d: Duration) -> String {
         let ns = d.totalNanoseconds
         if ns == 0 { return "0s" }
         if ns % 1_000_000_000 == 0 { return "\(ns / 1_000_000_000)s" }

@@ -1,0 +1,187 @@
+import FerryConfig
+import FerryGRPC
+import FerryPolicy
+
+/// Writes the Prometheus text exposition format (version 0.0.4): `# HELP` and `# TYPE` once
+/// per family, then its samples; label values escaped.
+struct PrometheusWriter {
+    private(set) var text = ""
+
+    mutating func family(_ name: String, _ type: String, _ help: String) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+        text += name
+        if !labels.isEmpty {
+            text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        text += " " + Self.format(value) + "\n"
+    }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Int) {
+        sample(name, labels, Double(value))
+    }
+
+    mutating func histogram(_ name: String, _ labels: [(String, String)], _ h: LatencyHistogram) {
+        let cumulative = h.cumulative
+        for (i, bound) in LatencyHistogram.bounds.enumerated() {
+            sample(name + "_bucket", labels + [("le", Self.format(Double(bound) / 1e9))], cumulative[i])
+        }
+        sample(name + "_bucket", labels + [("le", "+Inf")], cumulative.last ?? 0)
+        sample(name + "_sum", labels, Double(h.sumNanoseconds) / 1e9)
+        sample(name + "_count", labels, h.count)
+    }
+
+    static func escape(_ value: String) -> String {
+        var out = ""
+        for c in value {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    static func format(_ v: Double) -> String {
+        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+        return String(v)
+    }
+}
+
+/// Ferry's metrics, summed over the event loops' snapshots.
+enum FerryMetrics {
+    struct Inputs {
+        var loops: [(LoopMetrics.Snapshot, LoopGauges)]
+        /// Each service's endpoints and their accrual state.
+        var health: [String: [(HostPort, FailureAccrual.State)]]
+        var now: Int64
+    }
+
+    static func render(_ inputs: Inputs) -> String {
+        var w = PrometheusWriter()
+
+        // Per listener, service and method: merge the loops.
+        struct Key: Hashable { var listener, service, method: String }
+        var methods: [Key: MethodMetrics.Snapshot] = [:]
+        var services: [String: (deadline: [Int], idle: Int, shed: Int, noEndpoints: Int)] = [:]
+        var noRoute: [String: Int] = [:]
+        var protocolErrors: [String: [String: Int]] = [:]
+        var gauges = LoopGauges()
+        struct EndpointKey: Hashable { var service, endpoint: String }
+        var endpoints: [EndpointKey: (pending: Int, latency: Double, loops: Int, connections: Int, streams: Int)] = [:]
+        for (metrics, loopGauges) in inputs.loops {
+            for route in metrics.routes {
+                for (method, snapshot) in route.methods where snapshot.requests > 0 {
+                    methods[Key(listener: route.listener, service: route.service, method: method), default: .init()].add(snapshot)
+                }
+                var s = services[route.service] ?? ([0, 0, 0], 0, 0, 0)
+                for i in 0..<3 { s.deadline[i] += route.deadlineExceeded[i] }
+                s.idle += route.streamIdleTimeouts
+                s.shed += route.loadShed
+                s.noEndpoints += route.noEndpoints
+                services[route.service] = s
+            }
+            for (listener, n) in metrics.noRoute { noRoute[listener, default: 0] += n }
+            for (listener, kinds) in metrics.protocolErrors {
+                for (kind, n) in kinds { protocolErrors[listener, default: [:]][kind, default: 0] += n }
+            }
+            for (listener, n) in loopGauges.connections { gauges.connections[listener, default: 0] += n }
+            for (listener, n) in loopGauges.streams { gauges.streams[listener, default: 0] += n }
+            for e in loopGauges.endpoints {
+                var v = endpoints[EndpointKey(service: e.service, endpoint: e.endpoint)] ?? (0, 0, 0, 0, 0)
+                v.pending += e.pending
+                v.latency += e.latencyNanoseconds
+                v.loops += 1
+                v.connections += e.connections
+                v.streams += e.streams
+                endpoints[EndpointKey(service: e.service, endpoint: e.endpoint)] = v
+            }
+        }
+        let sortedMethods = methods.sorted { ($0.key.listener, $0.key.service, $0.key.method) < ($1.key.listener, $1.key.service, $1.key.method) }
+        func labels(_ k: Key) -> [(String, String)] { [("listener", k.listener), ("service", k.service), ("method", k.method)] }
+
+        w.family("ferry_requests_total", "counter", "Requests routed, by listener, service and gRPC method (other: non-gRPC paths and methods past the label cap).")
+        for (k, m) in sortedMethods { w.sample("ferry_requests_total", labels(k), m.requests) }
+        w.family("ferry_grpc_responses_total", "counter", "gRPC calls ended, by final grpc-status (CANCELLED when the caller went away).")
+        for (k, m) in sortedMethods {
+            for (code, n) in m.grpcStatuses.enumerated() where n > 0 {
+                w.sample("ferry_grpc_responses_total", labels(k) + [("grpc_status", GRPCStatusCode(rawValue: code)?.name ?? "\(code)")], n)
+            }
+            if m.grpcStatusOther > 0 { w.sample("ferry_grpc_responses_total", labels(k) + [("grpc_status", "none")], m.grpcStatusOther) }
+        }
+        w.family("ferry_http_responses_total", "counter", "Plain HTTP/2 requests ended, by response status (499: the caller went away).")
+        for (k, m) in sortedMethods {
+            for (status, n) in m.httpStatuses.sorted(by: { $0.key < $1.key }) {
+                w.sample("ferry_http_responses_total", labels(k) + [("http_status", String(status))], n)
+            }
+        }
+        w.family("ferry_response_headers_seconds", "histogram", "Time from a request's arrival to its response headers.")
+        for (k, m) in sortedMethods { w.histogram("ferry_response_headers_seconds", labels(k), m.timeToHeaders) }
+        w.family("ferry_request_duration_seconds", "histogram", "Time from a request's arrival to the end of its response.")
+        for (k, m) in sortedMethods { w.histogram("ferry_request_duration_seconds", labels(k), m.duration) }
+        w.family("ferry_request_bytes_total", "counter", "Request body bytes received from callers.")
+        for (k, m) in sortedMethods { w.sample("ferry_request_bytes_total", labels(k), m.requestBytes) }
+        w.family("ferry_response_bytes_total", "counter", "Response body bytes received from upstreams.")
+        for (k, m) in sortedMethods { w.sample("ferry_response_bytes_total", labels(k), m.responseBytes) }
+
+        let sortedServices = services.sorted { $0.key < $1.key }
+        w.family("ferry_deadline_exceeded_total", "counter", "Calls Ferry ended at their deadline, by the deadline's source.")
+        for (service, s) in sortedServices {
+            for (i, source) in ["caller", "method", "listener"].enumerated() {
+                w.sample("ferry_deadline_exceeded_total", [("service", service), ("source", source)], s.deadline[i])
+            }
+        }
+        w.family("ferry_stream_idle_timeouts_total", "counter", "Calls ended by stream_idle_timeout.")
+        for (service, s) in sortedServices { w.sample("ferry_stream_idle_timeouts_total", [("service", service)], s.idle) }
+        w.family("ferry_load_shed_total", "counter", "Calls refused over max_concurrent_calls.")
+        for (service, s) in sortedServices { w.sample("ferry_load_shed_total", [("service", service)], s.shed) }
+        w.family("ferry_no_endpoints_total", "counter", "Calls failed because the service had no endpoints.")
+        for (service, s) in sortedServices { w.sample("ferry_no_endpoints_total", [("service", service)], s.noEndpoints) }
+
+        w.family("ferry_no_route_total", "counter", "Requests no route matched, by listener.")
+        for (listener, n) in noRoute.sorted(by: { $0.key < $1.key }) { w.sample("ferry_no_route_total", [("listener", listener)], n) }
+        w.family("ferry_protocol_errors_total", "counter", "Downstream connections ended by a protocol error, by listener and kind.")
+        for (listener, kinds) in protocolErrors.sorted(by: { $0.key < $1.key }) {
+            for (kind, n) in kinds.sorted(by: { $0.key < $1.key }) {
+                w.sample("ferry_protocol_errors_total", [("listener", listener), ("kind", kind)], n)
+            }
+        }
+        w.family("ferry_downstream_connections", "gauge", "Open downstream connections, by listener.")
+        for (listener, n) in gauges.connections.sorted(by: { $0.key < $1.key }) { w.sample("ferry_downstream_connections", [("listener", listener)], n) }
+        w.family("ferry_downstream_streams", "gauge", "Open downstream streams, by listener.")
+        for (listener, n) in gauges.streams.sorted(by: { $0.key < $1.key }) { w.sample("ferry_downstream_streams", [("listener", listener)], n) }
+
+        let sortedEndpoints = endpoints.sorted { ($0.key.service, $0.key.endpoint) < ($1.key.service, $1.key.endpoint) }
+        func e(_ k: EndpointKey) -> [(String, String)] { [("service", k.service), ("endpoint", k.endpoint)] }
+        w.family("ferry_endpoint_pending_calls", "gauge", "Calls sent to the endpoint and not finished (waiting or forwarding).")
+        for (k, v) in sortedEndpoints { w.sample("ferry_endpoint_pending_calls", e(k), v.pending) }
+        w.family("ferry_endpoint_latency_estimate_seconds", "gauge", "The balancer's PeakEWMA latency estimate (mean over event loops).")
+        for (k, v) in sortedEndpoints { w.sample("ferry_endpoint_latency_estimate_seconds", e(k), v.latency / Double(max(1, v.loops)) / 1e9) }
+        w.family("ferry_endpoint_connections", "gauge", "Open upstream connections to the endpoint.")
+        for (k, v) in sortedEndpoints { w.sample("ferry_endpoint_connections", e(k), v.connections) }
+        w.family("ferry_endpoint_streams", "gauge", "Open upstream streams to the endpoint.")
+        for (k, v) in sortedEndpoints { w.sample("ferry_endpoint_streams", e(k), v.streams) }
+        w.family("ferry_endpoint_state", "gauge", "1 for the endpoint's failure-accrual state (active, ejected, probing), 0 for the others.")
+        for (service, states) in inputs.health.sorted(by: { $0.key < $1.key }) {
+            for (address, state) in states.sorted(by: { $0.0.description < $1.0.description }) {
+                let current = stateName(state)
+                for name in ["active", "ejected", "probing"] {
+                    w.sample("ferry_endpoint_state", [("service", service), ("endpoint", address.description), ("state", name)], name == current ? 1 : 0)
+                }
+            }
+        }
+        return w.text
+    }
+
+    static func stateName(_ state: FailureAccrual.State) -> String {
+        switch state {
+        case .active: return "active"
+        case .ejected: return "ejected"
+        case .probing: return "probing"
+        }
+    }
+}

@@ -1,0 +1,136 @@
+"""The admin server: Prometheus metrics that count real traffic exactly (parsed by the
+prometheus_client library), readiness, liveness, the active config, live endpoints, and the
+access log."""
+import json
+import os
+import time
+
+import grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import CHANNEL_OPTIONS, free_port
+from netutil import wait_until
+from test_hostile_downstream import RawClient
+
+
+def metrics(ferry):
+    status, text = ferry.admin("/metrics")
+    assert status == 200
+    samples = {}
+    for family in text_string_to_metric_families(text):      # an independent parser: it must accept all of it
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples, text
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def test_metrics_count_real_traffic_exactly(grpc_upstream, ferry_factory):
+    port, state = grpc_upstream
+    ferry = ferry_factory([port])
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        unary = channel.unary_unary("/ferry.test.Echo/Unary")
+        failed = 0
+        for i in range(100):
+            if i % 14 == 3:                                  # 7 of the 100 fail with UNAVAILABLE
+                try:
+                    unary(b"down", metadata=[("x-status", "14")], timeout=5)
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.UNAVAILABLE
+                    failed += 1
+            else:
+                unary(b"x" * 100, timeout=5)
+        assert failed == 7
+        # A method nobody routes elsewhere, for the method label; and a non-gRPC-shaped path.
+        try:
+            channel.unary_unary("/ferry.test.Echo/Nope")(b"", timeout=5)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNIMPLEMENTED    # the upstream's answer, passed through
+    samples, text = metrics(ferry)
+    m = dict(listener="upstream", service="upstream", method="ferry.test.Echo/Unary")
+    assert value(samples, "ferry_requests_total", **m) == 100
+    assert value(samples, "ferry_grpc_responses_total", **m, grpc_status="OK") == 93
+    assert value(samples, "ferry_grpc_responses_total", **m, grpc_status="UNAVAILABLE") == 7
+    assert value(samples, "ferry_request_duration_seconds_count", **m) == 100
+    assert value(samples, "ferry_response_headers_seconds_bucket", **m, le="+Inf") == 100
+    assert value(samples, "ferry_request_bytes_total", **m) == 93 * 105 + 7 * 9      # 5-byte prefix + payload
+    assert value(samples, "ferry_grpc_responses_total", listener="upstream", service="upstream",
+                 method="ferry.test.Echo/Nope", grpc_status="UNIMPLEMENTED") == 1
+    endpoint = f"127.0.0.1:{port}"
+    assert value(samples, "ferry_endpoint_state", service="upstream", endpoint=endpoint, state="active") == 1
+    assert value(samples, "ferry_endpoint_connections", service="upstream", endpoint=endpoint) >= 1
+    assert value(samples, "ferry_downstream_connections", listener="upstream") == 0
+    assert "# TYPE ferry_request_duration_seconds histogram" in text
+
+
+def test_deadlines_load_shedding_and_protocol_errors_are_counted(grpc_upstream, ferry_factory):
+    port, _ = grpc_upstream
+    ferry = ferry_factory([port], service_options="    timeout: 50ms")
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        for _ in range(3):
+            try:
+                channel.unary_unary("/ferry.test.Echo/Sleep")(b"", timeout=10)
+            except grpc.RpcError:
+                pass
+    hostile = RawClient(ferry.port)
+    hostile.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")       # not HTTP/2: a bad preface
+    hostile.frames(timeout=2)
+    hostile.close()
+    assert wait_until(lambda: value(metrics(ferry)[0], "ferry_protocol_errors_total",
+                                    listener="upstream", kind="protocol_error") == 1, 5), metrics(ferry)[1]
+    samples, _ = metrics(ferry)
+    # The upstream's C-core may end a call first (it holds the propagated timeout); Ferry counts the ones it ended.
+    ended_by_ferry = value(samples, "ferry_deadline_exceeded_total", service="upstream", source="method")
+    answered_deadline = value(samples, "ferry_grpc_responses_total", listener="upstream", service="upstream",
+                              method="ferry.test.Echo/Sleep", grpc_status="DEADLINE_EXCEEDED")
+    assert answered_deadline == 3 and 0 <= ended_by_ferry <= 3
+
+
+def test_ready_live_config_and_endpoints(grpc_upstream, ferry_factory, tmp_path):
+    port, _ = grpc_upstream
+    eps = tmp_path / "endpoints.yaml"
+    eps.write_text("endpoints: []\n")
+    listen, admin = free_port(), free_port()
+    ferry = ferry_factory(config=f"""admin: {{address: "127.0.0.1:{admin}"}}
+listeners:
+  - {{name: in, address: "127.0.0.1:{listen}", service: svc}}
+services:
+  svc:
+    discovery: {{file: {{path: {eps}, interval: 100ms}}}}
+""", ports={"in": listen}, admin_port=admin)
+    assert ferry.admin("/live") == (200, "live\n")
+    assert ferry.admin("/ready") == (503, 'service "svc" has no endpoints\n')
+    eps.write_text(f"endpoints: ['127.0.0.1:{port}']\n")
+    assert wait_until(lambda: ferry.admin("/ready")[0] == 200, 5)
+    status, body = ferry.admin("/config")
+    config = json.loads(body)
+    assert status == 200 and config["source"] == ferry.config_path
+    assert abs(config["loaded_at_unix"] - time.time()) < 60
+    assert any("default -> svc" in line for line in config["summary"])
+    status, body = ferry.admin("/endpoints")
+    endpoints = json.loads(body)
+    assert endpoints["svc"][0]["address"] == f"127.0.0.1:{port}" and endpoints["svc"][0]["state"] == "active"
+    assert ferry.admin("/nothing")[0] == 404
+
+
+def test_access_log_writes_one_line_per_call(grpc_upstream, ferry_factory):
+    port, _ = grpc_upstream
+    listen, admin = free_port(), free_port()
+    ferry = ferry_factory(config=f"""admin: {{address: "127.0.0.1:{admin}", access_log: true}}
+listeners:
+  - {{name: in, address: "127.0.0.1:{listen}", service: svc, max_deadline: 30s}}
+services:
+  svc: {{endpoints: ["127.0.0.1:{port}"]}}
+""", ports={"in": listen}, admin_port=admin)
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        for _ in range(10):
+            channel.unary_unary("/ferry.test.Echo/Unary")(b"x", timeout=5)
+    assert wait_until(lambda: ferry.logs().count(" call") >= 10, 5)
+    lines = [line for line in ferry.logs().splitlines() if line.endswith(" call")]
+    assert len(lines) == 10, lines
+    line = lines[0]
+    for field in ("listener=in", "service=svc", "path=/ferry.test.Echo/Unary", "status=OK", "attempts=1",
+                  f"endpoint=127.0.0.1:{port}", "deadline_ms=", "duration_ms="):
+        assert field in line, line
