@@ -61,6 +61,7 @@ def main():
         f.write(b"\x00\x00\x00\x00\x5f" + b"q" * 95)
 
     upstream, ferry_port, nghttpx_port = free_port(), free_port(), free_port()
+    metered_port, admin_port = free_port(), free_port()
     procs = [subprocess.Popen(["nghttpd", "--no-tls", "-d", workdir, "--trailer", "grpc-status: 0", str(upstream)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     config = os.path.join(workdir, "ferry.yaml")
@@ -69,14 +70,23 @@ def main():
                 f"listeners:\n  - {{name: bench, address: '127.0.0.1:{ferry_port}', service: up}}\n"
                 f"services:\n  up: {{endpoints: ['127.0.0.1:{upstream}']}}\n")
     procs.append(subprocess.Popen([args.ferry, "run", "-c", config, "--log-level", "error"]))
+    # The same Ferry with the admin server and metrics on: the cost of counting.
+    metered = os.path.join(workdir, "ferry-metrics.yaml")
+    with open(metered, "w") as f:
+        f.write(f"admin: {{address: '127.0.0.1:{admin_port}', metrics: true}}\n"
+                f"runtime: {{event_loops: {args.event_loops}}}\n"
+                f"listeners:\n  - {{name: bench, address: '127.0.0.1:{metered_port}', service: up}}\n"
+                f"services:\n  up: {{endpoints: ['127.0.0.1:{upstream}']}}\n")
+    procs.append(subprocess.Popen([args.ferry, "run", "-c", metered, "--log-level", "error"]))
     procs.append(subprocess.Popen(["nghttpx", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
                                    f"--backend=127.0.0.1,{upstream};;proto=h2", "--workers=1",
                                    f"--errorlog-file={workdir}/nghttpx.err", "--accesslog-file=/dev/null"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
-        for port in (upstream, ferry_port, nghttpx_port):
+        for port in (upstream, ferry_port, nghttpx_port, metered_port):
             wait_for_port(port)
-        targets = [("direct", upstream), (f"ferry ({args.event_loops} loops)", ferry_port), ("nghttpx (1 worker)", nghttpx_port)]
+        targets = [("direct", upstream), (f"ferry ({args.event_loops} loops)", ferry_port),
+                   (f"ferry ({args.event_loops} loops, metrics on)", metered_port), ("nghttpx (1 worker)", nghttpx_port)]
         samples = {name: [] for name, _ in targets}
         for _ in range(args.reps):
             for name, port in targets:   # interleaved, so drift hits every target alike
@@ -90,8 +100,10 @@ def main():
             rps, p50, p99, failed = med[name]
             print(f"| {name} | {rps:.0f} | {p50:.0f} | {p99:.0f} | {failed:.0f} |")
         ferry, nghttpx = med[targets[1][0]], med["nghttpx (1 worker)"]
+        metered_med = med[targets[2][0]]
         print(f"\nthroughput ferry/nghttpx: {ferry[0] / nghttpx[0]:.2f}; "
-              f"added p50 vs direct: ferry {ferry[1] - med['direct'][1]:.0f} us, nghttpx {nghttpx[1] - med['direct'][1]:.0f} us")
+              f"added p50 vs direct: ferry {ferry[1] - med['direct'][1]:.0f} us, nghttpx {nghttpx[1] - med['direct'][1]:.0f} us; "
+              f"metrics on cost {(1 - metered_med[0] / ferry[0]) * 100:.1f}% of throughput")
     finally:
         for p in procs:
             p.terminate()
