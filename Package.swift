@@ -39,7 +39,7 @@ let package = Package(
             name: "FerryGRPC",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
-        .target(name: "FerryPolicy"),
+        .target(name: "FerryPolicy", dependencies: [.product(name: "Atomics", package: "swift-atomics")]),
         .target(
             name: "FerryConfig",
             dependencies: ["FerryGRPC", .product(name: "Yams", package: "Yams")]

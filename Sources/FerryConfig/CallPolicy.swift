@@ -19,6 +19,8 @@ public struct CallPolicy: Sendable, Equatable {
     /// gRPC statuses that count as the endpoint's failure for failure accrual (besides connect
     /// errors and resets). Plain HTTP/2 counts 502, 503 and 504.
     public var failureStatuses: Set<GRPCStatusCode> = [.unavailable]
+    /// Retries by status: what is retried, how often, how long to wait.
+    public var retry = RetryPolicy()
     /// Where this policy's values were written, for messages: `services.greeter` or
     /// `services.greeter.methods[0]` (the most specific entry that applied).
     public var origin: String
@@ -73,4 +75,30 @@ public struct MethodTable: Sendable {
         var path = path
         return path.withUTF8 { match(path: UnsafeRawBufferPointer($0)) }
     }
+}
+
+/// When and how a method's calls are retried (on top of the transparent retries of streams an
+/// upstream never processed, which are always made and never counted).
+public struct RetryPolicy: Sendable, Equatable {
+    /// gRPC statuses retried (plain HTTP/2: 502, 503, 504 map to UNAVAILABLE). Empty: no retries.
+    public var on: Set<GRPCStatusCode> = [.unavailable]
+    /// Attempts in all, the first included (1...5).
+    public var maxAttempts = 3
+    /// Each attempt's own timeout; an attempt past it is cancelled and retried.
+    public var perTryTimeout: Duration?
+    /// Full-jitter backoff between attempts.
+    public var backoffBase: Duration = .milliseconds(25)
+    public var backoffMax: Duration = .milliseconds(250)
+    /// Request body kept for replay; a call whose body outgrew it is not retried.
+    public var bufferSize = 64 * 1024
+    /// Hold a response back (headers and up to this many bytes) until its trailers, so a
+    /// retryable status in trailers can still be retried. For unary-response methods; 0: off
+    /// (a response is committed, and no longer retryable, at its headers).
+    public var holdResponse = 0
+
+    public init() {}
+
+    public var enabled: Bool { maxAttempts > 1 }
+    public var backoffBaseNanoseconds: Int64 { backoffBase.totalNanoseconds }
+    public var backoffMaxNanoseconds: Int64 { backoffMax.totalNanoseconds }
 }

@@ -200,7 +200,7 @@ public enum ConfigLoader {
     }
 
     private static let policyKeys = ["timeout", "deadline_offset", "max_message_size", "stream_idle_timeout", "deadline_header",
-                                     "failure_statuses"]
+                                     "failure_statuses", "retry"]
 
     /// Reads the policy keys present in `m` over `base` (what the entry inherits).
     private static func decodePolicy(_ m: YAMLMapping, over base: CallPolicy, origin: String) throws -> CallPolicy {
@@ -212,6 +212,7 @@ public enum ConfigLoader {
         if let v = m["stream_idle_timeout"] { policy.streamIdleTimeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400 * 30)) }
         if let v = m["deadline_header"] { policy.deadlineHeader = try v.bool() }
         if let v = m["failure_statuses"] { policy.failureStatuses = Set(try statusList(v)) }
+        if let v = m["retry"] { policy.retry = try decodeRetry(v, over: policy.retry) }
         return policy
     }
 
@@ -219,7 +220,7 @@ public enum ConfigLoader {
         let m = try value.mapping(allowed: ["endpoints", "discovery", "connect_timeout", "idle_timeout",
                                             "max_connections_per_endpoint", "max_pending_calls", "http2", "methods",
                                             "keepalive", "balancer", "failure_accrual", "max_concurrent_calls",
-                                            "allow_no_endpoints"] + policyKeys)
+                                            "allow_no_endpoints", "retry_budget"] + policyKeys)
         let discovery: DiscoveryConfig
         switch (m["endpoints"], m["discovery"]) {
         case (let endpointsValue?, nil):
@@ -246,6 +247,12 @@ public enum ConfigLoader {
         if let v = m["failure_accrual"] { service.failureAccrual = try decodeAccrual(v) }
         service.maxConcurrentCalls = try m["max_concurrent_calls"]?.int(in: 1...10_000_000)
         service.allowNoEndpoints = try m["allow_no_endpoints"]?.bool() ?? false
+        if let v = m["retry_budget"] {
+            let b = try v.mapping(allowed: ["ttl", "min_retries_per_second", "retry_percent"])
+            if let t = b["ttl"] { service.retryBudget.ttl = try t.duration(min: .seconds(1), max: .seconds(3600)) }
+            if let n = b["min_retries_per_second"] { service.retryBudget.minRetriesPerSecond = try n.int(in: 0...1_000_000) }
+            if let p = b["retry_percent"] { service.retryBudget.retryPercent = Double(try p.int(in: 0...1000)) / 100 }
+        }
         service.policy = try decodePolicy(m, over: service.policy, origin: "services.\(name)")
         if let methodsValue = m["methods"] { service.methods = try decodeMethods(methodsValue, service: service) }
         return service
@@ -358,6 +365,28 @@ public enum ConfigLoader {
         }
         if let v = m["max_ejected_percent"] { accrual.maxEjectedPercent = try v.int(in: 0...100) }
         return accrual
+    }
+
+    private static func decodeRetry(_ value: YAMLValue, over base: RetryPolicy) throws -> RetryPolicy {
+        var retry = base
+        if case .scalar = value.node {
+            guard try !value.bool() else { return retry }
+            retry.maxAttempts = 1
+            return retry
+        }
+        let m = try value.mapping(allowed: ["on", "max_attempts", "per_try_timeout", "backoff", "buffer", "hold_response"])
+        if let v = m["on"] { retry.on = Set(try statusList(v)) }
+        if let v = m["max_attempts"] { retry.maxAttempts = try v.int(in: 1...5) }
+        if let v = m["per_try_timeout"] { retry.perTryTimeout = try v.duration(min: .milliseconds(1), max: .seconds(3600)) }
+        if let v = m["backoff"] {
+            let b = try v.mapping(allowed: ["base", "max"])
+            if let base = b["base"] { retry.backoffBase = try base.duration(min: .milliseconds(1), max: .seconds(60)) }
+            if let max = b["max"] { retry.backoffMax = try max.duration(min: .milliseconds(1), max: .seconds(600)) }
+            if retry.backoffBase > retry.backoffMax { throw (b["base"] ?? v).error("base (\(retry.backoffBase)) is above max (\(retry.backoffMax))") }
+        }
+        if let v = m["buffer"] { retry.bufferSize = try v.size(in: 0...(64 << 20)) }
+        if let v = m["hold_response"] { retry.holdResponse = try v.size(in: 0...(16 << 20)) }
+        return retry
     }
 
     /// A list of gRPC status names (`UNAVAILABLE`) or numbers.

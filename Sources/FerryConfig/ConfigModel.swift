@@ -153,6 +153,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var pool = PoolConfig()
     public var balancer = BalancerConfig()
     public var failureAccrual = FailureAccrualConfig()
+    /// The retry budget shared by all of this service's calls (Finagle's defaults).
+    public var retryBudget = RetryBudgetConfig()
     /// `/ready` does not wait for this service to have endpoints (e.g. scaled to zero on purpose).
     public var allowNoEndpoints = false
     /// Calls to this service in flight at once across the proxy (waiting or forwarding); over
@@ -178,4 +180,12 @@ public struct ServiceConfig: Sendable, Equatable {
         if case .static(let endpoints) = discovery { return endpoints }
         return []
     }
+}
+
+public struct RetryBudgetConfig: Sendable, Equatable {
+    public var ttl: Duration = .seconds(10)
+    public var minRetriesPerSecond = 10
+    /// Retries allowed as a share of requests (0.2: 20%).
+    public var retryPercent = 0.2
+    public init() {}
 }

@@ -1,4 +1,5 @@
 import FerryH2
+import FerryPolicy
 
 /// What every call on one event loop shares: the loop's deadline queue and the header blocks
 /// of the proxy's own error answers (made once per distinct answer, not once per call: a
@@ -8,6 +9,8 @@ final class CallEnvironment {
     /// The loop's metrics when counting is on (nil: off).
     var metrics: LoopMetrics?
     var accessLog: AccessLog?
+    /// Jitter for retry backoffs.
+    var random = FastRandom()
     private var errorHeaders: [ErrorKey: H2Headers] = [:]
 
     private struct ErrorKey: Hashable {

@@ -15,15 +15,21 @@ import Darwin
 /// window (`consume`) only when the other side's nghttp2 has taken it into a frame. A slow
 /// reader therefore slows its writer; the proxy holds at most about one window per stream.
 ///
-/// Until the response starts, the request (headers and up to `ReplayBuffer.defaultCap` bytes of
+/// Until the response starts, the request (headers and up to the method's replay buffer of
 /// body) is kept, so a stream the upstream never processed (refused by GOAWAY's last-stream-id
-/// or REFUSED_STREAM) is sent again on another connection without the caller noticing.
+/// or REFUSED_STREAM, or a failed connect) is sent again without the caller noticing, and a
+/// failed attempt can be retried by policy (see ProxyCall+Retries.swift).
+///
+/// The parts of a call live in several files (this one: reaching an upstream, forwarding,
+/// ending); their shared state is internal to the module but belongs to the call alone.
 final class ProxyCall {
     enum Phase {
         /// The downstream stream is open; its request headers have not arrived yet.
         case awaitingRequestHeaders
         /// Waiting in `pool` for a connection with room for a stream.
         case awaitingUpstream
+        /// A failed attempt is to be retried after a backoff (no upstream stream open).
+        case retryPending
         /// The upstream stream is open and bytes flow both ways.
         case forwarding
         /// The response is complete or failed; nothing more goes upstream.
@@ -41,69 +47,82 @@ final class ProxyCall {
     let listener: ListenerRuntime
     /// The service the call was routed to, and its method's policy (fixed for the call's life,
     /// whatever a reload changes meanwhile).
-    private var service: ServiceRuntime?
-    private var policy: ResolvedPolicy?
-    private var serviceName: String { service?.name ?? "?" }
-    private(set) var phase = Phase.awaitingRequestHeaders
-    private var upstream: H2Stream?
+    var service: ServiceRuntime?
+    var policy: ResolvedPolicy?
+    var serviceName: String { service?.name ?? "?" }
+    var phase = Phase.awaitingRequestHeaders
+    var upstream: H2Stream?
     /// The pool the call was sent to (for its endpoint's name in errors).
-    private var pool: UpstreamPool?
-    private var endpointName: String { pool?.endpointName ?? "?" }
+    var pool: UpstreamPool?
+    var endpointName: String { pool?.endpointName ?? "?" }
     /// The pool whose `pending` count this attempt holds, until the attempt's outcome is told.
-    private var attemptPool: UpstreamPool?
+    var attemptPool: UpstreamPool?
     /// When the current attempt's stream opened, and the time to its response headers.
-    private var attemptOpenedAt: Int64 = 0
-    private var attemptRTT: Int64?
+    var attemptOpenedAt: Int64 = 0
+    var attemptRTT: Int64?
     /// The plain HTTP/2 response status was 502/503/504 (an endpoint failure for accrual).
-    private var responseStatusIsFailure = false
+    var responseStatusIsFailure = false
     /// The load-shedding slot this call holds in its service (the limit it was admitted under).
-    private var shedSlot: Int??
+    var shedSlot: Int??
 
     // Metrics and the access log: where the call counts, when it arrived and got headers,
     // whether its final status was counted, and how many attempts it made.
-    private var routeMetrics: RouteMetrics?
-    private var methodMetrics: MethodMetrics?
-    private var arrivedAt: Int64 = 0
-    private var responseHeadersAt: Int64 = 0
-    private var outcomeRecorded = false
-    private var attempts = 0
-    private var accessLogged = false
-    private var responseHTTPStatus = 0
+    var routeMetrics: RouteMetrics?
+    var methodMetrics: MethodMetrics?
+    var arrivedAt: Int64 = 0
+    var responseHeadersAt: Int64 = 0
+    var outcomeRecorded = false
+    var attempts = 0
+    var accessLogged = false
+    var responseHTTPStatus = 0
     /// The request's :path, kept only for a call the access log will write.
-    private var accessLogPath: String?
+    var accessLogPath: String?
 
-    private var isGRPC = false
+    var isGRPC = false
     /// Message boundaries of a gRPC call, each way, to hold messages to the service's size limit.
-    private var requestFramer: GRPCMessageFramer?
-    private var responseFramer: GRPCMessageFramer?
+    var requestFramer: GRPCMessageFramer?
+    var responseFramer: GRPCMessageFramer?
     /// Kept until the call commits (response headers arrive), for transparent retries.
-    private var requestHeaders: H2Headers?
+    var requestHeaders: H2Headers?
     /// Request body that arrived while no upstream stream was open (bounded by the downstream window).
-    private var pendingBody = ByteBufferQueue()
-    private var requestEnd = RequestEnd.open
-    private var replay = ReplayBuffer()
+    var pendingBody = ByteBufferQueue()
+    var requestEnd = RequestEnd.open
+    var replay = ReplayBuffer()
     /// True from a transparent retry until the new upstream stream opens and gets the replay.
-    private var replayOnOpen = false
+    var replayOnOpen = false
     /// Bytes of the current attempt's body that came from the replay buffer: their downstream
     /// window was returned on the first attempt, so sending them again must not consume twice.
-    private var replayedBytesToSend = 0
-    private var transparentRetries = 0
+    var replayedBytesToSend = 0
+    var transparentRetries = 0
     static let maxTransparentRetries = 3
-    private var responseStarted = false
-    private var responseEnded = false
+    var responseStarted = false
+    var responseEnded = false
     /// The forwarded response headers declared a content-length: a body cut short can then only
     /// end in a reset (trailers after fewer bytes would break HTTP/2's messaging rules).
-    private var responseDeclaredLength = false
+    var responseDeclaredLength = false
 
     /// When the call must be over, and the id of its entry in the loop's deadline queue
     /// (0: none armed).
-    private var deadline: CallDeadline?
-    private var deadlineID: UInt64 = 0
+    var deadline: CallDeadline?
+    var deadlineID: UInt64 = 0
     /// The stream idle timeout's entry, and when DATA last arrived either way (read time).
-    private var idleID: UInt64 = 0
-    private var lastActivity: Int64 = 0
-    private let environment: CallEnvironment
-    private var deadlines: CallDeadlines { environment.deadlines }
+    var idleID: UInt64 = 0
+    var lastActivity: Int64 = 0
+
+    // Retries by policy (ProxyCall+Retries.swift): attempts counted against max_attempts, a
+    // response held back until its trailers, the backoff and per-try timers, and the error to
+    // answer with if the retries run out.
+    var countedAttempts = 1
+    var heldHeaders: H2Headers?
+    var heldData = ByteBufferQueue()
+    var heldBytes = 0
+    var retryID: UInt64 = 0
+    var perTryID: UInt64 = 0
+    var lastRetryableError: ProxyError?
+    /// The pools earlier attempts went to (a retry prefers another endpoint).
+    var triedPools: [ObjectIdentifier] = []
+    let environment: CallEnvironment
+    var deadlines: CallDeadlines { environment.deadlines }
 
     init(downstream: H2Stream, listener: ListenerRuntime, environment: CallEnvironment) {
         self.downstream = downstream
@@ -111,7 +130,7 @@ final class ProxyCall {
         self.environment = environment
     }
 
-    private static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
 
     private static func wallClockMillis() -> Int64 {
         var now = timespec()
@@ -121,7 +140,7 @@ final class ProxyCall {
 
     // MARK: - Reaching an upstream
 
-    private func requestHeadersArrived(_ headers: H2Headers, endStream: Bool) {
+    func requestHeadersArrived(_ headers: H2Headers, endStream: Bool) {
         isGRPC = headers.value(of: "content-type", hasPrefix: GRPCResponses.contentType)
         arrivedAt = downstream.connection.readStartedAt
         if environment.accessLog != nil {
@@ -177,6 +196,10 @@ final class ProxyCall {
             }
         }
         if !armDeadline(callerTimeout: callerTimeout, policy: policy) { return }
+        if policy.retry.enabled {
+            replay = ReplayBuffer(cap: policy.retry.bufferSize)
+            service.health.retryBudget.deposit(at: Self.now())
+        }
         if let idle = policy.streamIdleNanoseconds {
             lastActivity = downstream.connection.readStartedAt
             idleID = deadlines.arm(self, expiresAt: lastActivity + idle)
@@ -191,9 +214,12 @@ final class ProxyCall {
     }
 
     /// Picks an endpoint of the call's service and waits in its pool for a stream.
-    private func dispatch() {
+    func dispatch() {
         finishAttempt(.neutral)
-        guard let service, let pool = service.pickPool() else {
+        // A call placed again (a retry) prefers endpoints it has not tried yet. The list is made
+        // only then, so a first attempt allocates nothing for it.
+        if let previous = pool, triedPools.count < 5 { triedPools.append(ObjectIdentifier(previous)) }
+        guard let service, let pool = service.pickPool(avoiding: triedPools) else {
             routeMetrics?.noEndpoints += 1
             fail(.noEndpoints(service: serviceName))
             return
@@ -208,14 +234,14 @@ final class ProxyCall {
     }
 
     /// Tells the attempt's pool how it went (once per attempt).
-    private func finishAttempt(_ outcome: UpstreamPool.AttemptOutcome) {
+    func finishAttempt(_ outcome: UpstreamPool.AttemptOutcome) {
         guard let pool = attemptPool else { return }
         attemptPool = nil
         pool.attemptFinished(outcome, at: Self.now())
     }
 
     /// The response is complete: success or failure by its status, for the balancer and accrual.
-    private func responseCompleted(trailers: H2Headers?) {
+    func responseCompleted(trailers: H2Headers?) {
         var failed = responseStatusIsFailure
         let status = isGRPC ? trailers.flatMap(Self.grpcStatus(in:)) : nil
         if let status, let policy {
@@ -227,7 +253,7 @@ final class ProxyCall {
     }
 
     /// Counts the call's final status and duration (once), and writes its access-log line.
-    private func recordOutcome(grpcStatus: Int?, httpStatus: Int) {
+    func recordOutcome(grpcStatus: Int?, httpStatus: Int) {
         guard !outcomeRecorded else { return }
         outcomeRecorded = true
         let now = Self.now()
@@ -246,14 +272,14 @@ final class ProxyCall {
 
 
     /// The response headers went out (forwarded or made here): time to headers.
-    private func responseHeadersSent() {
+    func responseHeadersSent() {
         guard responseHeadersAt == 0 else { return }
         responseHeadersAt = Self.now()
         methodMetrics?.timeToHeaders.observe(responseHeadersAt - arrivedAt)
     }
 
     /// The call holds nothing any more: timers, its attempt, its load-shedding slot.
-    private func callOver() {
+    func callOver() {
         disarmDeadline()
         finishAttempt(.neutral)
         if let limit = shedSlot {
@@ -283,7 +309,7 @@ final class ProxyCall {
 
     /// Fixes the call's deadline (now, as the headers arrived) and arms its timer. Returns false
     /// when the deadline leaves nothing to send upstream: the call has then already failed.
-    private func armDeadline(callerTimeout: Int64?, policy: ResolvedPolicy) -> Bool {
+    func armDeadline(callerTimeout: Int64?, policy: ResolvedPolicy) -> Bool {
         let now = Self.now()
         // The deadline starts when the headers were read, not when their turn to be handled came.
         let arrived = downstream.connection.readStartedAt
@@ -300,7 +326,7 @@ final class ProxyCall {
     }
 
     /// True while `id` is one of this call's armed timers (the deadline or the idle check).
-    func ownsTimer(_ id: UInt64) -> Bool { id == deadlineID || id == idleID }
+    func ownsTimer(_ id: UInt64) -> Bool { id == deadlineID || id == idleID || id == retryID || id == perTryID }
 
     /// The loop's deadline queue fired timer `id`.
     func timerFired(_ id: UInt64) {
@@ -308,12 +334,16 @@ final class ProxyCall {
             deadlineExpired()
         } else if id == idleID {
             idleCheck()
+        } else if id == retryID {
+            retryTimerFired()
+        } else if id == perTryID {
+            perTryTimerFired()
         }
     }
 
     /// No DATA either way since `lastActivity`: fail the call if that is a whole idle timeout
     /// ago, else look again when it will be (one timer per idle period, not per message).
-    private func idleCheck() {
+    func idleCheck() {
         idleID = 0
         guard let idle = policy?.streamIdleNanoseconds, !responseEnded, !downstream.isClosed else { return }
         if case .finished = phase { return }
@@ -326,14 +356,14 @@ final class ProxyCall {
         }
     }
 
-    private func deadlineExpired() {
+    func deadlineExpired() {
         deadlineID = 0
         guard let deadline, !responseEnded, !downstream.isClosed else { return }
         if case .finished = phase { return }
         fail(deadlineError(deadline))
     }
 
-    private func deadlineError(_ deadline: CallDeadline) -> ProxyError {
+    func deadlineError(_ deadline: CallDeadline) -> ProxyError {
         switch deadline.source {
         case .caller: routeMetrics?.deadlineExceeded[0] += 1
         case .method: routeMetrics?.deadlineExceeded[1] += 1
@@ -343,7 +373,7 @@ final class ProxyCall {
     }
 
     /// The call is over (or its response complete): its timers are no longer wanted.
-    private func disarmDeadline() {
+    func disarmDeadline() {
         if deadlineID != 0 {
             deadlineID = 0
             deadlines.disarm()
@@ -352,15 +382,29 @@ final class ProxyCall {
             idleID = 0
             deadlines.disarm()
         }
+        if retryID != 0 {
+            retryID = 0
+            deadlines.disarm()
+        }
+        disarmPerTry()
     }
 
     /// The request headers for an attempt starting now: `grpc-timeout` set to what remains of
     /// the deadline (less the offset). nil when nothing remains: the attempt must not start.
-    private func headersForAttempt(_ headers: H2Headers) -> H2Headers? {
-        guard let deadline else { return headers }
-        guard let budget = deadline.propagatedTimeout(at: Self.now(), offset: policy?.deadlineOffsetNanoseconds ?? 0) else {
+    func headersForAttempt(_ headers: H2Headers) -> H2Headers? {
+        var headers = headers
+        if countedAttempts > 1 {
+            headers = headers.replacingValue(of: Self.previousAttemptsHeader, with: String(countedAttempts - 1))
+        }
+        let perTry = policy?.perTryTimeoutNanoseconds
+        guard let deadline else {
+            guard isGRPC, let perTry else { return headers }
+            return headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: perTry).headerValue)
+        }
+        guard var budget = deadline.propagatedTimeout(at: Self.now(), offset: policy?.deadlineOffsetNanoseconds ?? 0) else {
             return nil
         }
+        if let perTry { budget = min(budget, perTry) }
         if isGRPC { return headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: budget).headerValue) }
         guard policy?.sendsDeadlineHeader == true else { return headers }
         let now = Self.now()
@@ -388,6 +432,7 @@ final class ProxyCall {
         upstream = stream
         phase = .forwarding
         attemptOpenedAt = Self.now()
+        armPerTry()
         if replayOnOpen {
             replayOnOpen = false
             replayedBytesToSend = replay.byteCount
@@ -401,14 +446,14 @@ final class ProxyCall {
         }
     }
 
-    private func forwardRequestData(_ chunk: ByteBuffer, to stream: H2Stream) {
+    func forwardRequestData(_ chunk: ByteBuffer, to stream: H2Stream) {
         stream.sendData(chunk)
         replay.record(chunk)
     }
 
     /// Sends the request again on a new upstream stream if the upstream never processed it,
     /// nothing of the response was forwarded, and the whole body sent so far is still held.
-    private func retryTransparently(after error: H2StreamError) -> Bool {
+    func retryTransparently(after error: H2StreamError) -> Bool {
         switch error {
         case .refusedByGoAway, .resetByPeer(H2ErrorCode.refusedStream): break
         default: return false
@@ -425,14 +470,22 @@ final class ProxyCall {
 
     func upstreamFailed(_ error: ProxyError) {
         guard case .awaitingUpstream = phase else { return }
+        // A connect failure sent nothing: always safe to place again elsewhere, and not counted.
+        if error.isConnectFailure, transparentRetries < Self.maxTransparentRetries, !responseStarted {
+            transparentRetries += 1
+            finishAttempt(.failure)
+            dispatch()
+            return
+        }
         fail(error)
     }
 
     // MARK: - Ending
 
     /// Answers the caller with a proxy-made error and stops forwarding.
-    private func fail(_ error: ProxyError) {
+    func fail(_ error: ProxyError) {
         if case .awaitingUpstream = phase { pool?.cancel(self) }
+        dropHeldResponse()
         phase = .finished
         if !downstream.isClosed && !responseEnded {
             if !responseStarted { responseHeadersSent() }
@@ -461,12 +514,13 @@ final class ProxyCall {
         downstream.consumeAll()
     }
 
-    private func upstreamClosed(_ error: H2StreamError?) {
+    func upstreamClosed(_ error: H2StreamError?) {
         // Request bytes still queued on the upstream stream are gone: return their window.
         downstream.consumeAll()
         guard let error else { return }
         if responseEnded || downstream.isClosed { return }
         if retryTransparently(after: error) { return }
+        if case .forwarding = phase, retryAfterStreamError(error) { return }
         switch error {
         case .connectionLost:
             fail(.upstreamLost(endpoint: endpointName))
@@ -477,7 +531,7 @@ final class ProxyCall {
         }
     }
 
-    private func downstreamClosed(_ error: H2StreamError?) {
+    func downstreamClosed(_ error: H2StreamError?) {
         if error != nil && !responseEnded {
             // The caller went away before the response ended: gRPC's CANCELLED, nginx's 499.
             recordOutcome(grpcStatus: GRPCStatusCode.cancelled.rawValue, httpStatus: 499)
@@ -489,9 +543,10 @@ final class ProxyCall {
         case .forwarding:
             // The caller went away (reset or lost connection): stop the upstream's work at once.
             if error != nil, let upstream, !upstream.isClosed { upstream.reset(H2ErrorCode.cancel) }
-        case .awaitingRequestHeaders, .finished:
+        case .awaitingRequestHeaders, .finished, .retryPending:
             break
         }
+        dropHeldResponse()
         phase = .finished
         pendingBody.removeAll()
         upstream?.consumeAll()
@@ -504,7 +559,13 @@ extension ProxyCall: H2StreamDelegate {
             requestHeadersArrived(headers, endStream: endStream)
             return
         }
-        guard !downstream.isClosed, !responseEnded else { return }
+        guard !downstream.isClosed, !responseEnded, stream === upstream else { return }
+        if retryInterceptsResponseHeaders(headers, endStream: endStream) { return }
+        forwardResponseHeaders(headers, endStream: endStream)
+    }
+
+    /// The call commits: response headers go to the caller and nothing is retried any more.
+    func forwardResponseHeaders(_ headers: H2Headers, endStream: Bool) {
         commit()
         if attemptRTT == nil { attemptRTT = Self.now() - attemptOpenedAt }
         responseHeadersSent()
@@ -543,7 +604,8 @@ extension ProxyCall: H2StreamDelegate {
             if case .forwarding = phase { upstream?.sendEnd() }
             return
         }
-        guard !downstream.isClosed, !responseEnded else { return }
+        guard !downstream.isClosed, !responseEnded, stream === upstream else { return }
+        releaseHeldResponse()
         responseEnded = true
         downstream.sendEnd()
         responseCompleted(trailers: nil)
@@ -555,7 +617,11 @@ extension ProxyCall: H2StreamDelegate {
             if case .forwarding = phase { upstream?.sendTrailers(trailers) }
             return
         }
-        guard !downstream.isClosed, !responseEnded else { return }
+        guard !downstream.isClosed, !responseEnded, stream === upstream else { return }
+        if isHoldingResponse {
+            if retryOnHeldTrailers(trailers) { return }
+            releaseHeldResponse()
+        }
         responseEnded = true
         downstream.sendTrailers(HeaderRules.forwardedTrailers(trailers))
         responseCompleted(trailers: trailers)
@@ -572,7 +638,7 @@ extension ProxyCall: H2StreamDelegate {
         downstream.consume(byteCount - replayed)
     }
 
-    private func requestDataArrived(_ data: ByteBuffer) {
+    func requestDataArrived(_ data: ByteBuffer) {
         methodMetrics?.requestBytes += data.readableBytes
         if let error = Self.scan(&requestFramer, data) {
             downstream.consume(data.readableBytes)
@@ -587,22 +653,26 @@ extension ProxyCall: H2StreamDelegate {
             } else {
                 downstream.consume(data.readableBytes)
             }
-        case .awaitingRequestHeaders, .awaitingUpstream:
+        case .awaitingRequestHeaders, .awaitingUpstream, .retryPending:
             pendingBody.append(data)
         case .finished:
             downstream.consume(data.readableBytes)
         }
     }
 
-    private func responseDataArrived(_ data: ByteBuffer, on stream: H2Stream) {
+    func responseDataArrived(_ data: ByteBuffer, on stream: H2Stream) {
         methodMetrics?.responseBytes += data.readableBytes
-        if downstream.isClosed || responseEnded {
+        if downstream.isClosed || responseEnded || stream !== upstream {
             stream.consume(data.readableBytes)
             return
         }
         if let error = Self.scan(&responseFramer, data) {
             stream.consume(data.readableBytes)
             fail(.messageTooLarge(direction: "response", error))
+            return
+        }
+        if isHoldingResponse {
+            holdResponseData(data)
             return
         }
         downstream.sendData(data)
@@ -622,7 +692,8 @@ extension ProxyCall: H2StreamDelegate {
     }
 
     /// The response started: the call can no longer be retried, the replay state is dropped.
-    private func commit() {
+    func commit() {
+        disarmPerTry()
         responseStarted = true
         requestHeaders = nil
         replay = ReplayBuffer()
@@ -631,8 +702,13 @@ extension ProxyCall: H2StreamDelegate {
     func streamClosed(_ stream: H2Stream, error: H2StreamError?) {
         if stream === downstream {
             downstreamClosed(error)
-        } else {
+        } else if stream === upstream {
             upstreamClosed(error)
+        } else {
+            // An earlier attempt's stream, cancelled for a retry: return the windows of what it
+            // held (its unforwarded response bytes; request bytes it never sent are replayed).
+            stream.consumeAll()
+            downstream.consumeAll()
         }
     }
 }

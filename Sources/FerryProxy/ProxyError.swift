@@ -9,6 +9,8 @@ struct ProxyError: Error, CustomStringConvertible {
     var message: String
     /// The endpoint failed (could not be reached, reset, lost): failure accrual counts it.
     var isEndpointFailure = false
+    /// Nothing was sent: the connection to the endpoint could not be made.
+    var isConnectFailure = false
 
     var description: String { message }
 
@@ -28,7 +30,7 @@ struct ProxyError: Error, CustomStringConvertible {
 
     static func connectFailed(endpoint: String, reason: String) -> ProxyError {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: cannot connect to \(endpoint): \(reason)",
-                   isEndpointFailure: true)
+                   isEndpointFailure: true, isConnectFailure: true)
     }
 
     static func overloaded(endpoint: String) -> ProxyError {
@@ -83,6 +85,16 @@ struct ProxyError: Error, CustomStringConvertible {
 
     static func malformedDeadlineHeader() -> ProxyError {
         ProxyError(grpcStatus: .internal, httpStatus: 400, message: "ferry: malformed ferry-deadline (expected milliseconds since the Unix epoch)")
+    }
+
+    static func perTryTimeout(_ nanoseconds: Int64, endpoint: String) -> ProxyError {
+        ProxyError(grpcStatus: .deadlineExceeded, httpStatus: 504,
+                   message: "ferry: attempt to \(endpoint) exceeded its per_try_timeout of \(formatDuration(nanoseconds))")
+    }
+
+    /// An upstream answered with `status` (kept in case retries run out before a better answer).
+    static func upstreamStatus(_ status: GRPCStatusCode, endpoint: String) -> ProxyError {
+        ProxyError(grpcStatus: status, httpStatus: 502, message: "ferry: upstream \(endpoint) answered \(status.name) and retries ran out")
     }
 
     static func shuttingDown() -> ProxyError {

@@ -14,6 +14,9 @@ final class ServiceHealth: Sendable {
     private let state: NIOLockedValueBox<State>
     /// Calls in flight across the proxy (load shedding).
     private let inFlight = ManagedAtomic<Int>(0)
+    /// Retries allowed to this service, shared by every loop (replaced when its settings change).
+    private let budget: NIOLockedValueBox<RetryBudget>
+    var retryBudget: RetryBudget { budget.withLockedValue { $0 } }
 
     private struct State {
         var settings: FailureAccrualConfig
@@ -24,10 +27,21 @@ final class ServiceHealth: Sendable {
     init(service: ServiceConfig) {
         name = service.name
         state = NIOLockedValueBox(State(settings: service.failureAccrual, maxConcurrentCalls: service.maxConcurrentCalls))
+        budget = NIOLockedValueBox(RetryBudget(settings: Self.budgetSettings(service.retryBudget)))
+    }
+
+    static func budgetSettings(_ config: RetryBudgetConfig) -> RetryBudget.Settings {
+        var settings = RetryBudget.Settings()
+        settings.ttlSeconds = Int(config.ttl.totalNanoseconds / 1_000_000_000)
+        settings.minPerSecond = config.minRetriesPerSecond
+        settings.percent = config.retryPercent
+        return settings
     }
 
     /// A reload's settings; endpoint states are kept (new thresholds apply from the next failure).
     func update(_ service: ServiceConfig) {
+        let settings = Self.budgetSettings(service.retryBudget)
+        budget.withLockedValue { if $0.settings != settings { $0 = RetryBudget(settings: settings) } }
         state.withLockedValue { state in
             state.maxConcurrentCalls = service.maxConcurrentCalls
             guard state.settings != service.failureAccrual else { return }

@@ -18,6 +18,9 @@ struct ResolvedPolicy {
     let origin: String
 
     var failureStatuses: FailureStatuses { FailureStatuses(bits: failureStatusBits) }
+    let retry: RetryPolicy
+    let retryOn: FailureStatuses
+    let perTryTimeoutNanoseconds: Int64?
 
     init(_ policy: CallPolicy) {
         timeoutNanoseconds = policy.timeout?.totalNanoseconds
@@ -26,6 +29,9 @@ struct ResolvedPolicy {
         streamIdleNanoseconds = policy.streamIdleTimeout?.totalNanoseconds
         sendsDeadlineHeader = policy.deadlineHeader
         failureStatusBits = policy.failureStatuses.reduce(0) { $0 | (1 << UInt32($1.rawValue)) }
+        retry = policy.retry
+        retryOn = FailureStatuses(bits: policy.retry.on.reduce(0) { $0 | (1 << UInt32($1.rawValue)) })
+        perTryTimeoutNanoseconds = policy.retry.perTryTimeout?.totalNanoseconds
         origin = policy.origin
     }
 }
@@ -88,10 +94,18 @@ final class ServiceRuntime {
     /// ejected by failure accrual nor just failed to connect. If none is left, every endpoint
     /// is a candidate again (panic mode: better to try than to fail every call). An ejected
     /// endpoint whose backoff ended takes exactly one probe call, whichever loop claims it.
-    func pickPool() -> UpstreamPool? {
+    /// `avoiding`: pools an earlier attempt of the call used; passed over while another is available.
+    func pickPool(avoiding tried: [ObjectIdentifier] = []) -> UpstreamPool? {
         let pools = self.pools
         guard !pools.isEmpty else { return nil }
         let now = Self.now()
+        if !tried.isEmpty, pools.count > 1,
+           let index = pick(pools, now: now, isAvailable: { i in
+               !tried.contains(ObjectIdentifier(pools[i])) && pools[i].health.isAvailable(at: now)
+                   && !pools[i].isFailing(within: Self.connectFailureAvoidance)
+           }), pools[index].health.admit(at: now) {
+            return pools[index]
+        }
         for _ in 0..<2 {
             guard let index = pick(pools, now: now, isAvailable: { i in
                 pools[i].health.isAvailable(at: now) && !pools[i].isFailing(within: Self.connectFailureAvoidance)

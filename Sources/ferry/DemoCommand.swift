@@ -47,13 +47,16 @@ struct Demo: AsyncParsableCommand {
         service.pool.idleTimeout = .seconds(60)
         let listener = ListenerConfig(name: "demo", address: HostPort(host: "127.0.0.1", port: port),
                                       service: service.name, http2: HTTP2Config())
-        let config = FerryConfig(admin: nil, runtime: RuntimeConfig(), listeners: [listener], services: [service], source: "<demo>")
+        // An admin server on a free port: the demo reads its own metrics (retries) from it.
+        let admin = AdminConfig(address: HostPort(host: "127.0.0.1", port: 0))
+        let config = FerryConfig(admin: admin, runtime: RuntimeConfig(), listeners: [listener], services: [service], source: "<demo>")
         let server = FerryServer(config: config, group: group, logger: logger)
         let address = try await server.start()[0]
         let proxyPort = address.port ?? 0
 
         print("Ferry demo")
-        print("  proxy listening on 127.0.0.1:\(proxyPort), \(System.coreCount) event loops")
+        print("  proxy listening on 127.0.0.1:\(proxyPort), \(System.coreCount) event loops; "
+              + "admin (metrics, endpoints) on 127.0.0.1:\(server.adminAddress?.port ?? 0)")
         for upstream in upstreams {
             let note = upstream.failEvery > 0 ? " (answers every \(upstream.failEvery)th call with UNAVAILABLE)" : ""
             print("  upstream \(upstream.name) on 127.0.0.1:\(upstream.port)\(note)")
@@ -63,6 +66,10 @@ struct Demo: AsyncParsableCommand {
         let report = try await DemoClient.run(host: "127.0.0.1", port: proxyPort, calls: calls, concurrency: concurrency,
                                               payloadSize: payload, group: group)
         print(Self.render(report))
+        let metrics = await server.metricsText()
+        let retries = metrics.split(separator: "\n").first { $0.hasPrefix("ferry_retries_total{service=\"demo-echo\"}") }
+            .flatMap { $0.split(separator: " ").last }.map(String.init) ?? "0"
+        print("Retries made by the default policy (echo-3's UNAVAILABLE answers, sent again to another upstream): \(retries)")
 
         if serve {
             print("\nServing until SIGINT/SIGTERM. Try: h2load -n 1000 -c 2 -m 10 -d /dev/null -H 'content-type: application/grpc' http://127.0.0.1:\(proxyPort)/ferry.demo.Echo/Say")

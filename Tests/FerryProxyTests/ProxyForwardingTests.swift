@@ -36,7 +36,10 @@ final class ProxyForwardingTests: XCTestCase {
             try await EchoUpstream.start(name: "b", group: group),
             try await EchoUpstream.start(name: "c", failEvery: 10, group: group),
         ]
-        let (server, port) = try await startProxy(endpoints: upstreams.map(\.port)) { $0.balancer.kind = .roundRobin }
+        let (server, port) = try await startProxy(endpoints: upstreams.map(\.port)) {
+            $0.balancer.kind = .roundRobin
+            $0.policy.retry.maxAttempts = 1     // every 10th call to "c" fails, and the client must see it
+        }
         let report = try await DemoClient.run(host: "127.0.0.1", port: port, calls: 900, concurrency: 20, payloadSize: 1000, group: group)
         XCTAssertEqual(report.calls, 900)
         XCTAssertEqual(report.corruptedBodies, 0)

@@ -178,6 +178,7 @@ services:
   s:
     endpoints: ["127.0.0.1:{stuck.port}"]
     keepalive: {{interval: 200ms, timeout: 300ms}}
+    retry: false
 """, ports={"in": port})
         with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
             t0 = time.monotonic()

@@ -98,5 +98,8 @@ def test_demo_runs_and_reports_every_upstream_and_status():
     for name in ("echo-1", "echo-2", "echo-3"):
         assert f"  {name}" in out.stdout
     assert "OK" in out.stdout and "UNAVAILABLE" in out.stdout
+    # echo-3 answers every 50th call with UNAVAILABLE; the default retry policy sends those again.
+    retries = int(out.stdout.split("sent again to another upstream): ")[1].split()[0])
+    assert retries >= 1, out.stdout
     assert "Echoed bodies that differed from what was sent: 0" in out.stdout
     assert "Latency (us): p50" in out.stdout

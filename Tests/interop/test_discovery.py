@@ -130,8 +130,13 @@ class Dnsmasq:
                 f"--pid-file={self.dir}/pid", "--user=root", "--log-facility=-"]
         args += [f"--srv-host={s}" for s in self.srv]
         self.log = open(os.path.join(self.dir, "log"), "a")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        assert wait_until(lambda: answers(self.port), 5.0), "dnsmasq did not start"
+        for _ in range(5):      # a restart can race the old process for the port: try again
+            self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+            if wait_until(lambda: answers(self.port) or self.proc.poll() is not None, 5.0) and self.proc.poll() is None:
+                return
+            time.sleep(0.2)
+        with open(os.path.join(self.dir, "log")) as f:
+            raise AssertionError("dnsmasq did not start:\n" + f.read()[-2000:])
 
     def set_hosts(self, text, signal_it=True):
         write_atomically(self.hosts, text)

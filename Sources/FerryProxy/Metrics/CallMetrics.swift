@@ -60,6 +60,8 @@ final class RouteMetrics {
     var streamIdleTimeouts = 0
     var loadShed = 0
     var noEndpoints = 0
+    var retries = 0
+    var retryBudgetExhausted = 0
 
     init(listener: String, service: String) {
         self.listener = listener
@@ -81,6 +83,8 @@ final class RouteMetrics {
         var streamIdleTimeouts: Int
         var loadShed: Int
         var noEndpoints: Int
+        var retries: Int
+        var retryBudgetExhausted: Int
     }
 
     var snapshot: Snapshot {
@@ -89,6 +93,7 @@ final class RouteMetrics {
             byName[slot == 0 ? "other" : labels.names[slot - 1]] = metrics.snapshot
         }
         return Snapshot(listener: listener, service: service, methods: byName, deadlineExceeded: deadlineExceeded,
-                        streamIdleTimeouts: streamIdleTimeouts, loadShed: loadShed, noEndpoints: noEndpoints)
+                        streamIdleTimeouts: streamIdleTimeouts, loadShed: loadShed, noEndpoints: noEndpoints,
+                        retries: retries, retryBudgetExhausted: retryBudgetExhausted)
     }
 }

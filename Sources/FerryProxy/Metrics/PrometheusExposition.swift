@@ -67,7 +67,7 @@ enum FerryMetrics {
         // Per listener, service and method: merge the loops.
         struct Key: Hashable { var listener, service, method: String }
         var methods: [Key: MethodMetrics.Snapshot] = [:]
-        var services: [String: (deadline: [Int], idle: Int, shed: Int, noEndpoints: Int)] = [:]
+        var services: [String: (deadline: [Int], idle: Int, shed: Int, noEndpoints: Int, retries: Int, exhausted: Int)] = [:]
         var noRoute: [String: Int] = [:]
         var protocolErrors: [String: [String: Int]] = [:]
         var gauges = LoopGauges()
@@ -78,7 +78,9 @@ enum FerryMetrics {
                 for (method, snapshot) in route.methods where snapshot.requests > 0 {
                     methods[Key(listener: route.listener, service: route.service, method: method), default: .init()].add(snapshot)
                 }
-                var s = services[route.service] ?? ([0, 0, 0], 0, 0, 0)
+                var s = services[route.service] ?? ([0, 0, 0], 0, 0, 0, 0, 0)
+                s.retries += route.retries
+                s.exhausted += route.retryBudgetExhausted
                 for i in 0..<3 { s.deadline[i] += route.deadlineExceeded[i] }
                 s.idle += route.streamIdleTimeouts
                 s.shed += route.loadShed
@@ -141,6 +143,11 @@ enum FerryMetrics {
         for (service, s) in sortedServices { w.sample("ferry_load_shed_total", [("service", service)], s.shed) }
         w.family("ferry_no_endpoints_total", "counter", "Calls failed because the service had no endpoints.")
         for (service, s) in sortedServices { w.sample("ferry_no_endpoints_total", [("service", service)], s.noEndpoints) }
+
+        w.family("ferry_retries_total", "counter", "Attempts made again by retry policy (transparent retries not included).")
+        for (service, s) in sortedServices { w.sample("ferry_retries_total", [("service", service)], s.retries) }
+        w.family("ferry_retry_budget_exhausted_total", "counter", "Retries refused because the service's retry budget was spent.")
+        for (service, s) in sortedServices { w.sample("ferry_retry_budget_exhausted_total", [("service", service)], s.exhausted) }
 
         w.family("ferry_no_route_total", "counter", "Requests no route matched, by listener.")
         for (listener, n) in noRoute.sorted(by: { $0.key < $1.key }) { w.sample("ferry_no_route_total", [("listener", listener)], n) }

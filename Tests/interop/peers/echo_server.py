@@ -12,6 +12,7 @@ Methods of service ferry.test.Echo:
 Run as a process: python echo_server.py --port N [--name NAME]
 """
 import argparse
+import random
 import struct
 import sys
 import threading
@@ -37,6 +38,7 @@ class EchoState:
         self.call_times = []         # time.monotonic() of every call's arrival
         self.unary_delay = 0.0       # seconds Unary waits before answering (a slow endpoint)
         self.unary_fails = None      # a grpc.StatusCode Unary answers with instead (a failing endpoint)
+        self.unary_fail_rate = 0.0   # the share of Unary calls answered UNAVAILABLE, at random
 
     def count(self):
         with self.lock:
@@ -64,6 +66,8 @@ class Echo:
             time.sleep(self.state.unary_delay)
         if self.state.unary_fails is not None:
             context.abort(self.state.unary_fails, f"{self.name} is failing")
+        if self.state.unary_fail_rate and random.random() < self.state.unary_fail_rate:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} failed this one")
         md = self._echo_metadata(context)
         context.send_initial_metadata(md + [("x-upstream", self.name)])
         context.set_trailing_metadata([(trailer_key(k), v) for (k, v) in md if k != "x-status"])
@@ -136,9 +140,14 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="grpcio")
     parser.add_argument("--delay-ms", type=float, default=0, help="Unary waits this long before answering")
+    parser.add_argument("--fail-rate", type=float, default=0, help="the share of Unary calls answered UNAVAILABLE")
+    parser.add_argument("--fail-all", action="store_true", help="answer every Unary call with UNAVAILABLE")
     args = parser.parse_args()
     server, port, state = make_server(args.port, args.name)
     state.unary_delay = args.delay_ms / 1000
+    state.unary_fail_rate = args.fail_rate
+    if args.fail_all:
+        state.unary_fails = grpc.StatusCode.UNAVAILABLE
     print(f"listening {port}", flush=True)
     server.wait_for_termination()
 

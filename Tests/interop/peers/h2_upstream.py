@@ -8,6 +8,9 @@ The request path chooses the behaviour:
   /malformed                   a DATA frame on stream 0 (a connection error for the peer)
   /details                     Trailers-Only INVALID_ARGUMENT with a grpc-status-details-bin value
   /hang                        never answers
+  /fail-once/<key>             the first request with <key>: Trailers-Only UNAVAILABLE; later ones: echo
+  /trailers-fail-once/<key>    the first: a message "bad", then grpc-status 14 in trailers; later: "good", 0
+  /pushback-once/<ms>/<key>    the first: Trailers-Only UNAVAILABLE with grpc-retry-pushback-ms: <ms>; later: echo
   anything else                200 + echo of the body + grpc-status 0 trailers
 
 Connection-wide behaviours, chosen when the server is made:
@@ -48,6 +51,7 @@ class H2Upstream:
         self.refused_by_goaway = 0
         self.malformed_sent = 0
         self.requests = []           # every request's headers, in arrival order
+        self.attempts = {}           # <key> of the *-once paths -> requests seen
         self.lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -146,6 +150,17 @@ class H2Upstream:
                         path = paths.get(stream_id, "")
                         if stream_id in ignored or path == "/malformed":
                             continue
+                        once = self._once(path)
+                        if once is not None:
+                            for headers, data, trailers in once:
+                                if data is None:
+                                    h2c.send_headers(stream_id, headers, end_stream=True)
+                                else:
+                                    h2c.send_headers(stream_id, headers)
+                                    h2c.send_data(stream_id, data if data is not True else bodies.get(stream_id, b""))
+                                    h2c.send_headers(stream_id, trailers, end_stream=True)
+                            conn.sendall(h2c.data_to_send())
+                            continue
                         if path.startswith("/reset/after-data/"):
                             h2c.send_headers(stream_id, [(":status", "200"), ("content-type", "application/grpc")])
                             h2c.send_data(stream_id, bodies.get(stream_id, b""))
@@ -170,6 +185,24 @@ class H2Upstream:
             return
         finally:
             conn.close()
+
+    def _once(self, path):
+        """The response of a *-once path: [(headers, data or None or True for the echo, trailers)]."""
+        parts = path.strip("/").split("/")
+        if not parts or parts[0] not in ("fail-once", "trailers-fail-once", "pushback-once"):
+            return None
+        key = "/".join(parts)
+        with self.lock:
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+            first = self.attempts[key] == 1
+        ok_headers = [(":status", "200"), ("content-type", "application/grpc")]
+        if parts[0] == "trailers-fail-once":
+            body = b"\x00\x00\x00\x00\x03bad" if first else b"\x00\x00\x00\x00\x04good"
+            return [(ok_headers, body, [("grpc-status", "14" if first else "0")])]
+        if first:
+            extra = [("grpc-retry-pushback-ms", parts[1])] if parts[0] == "pushback-once" else []
+            return [(ok_headers + [("grpc-status", "14"), ("grpc-message", "try again")] + extra, None, None)]
+        return [(ok_headers, True, [("grpc-status", "0")])]
 
     def _pings(self):
         return b"".join(PingFrame(0, opaque_data=i.to_bytes(8, "big")).serialize() for i in range(self.ping_storm))

@@ -1,0 +1,198 @@
+"""Retries by policy, within a budget: against grpcio upstreams (each its own process) and
+python-h2 upstreams scripted to fail once in a given way."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import pytest
+
+from conftest import CHANNEL_OPTIONS, free_port
+from h2_upstream import H2Upstream
+from netutil import wait_for_port
+
+PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
+
+
+class EchoProcess:
+    def __init__(self, name, *flags):
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, os.path.join(PEERS, "echo_server.py"), "--port", str(self.port),
+                                      "--name", name, *flags], stdout=subprocess.DEVNULL)
+        wait_for_port(self.port)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def service_config(port, endpoints, extra="", admin=None):
+    admin_line = f"admin: {{address: '127.0.0.1:{admin}'}}\n" if admin else ""
+    eps = ", ".join(f"'127.0.0.1:{p}'" for p in endpoints)
+    return f"""{admin_line}runtime: {{event_loops: 2}}
+listeners:
+  - {{name: in, address: "127.0.0.1:{port}", service: svc}}
+services:
+  svc:
+    endpoints: [{eps}]
+{extra}"""
+
+
+def drive(target, calls, callers, path="/ferry.test.Echo/Unary", body=b"x" * 100):
+    ok, failures, lock, left = [0], [], threading.Lock(), [calls]
+
+    def run():
+        with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+            stub = channel.unary_unary(path)
+            while True:
+                with lock:
+                    if left[0] == 0:
+                        return
+                    left[0] -= 1
+                try:
+                    stub(body, timeout=10)
+                    with lock:
+                        ok[0] += 1
+                except grpc.RpcError as e:
+                    with lock:
+                        failures.append((e.code(), e.details()))
+
+    threads = [threading.Thread(target=run) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return ok[0], failures
+
+
+def test_default_policy_hides_an_endpoint_failing_30_percent(ferry_factory):
+    upstreams = [EchoProcess("a"), EchoProcess("b"), EchoProcess("flaky", "--fail-rate", "0.3")]
+    try:
+        port = free_port()
+        ferry = ferry_factory(config=service_config(port, [u.port for u in upstreams]), ports={"in": port})
+        ok, failures = drive(ferry.target, 10_000, 10)
+    finally:
+        for u in upstreams:
+            u.stop()
+    print(f"30% failing endpoint, default retry policy: {ok}/10000 = {ok / 100:.2f}% succeeded; failures {failures[:3]}")
+    assert ok / 10_000 >= 0.995, failures[:5]
+
+
+def test_the_budget_stops_a_retry_storm_when_everything_fails(ferry_factory):
+    upstreams = [EchoProcess("down-1", "--fail-all"), EchoProcess("down-2", "--fail-all")]
+    port, admin = free_port(), free_port()
+    try:
+        # A 2 s budget window, so 10 s of load crosses five of them.
+        ferry = ferry_factory(config=service_config(port, [u.port for u in upstreams], "    retry_budget: {ttl: 2s}\n", admin=admin),
+                              ports={"in": port}, admin_port=admin)
+        stop = threading.Event()
+        made = [0]
+        lock = threading.Lock()
+
+        def load():
+            with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+                stub = channel.unary_unary("/ferry.test.Echo/Unary")
+                while not stop.is_set():
+                    try:
+                        stub(b"x", timeout=5)
+                    except grpc.RpcError:
+                        pass
+                    with lock:
+                        made[0] += 1
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        time.sleep(10)
+        stop.set()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - t0
+        _, text = ferry.admin("/metrics")
+    finally:
+        for u in upstreams:
+            u.stop()
+    retries = sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("ferry_retries_total{"))
+    exhausted = sum(float(line.split()[-1]) for line in text.splitlines()
+                    if line.startswith("ferry_retry_budget_exhausted_total{"))
+    client = made[0]
+    upstream_calls = client + retries
+    amplification = upstream_calls / client
+    print(f"every upstream failing: {client} client calls in {elapsed:.1f} s, {retries:.0f} retries "
+          f"(budget exhausted {exhausted:.0f} times): amplification {amplification:.3f}")
+    # (1 + 20%) x the client's calls + 10/s, plus the one window's reserve the budget may hold at
+    # the end (min 10/s x ttl 2 s): no retry storm.
+    assert upstream_calls <= 1.2 * client + 10 * elapsed + 10 * 2, (client, retries)
+    assert exhausted > 0
+
+
+def test_a_status_in_trailers_is_retried_and_only_the_good_answer_reaches_the_client(ferry_factory):
+    upstream = H2Upstream()
+    try:
+        port = free_port()
+        ferry = ferry_factory(config=service_config(port, [upstream.port], "    retry: {hold_response: 16KiB}\n"),
+                              ports={"in": port})
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            answer = channel.unary_unary("/trailers-fail-once/a")(b"q", timeout=5)
+        assert answer == b"good"
+        assert upstream.attempts["trailers-fail-once/a"] == 2
+        retry = [h for h in upstream.requests if h[":path"] == "/trailers-fail-once/a"][1]
+        assert retry.get("grpc-previous-rpc-attempts") == "1"
+    finally:
+        upstream.stop()
+
+
+def test_only_bodies_within_the_replay_buffer_are_retried(ferry_factory):
+    upstream = H2Upstream()
+    try:
+        port = free_port()
+        ferry = ferry_factory(config=service_config(port, [upstream.port]), ports={"in": port})
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            small = b"s" * 10 * 1024
+            assert channel.unary_unary("/fail-once/small")(small, timeout=5) == small      # retried: 10 KiB fits 64 KiB
+            with pytest.raises(grpc.RpcError) as err:
+                channel.unary_unary("/fail-once/large")(b"l" * 100 * 1024, timeout=5)   # 100 KiB does not
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE and err.value.details() == "try again"
+        assert upstream.attempts["fail-once/small"] == 2
+        assert upstream.attempts["fail-once/large"] == 1
+    finally:
+        upstream.stop()
+
+
+def test_pushback_is_honoured(ferry_factory):
+    upstream = H2Upstream()
+    try:
+        port = free_port()
+        ferry = ferry_factory(config=service_config(port, [upstream.port]), ports={"in": port})
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            t0 = time.monotonic()
+            assert channel.unary_unary("/pushback-once/300/a")(b"p", timeout=5) == b"p"
+            waited = time.monotonic() - t0
+            with pytest.raises(grpc.RpcError) as err:
+                channel.unary_unary("/pushback-once/-1/b")(b"p", timeout=5)           # negative: do not retry
+        assert waited >= 0.3, waited
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert upstream.attempts["pushback-once/-1/b"] == 1
+    finally:
+        upstream.stop()
+
+
+def test_a_per_try_timeout_moves_the_call_to_another_endpoint(ferry_factory):
+    slow, fast = EchoProcess("slow", "--delay-ms", "2000"), EchoProcess("fast")
+    try:
+        port = free_port()
+        ferry = ferry_factory(config=service_config(port, [slow.port, fast.port],
+                                                    "    balancer: round-robin\n    retry: {per_try_timeout: 200ms}\n"),
+                              ports={"in": port})
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            for _ in range(6):
+                t0 = time.monotonic()
+                _, call = channel.unary_unary("/ferry.test.Echo/Unary").with_call(b"x", timeout=5)
+                assert dict(call.initial_metadata())["x-upstream"] == "fast"
+                assert time.monotonic() - t0 < 1.0
+    finally:
+        slow.stop()
+        fast.stop()
