@@ -21,6 +21,8 @@ public struct CallPolicy: Sendable, Equatable {
     public var failureStatuses: Set<GRPCStatusCode> = [.unavailable]
     /// Retries by status: what is retried, how often, how long to wait.
     public var retry = RetryPolicy()
+    /// Hedging (opt-in): more attempts raced against a slow one; nil: off.
+    public var hedge: HedgePolicy?
     /// Where this policy's values were written, for messages: `services.greeter` or
     /// `services.greeter.methods[0]` (the most specific entry that applied).
     public var origin: String
@@ -101,4 +103,22 @@ public struct RetryPolicy: Sendable, Equatable {
     public var enabled: Bool { maxAttempts > 1 }
     public var backoffBaseNanoseconds: Int64 { backoffBase.totalNanoseconds }
     public var backoffMaxNanoseconds: Int64 { backoffMax.totalNanoseconds }
+}
+
+/// Hedged requests: if an attempt has not answered after `delay`, another is sent (to an
+/// endpoint not yet tried, when there is one); the first good answer wins and the others are
+/// cancelled. Only for requests whose body is complete and held for replay. Hedges spend the
+/// service's retry budget.
+public struct HedgePolicy: Sendable, Equatable {
+    public enum Delay: Sendable, Equatable {
+        case fixed(Duration)
+        /// The method's observed 95th percentile of time to response headers (on this event loop).
+        case p95
+    }
+
+    public var delay: Delay = .p95
+    /// Attempts in all, the first included (2...5).
+    public var maxAttempts = 2
+
+    public init() {}
 }

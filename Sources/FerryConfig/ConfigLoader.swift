@@ -200,7 +200,7 @@ public enum ConfigLoader {
     }
 
     private static let policyKeys = ["timeout", "deadline_offset", "max_message_size", "stream_idle_timeout", "deadline_header",
-                                     "failure_statuses", "retry"]
+                                     "failure_statuses", "retry", "hedge"]
 
     /// Reads the policy keys present in `m` over `base` (what the entry inherits).
     private static func decodePolicy(_ m: YAMLMapping, over base: CallPolicy, origin: String) throws -> CallPolicy {
@@ -213,6 +213,7 @@ public enum ConfigLoader {
         if let v = m["deadline_header"] { policy.deadlineHeader = try v.bool() }
         if let v = m["failure_statuses"] { policy.failureStatuses = Set(try statusList(v)) }
         if let v = m["retry"] { policy.retry = try decodeRetry(v, over: policy.retry) }
+        if let v = m["hedge"] { policy.hedge = try decodeHedge(v) }
         return policy
     }
 
@@ -365,6 +366,18 @@ public enum ConfigLoader {
         }
         if let v = m["max_ejected_percent"] { accrual.maxEjectedPercent = try v.int(in: 0...100) }
         return accrual
+    }
+
+    /// `hedge: false`, `hedge: {delay: 50ms | p95, max_attempts: 2}`.
+    private static func decodeHedge(_ value: YAMLValue) throws -> HedgePolicy? {
+        if case .scalar = value.node { return try value.bool() ? HedgePolicy() : nil }
+        let m = try value.mapping(allowed: ["delay", "max_attempts"])
+        var hedge = HedgePolicy()
+        if let v = m["delay"] {
+            hedge.delay = try v.string() == "p95" ? .p95 : .fixed(try v.duration(min: .milliseconds(1), max: .seconds(60)))
+        }
+        if let v = m["max_attempts"] { hedge.maxAttempts = try v.int(in: 2...5) }
+        return hedge
     }
 
     private static func decodeRetry(_ value: YAMLValue, over base: RetryPolicy) throws -> RetryPolicy {

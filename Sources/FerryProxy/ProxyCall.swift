@@ -121,6 +121,13 @@ final class ProxyCall {
     var lastRetryableError: ProxyError?
     /// The pools earlier attempts went to (a retry prefers another endpoint).
     var triedPools: [ObjectIdentifier] = []
+
+    // Hedging (ProxyCall+Hedging.swift): attempts racing the primary `upstream`, the pool a
+    // hedge waits in for a connection, its timer, and how many were sent.
+    var racers: [Racer] = []
+    var hedgeWaitingPool: UpstreamPool?
+    var hedgeID: UInt64 = 0
+    var hedgesSent = 0
     let environment: CallEnvironment
     var deadlines: CallDeadlines { environment.deadlines }
 
@@ -248,6 +255,7 @@ final class ProxyCall {
             failed = policy.failureStatuses.contains(status)
         }
         recordOutcome(grpcStatus: status, httpStatus: responseHTTPStatus)
+        if !failed, let rtt = attemptRTT, let policy, policy.hedge?.delay == .p95 { service?.recordLatency(rtt, origin: policy.origin) }
         finishAttempt(failed ? .failure : .success(rtt: attemptRTT))
         callOver()
     }
@@ -303,6 +311,10 @@ final class ProxyCall {
 
     /// The pool the call waited in retired (its endpoint left the service): place it again.
     func poolRetired() {
+        if case .forwarding = phase, hedgeWaitingPool != nil {
+            hedgeWaitFailed(.shuttingDown())
+            return
+        }
         guard case .awaitingUpstream = phase else { return }
         dispatch()
     }
@@ -326,7 +338,7 @@ final class ProxyCall {
     }
 
     /// True while `id` is one of this call's armed timers (the deadline or the idle check).
-    func ownsTimer(_ id: UInt64) -> Bool { id == deadlineID || id == idleID || id == retryID || id == perTryID }
+    func ownsTimer(_ id: UInt64) -> Bool { id == deadlineID || id == idleID || id == retryID || id == perTryID || id == hedgeID }
 
     /// The loop's deadline queue fired timer `id`.
     func timerFired(_ id: UInt64) {
@@ -338,6 +350,8 @@ final class ProxyCall {
             retryTimerFired()
         } else if id == perTryID {
             perTryTimerFired()
+        } else if id == hedgeID {
+            hedgeTimerFired()
         }
     }
 
@@ -386,6 +400,10 @@ final class ProxyCall {
             retryID = 0
             deadlines.disarm()
         }
+        if hedgeID != 0 {
+            hedgeID = 0
+            deadlines.disarm()
+        }
         disarmPerTry()
     }
 
@@ -414,6 +432,10 @@ final class ProxyCall {
 
     /// The pool lends `connection`, which has room for one more stream.
     func upstreamReady(_ connection: H2Connection) {
+        if case .forwarding = phase, hedgeWaitingPool != nil {
+            openHedge(on: connection)
+            return
+        }
         guard case .awaitingUpstream = phase, let requestHeaders else { return }
         guard let headers = headersForAttempt(requestHeaders) else {
             if let deadline { fail(deadlineError(deadline)) }
@@ -444,6 +466,7 @@ final class ProxyCall {
         case .ended: if !endAtOnce { stream.sendEnd() }
         case .trailers(let trailers): stream.sendTrailers(trailers)
         }
+        armHedgeIfWanted()
     }
 
     func forwardRequestData(_ chunk: ByteBuffer, to stream: H2Stream) {
@@ -469,6 +492,10 @@ final class ProxyCall {
     }
 
     func upstreamFailed(_ error: ProxyError) {
+        if case .forwarding = phase, hedgeWaitingPool != nil {
+            hedgeWaitFailed(error)
+            return
+        }
         guard case .awaitingUpstream = phase else { return }
         // A connect failure sent nothing: always safe to place again elsewhere, and not counted.
         if error.isConnectFailure, transparentRetries < Self.maxTransparentRetries, !responseStarted {
@@ -486,6 +513,7 @@ final class ProxyCall {
     func fail(_ error: ProxyError) {
         if case .awaitingUpstream = phase { pool?.cancel(self) }
         dropHeldResponse()
+        cancelRacers()
         phase = .finished
         if !downstream.isClosed && !responseEnded {
             if !responseStarted { responseHeadersSent() }
@@ -519,6 +547,7 @@ final class ProxyCall {
         downstream.consumeAll()
         guard let error else { return }
         if responseEnded || downstream.isClosed { return }
+        if racerTakesOver(after: error) { return }
         if retryTransparently(after: error) { return }
         if case .forwarding = phase, retryAfterStreamError(error) { return }
         switch error {
@@ -547,6 +576,7 @@ final class ProxyCall {
             break
         }
         dropHeldResponse()
+        cancelRacers()
         phase = .finished
         pendingBody.removeAll()
         upstream?.consumeAll()
@@ -559,7 +589,12 @@ extension ProxyCall: H2StreamDelegate {
             requestHeadersArrived(headers, endStream: endStream)
             return
         }
-        guard !downstream.isClosed, !responseEnded, stream === upstream else { return }
+        guard !downstream.isClosed, !responseEnded else { return }
+        if !responseStarted, !racers.isEmpty || stream !== upstream {
+            guard stream === upstream || racerIndex(stream) != nil else { return }
+            if raceAnswered(stream, headers: headers, endStream: endStream) { return }
+        }
+        guard stream === upstream else { return }
         if retryInterceptsResponseHeaders(headers, endStream: endStream) { return }
         forwardResponseHeaders(headers, endStream: endStream)
     }
@@ -601,7 +636,10 @@ extension ProxyCall: H2StreamDelegate {
     func streamReceivedEnd(_ stream: H2Stream) {
         if stream === downstream {
             requestEnd = .ended
-            if case .forwarding = phase { upstream?.sendEnd() }
+            if case .forwarding = phase {
+                upstream?.sendEnd()
+                armHedgeIfWanted()
+            }
             return
         }
         guard !downstream.isClosed, !responseEnded, stream === upstream else { return }
@@ -633,6 +671,7 @@ extension ProxyCall: H2StreamDelegate {
             upstream?.consume(byteCount)
             return
         }
+        guard stream === upstream else { return }    // a racer sends replayed bytes: already consumed
         let replayed = min(byteCount, replayedBytesToSend)
         replayedBytesToSend -= replayed
         downstream.consume(byteCount - replayed)
@@ -704,6 +743,9 @@ extension ProxyCall: H2StreamDelegate {
             downstreamClosed(error)
         } else if stream === upstream {
             upstreamClosed(error)
+        } else if racerIndex(stream) != nil {
+            // A racer ended before it won (a reset, a lost connection): it leaves the race.
+            dropRacer(stream, outcome: error == nil ? .neutral : .failure)
         } else {
             // An earlier attempt's stream, cancelled for a retry: return the windows of what it
             // held (its unforwarded response bytes; request bytes it never sent are replayed).

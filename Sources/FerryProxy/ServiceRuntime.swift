@@ -21,6 +21,7 @@ struct ResolvedPolicy {
     let retry: RetryPolicy
     let retryOn: FailureStatuses
     let perTryTimeoutNanoseconds: Int64?
+    let hedge: HedgePolicy?
 
     init(_ policy: CallPolicy) {
         timeoutNanoseconds = policy.timeout?.totalNanoseconds
@@ -32,6 +33,7 @@ struct ResolvedPolicy {
         retry = policy.retry
         retryOn = FailureStatuses(bits: policy.retry.on.reduce(0) { $0 | (1 << UInt32($1.rawValue)) })
         perTryTimeoutNanoseconds = policy.retry.perTryTimeout?.totalNanoseconds
+        hedge = policy.hedge
         origin = policy.origin
     }
 }
@@ -81,6 +83,21 @@ final class ServiceRuntime {
     }
 
     var name: String { config.name }
+
+    /// Time to response headers per method policy (by its origin), for hedging at the p95.
+    private var observedLatency: [String: LatencyHistogram] = [:]
+
+    func recordLatency(_ nanoseconds: Int64, origin: String) {
+        var histogram = observedLatency[origin] ?? LatencyHistogram()
+        histogram.observe(nanoseconds)
+        if histogram.count >= 2_000 { histogram.halve() }   // forget the distant past
+        observedLatency[origin] = histogram
+    }
+
+    /// The method's observed 95th percentile (a bucket's upper bound), or nil with too few samples.
+    func latencyP95(origin: String) -> Int64? {
+        observedLatency[origin]?.quantile(0.95, minimumSamples: 20)
+    }
 
     /// The policy for a request path: its `methods` entry, or the service's own.
     func policy(forPath path: UnsafeRawBufferPointer?) -> ResolvedPolicy {

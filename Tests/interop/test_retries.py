@@ -196,3 +196,49 @@ def test_a_per_try_timeout_moves_the_call_to_another_endpoint(ferry_factory):
     finally:
         slow.stop()
         fast.stop()
+
+
+def latencies(target, calls, callers):
+    out, lock, left = [], threading.Lock(), [calls]
+
+    def run():
+        with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+            stub = channel.unary_unary("/ferry.test.Echo/Unary")
+            while True:
+                with lock:
+                    if left[0] == 0:
+                        return
+                    left[0] -= 1
+                t0 = time.monotonic()
+                stub(b"h" * 100, timeout=10)
+                with lock:
+                    out.append(time.monotonic() - t0)
+
+    threads = [threading.Thread(target=run) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(out)
+
+
+def test_hedging_cuts_the_tail_of_an_upstream_that_stalls(ferry_factory):
+    # Enough handler threads that calls stalled (and abandoned by a winning hedge) never queue the rest.
+    upstream = EchoProcess("stalling", "--stall-rate", "0.1", "--stall-ms", "1000", "--workers", "1024")
+    try:
+        results = {}
+        for name, extra in (("no hedging", ""), ("hedging", "    hedge: {delay: 30ms, max_attempts: 3}\n")):
+            port, admin = free_port(), free_port()
+            ferry = ferry_factory(config=service_config(port, [upstream.port], extra, admin=admin), ports={"in": port},
+                                  admin_port=admin)
+            values = latencies(ferry.target, 600, 20)
+            hedges = sum(float(line.split()[-1]) for line in ferry.admin("/metrics")[1].splitlines()
+                         if line.startswith("ferry_hedges_total{"))
+            results[name] = (values[len(values) // 2], values[int(len(values) * 0.99)], hedges)
+    finally:
+        upstream.stop()
+    for name, (p50, p99, hedges) in results.items():
+        print(f"one upstream, 10% of calls stall 1 s, {name}: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+              f"{hedges:.0f} hedges for 600 calls")
+    assert results["no hedging"][1] > 0.9
+    assert results["hedging"][1] < 0.1, results

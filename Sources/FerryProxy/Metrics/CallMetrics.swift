@@ -62,6 +62,7 @@ final class RouteMetrics {
     var noEndpoints = 0
     var retries = 0
     var retryBudgetExhausted = 0
+    var hedges = 0
 
     init(listener: String, service: String) {
         self.listener = listener
@@ -85,6 +86,7 @@ final class RouteMetrics {
         var noEndpoints: Int
         var retries: Int
         var retryBudgetExhausted: Int
+        var hedges: Int
     }
 
     var snapshot: Snapshot {
@@ -94,6 +96,6 @@ final class RouteMetrics {
         }
         return Snapshot(listener: listener, service: service, methods: byName, deadlineExceeded: deadlineExceeded,
                         streamIdleTimeouts: streamIdleTimeouts, loadShed: loadShed, noEndpoints: noEndpoints,
-                        retries: retries, retryBudgetExhausted: retryBudgetExhausted)
+                        retries: retries, retryBudgetExhausted: retryBudgetExhausted, hedges: hedges)
     }
 }

@@ -25,6 +25,25 @@ struct LatencyHistogram: Sendable {
         count += other.count
     }
 
+    /// Halves every count (an exponential forgetting of old samples).
+    mutating func halve() {
+        for i in counts.indices { counts[i] /= 2 }
+        sumNanoseconds /= 2
+        count = counts.reduce(0, +)
+    }
+
+    /// The upper bound of the bucket holding the `q` quantile; nil below `minimumSamples`.
+    func quantile(_ q: Double, minimumSamples: Int) -> Int64? {
+        guard count >= minimumSamples else { return nil }
+        let rank = Int((Double(count) * q).rounded(.up))
+        var seen = 0
+        for (i, n) in counts.enumerated() {
+            seen += n
+            if seen >= rank { return i < Self.bounds.count ? Self.bounds[i] : Self.bounds.last! * 2 }
+        }
+        return Self.bounds.last
+    }
+
     /// Cumulative counts per bound, then +Inf (what Prometheus exposes).
     var cumulative: [Int] {
         var total = 0

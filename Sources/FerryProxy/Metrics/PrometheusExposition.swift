@@ -67,7 +67,7 @@ enum FerryMetrics {
         // Per listener, service and method: merge the loops.
         struct Key: Hashable { var listener, service, method: String }
         var methods: [Key: MethodMetrics.Snapshot] = [:]
-        var services: [String: (deadline: [Int], idle: Int, shed: Int, noEndpoints: Int, retries: Int, exhausted: Int)] = [:]
+        var services: [String: (deadline: [Int], idle: Int, shed: Int, noEndpoints: Int, retries: Int, exhausted: Int, hedges: Int)] = [:]
         var noRoute: [String: Int] = [:]
         var protocolErrors: [String: [String: Int]] = [:]
         var gauges = LoopGauges()
@@ -78,7 +78,8 @@ enum FerryMetrics {
                 for (method, snapshot) in route.methods where snapshot.requests > 0 {
                     methods[Key(listener: route.listener, service: route.service, method: method), default: .init()].add(snapshot)
                 }
-                var s = services[route.service] ?? ([0, 0, 0], 0, 0, 0, 0, 0)
+                var s = services[route.service] ?? ([0, 0, 0], 0, 0, 0, 0, 0, 0)
+                s.hedges += route.hedges
                 s.retries += route.retries
                 s.exhausted += route.retryBudgetExhausted
                 for i in 0..<3 { s.deadline[i] += route.deadlineExceeded[i] }
@@ -148,6 +149,9 @@ enum FerryMetrics {
         for (service, s) in sortedServices { w.sample("ferry_retries_total", [("service", service)], s.retries) }
         w.family("ferry_retry_budget_exhausted_total", "counter", "Retries refused because the service's retry budget was spent.")
         for (service, s) in sortedServices { w.sample("ferry_retry_budget_exhausted_total", [("service", service)], s.exhausted) }
+
+        w.family("ferry_hedges_total", "counter", "Hedged attempts sent (raced against a slow first attempt).")
+        for (service, s) in sortedServices { w.sample("ferry_hedges_total", [("service", service)], s.hedges) }
 
         w.family("ferry_no_route_total", "counter", "Requests no route matched, by listener.")
         for (listener, n) in noRoute.sorted(by: { $0.key < $1.key }) { w.sample("ferry_no_route_total", [("listener", listener)], n) }

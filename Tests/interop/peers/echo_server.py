@@ -39,6 +39,8 @@ class EchoState:
         self.unary_delay = 0.0       # seconds Unary waits before answering (a slow endpoint)
         self.unary_fails = None      # a grpc.StatusCode Unary answers with instead (a failing endpoint)
         self.unary_fail_rate = 0.0   # the share of Unary calls answered UNAVAILABLE, at random
+        self.unary_stall_rate = 0.0  # the share of Unary calls that stall for unary_stall seconds first
+        self.unary_stall = 0.0
 
     def count(self):
         with self.lock:
@@ -64,6 +66,8 @@ class Echo:
         self.state.count()
         if self.state.unary_delay:
             time.sleep(self.state.unary_delay)
+        if self.state.unary_stall_rate and random.random() < self.state.unary_stall_rate:
+            time.sleep(self.state.unary_stall)
         if self.state.unary_fails is not None:
             context.abort(self.state.unary_fails, f"{self.name} is failing")
         if self.state.unary_fail_rate and random.random() < self.state.unary_fail_rate:
@@ -142,10 +146,15 @@ def main():
     parser.add_argument("--delay-ms", type=float, default=0, help="Unary waits this long before answering")
     parser.add_argument("--fail-rate", type=float, default=0, help="the share of Unary calls answered UNAVAILABLE")
     parser.add_argument("--fail-all", action="store_true", help="answer every Unary call with UNAVAILABLE")
+    parser.add_argument("--stall-rate", type=float, default=0, help="the share of Unary calls that stall first")
+    parser.add_argument("--stall-ms", type=float, default=1000, help="how long a stalled call waits")
+    parser.add_argument("--workers", type=int, default=64, help="handler threads (stalled calls hold one each)")
     args = parser.parse_args()
-    server, port, state = make_server(args.port, args.name)
+    server, port, state = make_server(args.port, args.name, workers=args.workers)
     state.unary_delay = args.delay_ms / 1000
     state.unary_fail_rate = args.fail_rate
+    state.unary_stall_rate = args.stall_rate
+    state.unary_stall = args.stall_ms / 1000
     if args.fail_all:
         state.unary_fails = grpc.StatusCode.UNAVAILABLE
     print(f"listening {port}", flush=True)
