@@ -147,7 +147,7 @@ extension ProxyCall {
         }
         guard holdsResponse else { return false }
         heldHeaders = headers
-        if attemptRTT == nil { attemptRTT = Self.now() - attemptOpenedAt }
+        if attemptRTT == nil { attemptRTT = rttSample() }
         return true
     }
 

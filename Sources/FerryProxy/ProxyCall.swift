@@ -181,14 +181,15 @@ final class ProxyCall {
         if isGRPC {
             requestFramer = GRPCMessageFramer(maxMessageSize: policy.maxMessageSize)
             responseFramer = GRPCMessageFramer(maxMessageSize: policy.maxMessageSize)
-            if let index = headers.firstIndex(of: "grpc-timeout") {
-                switch GRPCTimeout.parse(Array(headers.value(at: index).utf8)) {
-                case .success(let timeout): callerTimeout = timeout.nanoseconds
-                case .failure(let error):
-                    // A malformed grpc-timeout fails the call; it is never silently dropped.
-                    fail(.malformedTimeout(error))
-                    return
-                }
+            // Parsed from the header's bytes (no String, no Array).
+            let parsed = headers.withValue(of: "grpc-timeout") { $0.map { GRPCTimeout.parse($0) } }
+            switch parsed {
+            case .some(.success(let timeout)): callerTimeout = timeout.nanoseconds
+            case .some(.failure(let error)):
+                // A malformed grpc-timeout fails the call; it is never silently dropped.
+                fail(.malformedTimeout(error))
+                return
+            case .none: break
             }
         } else if listener.acceptsDeadlineHeader {
             let remaining: Int64?? = headers.withValue(of: DeadlineHeader.name) { value in
@@ -238,6 +239,13 @@ final class ProxyCall {
         pool.attemptStarted()
         phase = .awaitingUpstream
         pool.acquire(self)
+    }
+
+    /// The attempt's round trip: stream opened to response headers read from the socket (the
+    /// read time, so time the response then waited on a busy event loop is not the endpoint's).
+    func rttSample() -> Int64 {
+        let read = upstream?.connection.readStartedAt ?? 0
+        return (read > attemptOpenedAt ? read : Self.now()) - attemptOpenedAt
     }
 
     /// Tells the attempt's pool how it went (once per attempt).
@@ -602,7 +610,7 @@ extension ProxyCall: H2StreamDelegate {
     /// The call commits: response headers go to the caller and nothing is retried any more.
     func forwardResponseHeaders(_ headers: H2Headers, endStream: Bool) {
         commit()
-        if attemptRTT == nil { attemptRTT = Self.now() - attemptOpenedAt }
+        if attemptRTT == nil { attemptRTT = rttSample() }
         responseHeadersSent()
         if !isGRPC || methodMetrics == nil {
             responseHTTPStatus = headers.withValue(of: ":status") { status in

@@ -2,7 +2,6 @@
 prometheus_client library), readiness, liveness, the active config, live endpoints, and the
 access log."""
 import json
-import os
 import time
 
 import grpc
