@@ -79,7 +79,7 @@ def haproxy_config(workdir, port, upstream):
     with open(path, "w") as f:
         f.write(f"""global
     nbthread 1
-    maxconn 100000
+    maxconn 4096
 defaults
     mode http
     timeout connect 5s

@@ -50,6 +50,12 @@ public struct FailureAccrual: Sendable, Equatable {
 
     public var isEjected: Bool { if case .active = state { return false } else { return true } }
 
+    /// The probe ended without a verdict (the caller cancelled, the deadline ran out): the
+    /// endpoint may be probed again at once rather than stay in `probing` forever.
+    public mutating func abandonProbe(at now: Int64) {
+        if case .probing(let backoff) = state { state = .ejected(until: now, backoff: backoff) }
+    }
+
     public mutating func recordSuccess() {
         state = .active(failures: 0)
     }

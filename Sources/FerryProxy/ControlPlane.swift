@@ -114,6 +114,9 @@ actor ControlPlane {
             nextHealth[service.name] = shared
         }
         health = nextHealth
+        for (name, running) in nextSources {
+            nextHealth[name]?.keepOnly(Set(running.endpoints.map { HostPort(host: $0.host, port: $0.port) }))
+        }
         let plan = LoopPlan(config: config, endpoints: nextSources.mapValues {
             LoopPlan.ServiceEndpoints(sourceID: $0.id, endpoints: $0.endpoints)
         }, health: nextHealth)

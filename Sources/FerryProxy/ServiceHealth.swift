@@ -135,6 +135,12 @@ final class EndpointHealth: Sendable {
         return accrual.withLockedValue { $0.admit(at: now) }
     }
 
+    /// An attempt here ended with no verdict: if it was the probe, another may go.
+    func recordNeutral(at now: Int64) {
+        guard ejected.load(ordering: .relaxed) else { return }
+        accrual.withLockedValue { $0.abandonProbe(at: now) }
+    }
+
     func recordSuccess() {
         guard failures.load(ordering: .relaxed) || ejected.load(ordering: .relaxed) else { return }
         accrual.withLockedValue { $0.recordSuccess() }

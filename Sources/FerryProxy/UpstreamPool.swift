@@ -101,7 +101,7 @@ final class UpstreamPool {
                                metadata: ["service": "\(serviceName)", "endpoint": "\(endpointName)"])
             }
         case .neutral:
-            break
+            health.recordNeutral(at: now)
         }
     }
 

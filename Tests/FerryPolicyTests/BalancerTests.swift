@@ -119,6 +119,16 @@ final class FailureAccrualTests: XCTestCase {
         XCTAssertEqual(a.state, .active(failures: 0), "a successful probe restores the endpoint")
     }
 
+    func testAnAbandonedProbeLetsAnotherGo() {
+        var a = FailureAccrual()
+        var random = FastRandom(seed: 4)
+        for _ in 0..<7 { a.recordFailure(at: 0, random: &random) }
+        XCTAssertTrue(a.admit(at: 1 * s))
+        a.abandonProbe(at: 1 * s + 5)                    // the probe call was cancelled by its caller
+        XCTAssertTrue(a.admit(at: 1 * s + 5), "not stuck in probing: the next call probes")
+        XCTAssertFalse(a.admit(at: 1 * s + 5))
+    }
+
     func testTheFloorKeepsAnEndpointInWhenEjectionIsRefused() {
         var a = FailureAccrual()
         var random = FastRandom(seed: 2)
