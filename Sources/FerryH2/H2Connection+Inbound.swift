@@ -33,7 +33,7 @@ extension H2Connection {
                 nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream)
             }
         }
-        guard let stream = streams[streamID] else { return NG.ok }
+        guard let stream = lookupStream(streamID) else { return NG.ok }
         stream.inboundHeaders = H2Headers(capacity: Self.headerBlockCapacity)
         stream.inboundHeaderListSize = 0
         stream.inboundHeadersTooLarge = false
@@ -41,7 +41,7 @@ extension H2Connection {
     }
 
     func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool) -> Int32 {
-        guard let stream = streams[streamID], stream.inboundHeaders != nil else { return NG.ok }
+        guard let stream = lookupStream(streamID), stream.inboundHeaders != nil else { return NG.ok }
         stream.inboundHeaderListSize += name.count + value.count + 32
         if stream.inboundHeaderListSize > Int(settings.maxHeaderListSize) {
             stream.inboundHeadersTooLarge = true
@@ -58,16 +58,16 @@ extension H2Connection {
         let hd = frame.pointee.hd
         switch hd.type {
         case NG.typeData:
-            if hd.flags & NG.flagEndStream != 0, let stream = streams[hd.stream_id] {
+            if hd.flags & NG.flagEndStream != 0, let stream = lookupStream(hd.stream_id) {
                 stream.inboundPhase = .ended
                 stream.delegate?.streamReceivedEnd(stream)
             }
         case NG.typeHeaders:
-            if let stream = streams[hd.stream_id] {
+            if let stream = lookupStream(hd.stream_id) {
                 headerBlockComplete(stream, endStream: hd.flags & NG.flagEndStream != 0)
             }
         case NG.typeRstStream:
-            streams[hd.stream_id]?.peerResetCode = frame.pointee.rst_stream.error_code
+            lookupStream(hd.stream_id)?.peerResetCode = frame.pointee.rst_stream.error_code
         case NG.typeSettings:
             if hd.flags & NG.flagAck == 0 {
                 receivedRemoteSettingsNow()
@@ -122,7 +122,7 @@ extension H2Connection {
     }
 
     func onDataChunk(streamID: Int32, bytes: UnsafeRawBufferPointer) -> Int32 {
-        guard let stream = streams[streamID], let delegate = stream.delegate else {
+        guard let stream = lookupStream(streamID), let delegate = stream.delegate else {
             // Nobody will take these bytes: hand the window back at once.
             if let session { nghttp2_session_consume(session, streamID, bytes.count) }
             return NG.ok
@@ -174,7 +174,7 @@ extension H2Connection {
     func onFrameNotSend(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         // A request HEADERS that never left (GOAWAY arrived first): nghttp2 closes the stream
         // next; it was never seen by the peer, so it is safe to send again elsewhere.
-        if frame.pointee.hd.type == NG.typeHeaders, let stream = streams[frame.pointee.hd.stream_id] {
+        if frame.pointee.hd.type == NG.typeHeaders, let stream = lookupStream(frame.pointee.hd.stream_id) {
             stream.refusedByGoAway = true
         }
         return NG.ok
@@ -183,7 +183,7 @@ extension H2Connection {
     /// Fills one DATA frame's payload from the stream's queue; defers when the queue is empty.
     func readOutbound(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
                       flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        guard let stream = lookupStream(streamID) else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         var written = 0
         while written < length, !stream.outbound.isEmpty {
             let room = length - written

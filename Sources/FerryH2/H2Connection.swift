@@ -48,7 +48,21 @@ public final class H2Connection: ChannelInboundHandler {
     var session: OpaquePointer?
     var context: ChannelHandlerContext?
     var state = State.idle
-    var streams: [Int32: H2Stream] = [:]
+    var streams: [Int32: H2Stream] = [:] {
+        didSet { lastLookup = nil }
+    }
+    /// The stream found last: nghttp2's callbacks for one frame (a header block's fields, the
+    /// frame, its data) name the same stream many times in a row, and a dictionary lookup per
+    /// header field showed in profiles.
+    private var lastLookup: H2Stream?
+
+    /// The open stream with `id`, from the one-entry cache when it is the last one looked up.
+    func lookupStream(_ id: Int32) -> H2Stream? {
+        if let last = lastLookup, last.id == id { return last }
+        let found = streams[id]
+        lastLookup = found
+        return found
+    }
     var frameGuard: FrameGuard
 
     private var flushScheduled = false
@@ -451,7 +465,7 @@ public final class H2Connection: ChannelInboundHandler {
         return copy
     }
 
-    func stream(_ id: Int32) -> H2Stream? { streams[id] }
+    func stream(_ id: Int32) -> H2Stream? { lookupStream(id) }
 
     /// Client role: the id the next `openStream` uses (replaying a recorded client's ids).
     func setNextStreamID(_ id: Int32) -> Bool {

@@ -29,9 +29,9 @@ public final class RetryBudget: Sendable {
         retries = (0..<slots).map { _ in ManagedAtomic(0) }
     }
 
-    /// A request was made (a first attempt).
-    public func deposit(at now: Int64) {
-        requests[slot(at: now)].wrappingIncrement(ordering: .relaxed)
+    /// `count` requests were made (first attempts).
+    public func deposit(_ count: Int = 1, at now: Int64) {
+        requests[slot(at: now)].wrappingIncrement(by: count, ordering: .relaxed)
     }
 
     /// Takes one retry from the budget; false when it is spent.

@@ -37,7 +37,7 @@ extension ProxyCall {
         hedgeID = 0
         guard case .forwarding = phase, !responseStarted, case .ended = requestEnd, replay.canReplay,
               let service, let hedge = hedgePolicy, 1 + hedgesSent < hedge.maxAttempts else { return }
-        guard service.health.retryBudget.tryWithdraw(at: Self.now()) else {
+        guard service.withdrawRetry(at: Self.now()) else {
             routeMetrics?.retryBudgetExhausted += 1
             return
         }

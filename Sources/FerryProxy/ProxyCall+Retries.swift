@@ -27,7 +27,7 @@ extension ProxyCall {
               replay.canReplay, requestHeaders != nil, countedAttempts < policy.retry.maxAttempts else { return false }
         if case .refuse = pushback { return false }
         guard let service else { return false }
-        guard service.health.retryBudget.tryWithdraw(at: Self.now()) else {
+        guard service.withdrawRetry(at: Self.now()) else {
             routeMetrics?.retryBudgetExhausted += 1
             return false
         }

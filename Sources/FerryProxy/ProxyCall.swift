@@ -206,7 +206,7 @@ final class ProxyCall {
         if !armDeadline(callerTimeout: callerTimeout, policy: policy) { return }
         if policy.retry.enabled {
             replay = ReplayBuffer(cap: policy.retry.bufferSize)
-            service.health.retryBudget.deposit(at: Self.now())
+            service.depositRetryBudget(at: Self.now())
         }
         if let idle = policy.streamIdleNanoseconds {
             lastActivity = downstream.connection.readStartedAt

@@ -84,6 +84,29 @@ final class ServiceRuntime {
 
     var name: String { config.name }
 
+    /// Requests counted here and not yet added to the shared retry budget: touching the
+    /// budget's atomics (shared by every loop) once per call costs more than the call's own
+    /// counting, so deposits go in batches.
+    private var unsentDeposits = 0
+    static let depositBatch = 16
+
+    func depositRetryBudget(at now: Int64) {
+        unsentDeposits += 1
+        if unsentDeposits >= Self.depositBatch { flushDeposits(at: now) }
+    }
+
+    /// Takes one retry from the shared budget (after adding this loop's unsent deposits).
+    func withdrawRetry(at now: Int64) -> Bool {
+        flushDeposits(at: now)
+        return health.retryBudget.tryWithdraw(at: now)
+    }
+
+    private func flushDeposits(at now: Int64) {
+        guard unsentDeposits > 0 else { return }
+        health.retryBudget.deposit(unsentDeposits, at: now)
+        unsentDeposits = 0
+    }
+
     /// Time to response headers per method policy (by its origin), for hedging at the p95.
     private var observedLatency: [String: LatencyHistogram] = [:]
 
