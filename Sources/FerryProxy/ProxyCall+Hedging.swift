@@ -122,6 +122,7 @@ extension ProxyCall {
     func dropRacer(_ stream: H2Stream, outcome: UpstreamPool.AttemptOutcome) {
         if stream === upstream {
             // The primary lost: the oldest racer takes its place (and keeps racing the rest).
+            guard !racers.isEmpty else { return }
             finishAttempt(outcome)
             upstream = nil
             if !stream.isClosed { stream.reset(H2ErrorCode.cancel) }

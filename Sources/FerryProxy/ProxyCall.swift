@@ -286,7 +286,6 @@ final class ProxyCall {
         }
     }
 
-
     /// The response headers went out (forwarded or made here): time to headers.
     func responseHeadersSent() {
         guard responseHeadersAt == 0 else { return }
@@ -345,7 +344,8 @@ final class ProxyCall {
         return true
     }
 
-    /// True while `id` is one of this call's armed timers (the deadline or the idle check).
+    /// True while `id` is one of this call's armed timers (deadline, idle check, retry backoff,
+    /// per-try timeout, hedge delay).
     func ownsTimer(_ id: UInt64) -> Bool { id == deadlineID || id == idleID || id == retryID || id == perTryID || id == hedgeID }
 
     /// The loop's deadline queue fired timer `id`.
