@@ -11,35 +11,24 @@ latency and memory is bench work of its own; this script is the core's yardstick
 """
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "interop", "peers"))
 from netutil import free_port, wait_for_port  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
-def h2load(port, requests, body, workdir):
-    log = os.path.join(workdir, f"h2load-{port}-{time.monotonic_ns()}.log")
-    out = subprocess.run(["h2load", "-n", str(requests), "-c", "10", "-m", "10", "-d", body, "--log-file", log,
-                          "-H", "content-type: application/grpc", "-H", "te: trailers",
-                          f"http://127.0.0.1:{port}/echo"], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out).group(1))
-    failed = int(re.search(r"(\d+) failed", out).group(1))
-    durations = []
-    with open(log) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3:
-                durations.append(int(parts[2]))   # microseconds
-    durations.sort()
-    pct = lambda p: durations[min(len(durations) - 1, int(len(durations) * p))]
-    return rps, pct(0.50), pct(0.99), failed
+
+def h2load(port, requests, workdir):
+    """req/s, p50, p99 (us) and failures of one h2load run at 10 connections x 10 streams."""
+    r = harness.h2load(port, workdir, requests=requests)
+    return r["rps"], r["p50"], r["p99"], r["failed"]
 
 
 def main():
@@ -56,7 +45,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="ferry-bench-")
     with open(os.path.join(workdir, "echo"), "wb") as f:
         f.write(b"\x00\x00\x00\x00\x5f" + b"r" * 95)
-    body = os.path.join(workdir, "body")
+    body = os.path.join(workdir, "request")     # the name harness.h2load sends
     with open(body, "wb") as f:
         f.write(b"\x00\x00\x00\x00\x5f" + b"q" * 95)
 
@@ -90,7 +79,7 @@ def main():
         samples = {name: [] for name, _ in targets}
         for _ in range(args.reps):
             for name, port in targets:   # interleaved, so drift hits every target alike
-                samples[name].append(h2load(port, args.requests, body, workdir))
+                samples[name].append(h2load(port, args.requests, workdir))
         print(f"| target | req/s | p50 (us) | p99 (us) | failed |   ({os.cpu_count()} cores, {args.requests} req x {args.reps}, medians)")
         print("| --- | --- | --- | --- | --- |")
         med = {}

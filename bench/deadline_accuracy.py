@@ -13,9 +13,6 @@ way in: it is an upper bound on Ferry's own error.
 import argparse
 import os
 import re
-import socket
-import struct
-import threading
 import subprocess
 import sys
 import tempfile
@@ -24,36 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "interop", "peers"))
 from h2_upstream import H2Upstream  # noqa: E402
 from netutil import free_port, wait_for_port  # noqa: E402
-
-
-class BlackHole:
-    """An HTTP/2 server that never answers: SETTINGS (10,000 streams) and a SETTINGS ack out, every byte in dropped."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _serve(conn):
-        settings = struct.pack(">HI", 3, 10_000)        # SETTINGS_MAX_CONCURRENT_STREAMS
-        conn.sendall(struct.pack(">I", len(settings))[1:] + b"\x04\x00" + b"\x00\x00\x00\x00" + settings
-                     + b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
-        while conn.recv(1 << 16):
-            pass
-
-    def stop(self):
-        self.sock.close()
+from processes import BlackHole  # noqa: E402
 
 
 def report(label, lateness):

@@ -36,6 +36,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "interop", "peers"))
 from netutil import free_port, rss_kib, wait_for_port  # noqa: E402
+from processes import BlackHole  # noqa: E402
 
 FERRY = os.path.join(ROOT, ".build", "release", "ferry")
 REQUEST = b"\x00\x00\x00\x00\x5f" + b"q" * 95     # one 95-byte gRPC message: 100 bytes on the wire
@@ -154,36 +155,6 @@ def streams_in_flight(port, connections, per_connection):
         s.sendall(b"".join(out))
         socks.append(s)
     return socks
-
-
-class BlackHole:
-    """An HTTP/2 upstream that never answers (holds every stream open)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _serve(conn):
-        settings = struct.pack(">HI", 3, 100_000)
-        conn.sendall(struct.pack(">I", len(settings))[1:] + b"\x04\x00\x00\x00\x00\x00" + settings
-                     + b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
-        try:
-            while conn.recv(1 << 16):
-                pass
-        except OSError:
-            pass
 
 
 def anon_kib(pid):

@@ -163,7 +163,7 @@ final class ProxyCall {
         if let metrics {
             routeMetrics = metrics
             let method = headers.withValue(of: ":path") { isGRPC ? metrics.method(forPath: $0) : metrics.method(forPath: nil) }
-            method.requests += 1
+            method.counts.requests += 1
             methodMetrics = method
         }
         let policy = headers.withValue(of: ":path") { service.policy(forPath: $0) }
@@ -275,7 +275,7 @@ final class ProxyCall {
         let now = Self.now()
         if let method = methodMetrics {
             if isGRPC { method.recordGRPCStatus(grpcStatus) } else { method.recordHTTPStatus(httpStatus) }
-            method.duration.observe(now - arrivedAt)
+            method.counts.duration.observe(now - arrivedAt)
         }
         if accessLogged, let log = environment.accessLog {
             log.log(AccessLog.Entry(
@@ -290,7 +290,7 @@ final class ProxyCall {
     func responseHeadersSent() {
         guard responseHeadersAt == 0 else { return }
         responseHeadersAt = Self.now()
-        methodMetrics?.timeToHeaders.observe(responseHeadersAt - arrivedAt)
+        methodMetrics?.counts.timeToHeaders.observe(responseHeadersAt - arrivedAt)
     }
 
     /// The call holds nothing any more: timers, its attempt, its load-shedding slot.
@@ -686,7 +686,7 @@ extension ProxyCall: H2StreamDelegate {
     }
 
     func requestDataArrived(_ data: ByteBuffer) {
-        methodMetrics?.requestBytes += data.readableBytes
+        methodMetrics?.counts.requestBytes += data.readableBytes
         if let error = Self.scan(&requestFramer, data) {
             downstream.consume(data.readableBytes)
             if case .finished = phase { return }
@@ -708,7 +708,7 @@ extension ProxyCall: H2StreamDelegate {
     }
 
     func responseDataArrived(_ data: ByteBuffer, on stream: H2Stream) {
-        methodMetrics?.responseBytes += data.readableBytes
+        methodMetrics?.counts.responseBytes += data.readableBytes
         if downstream.isClosed || responseEnded || stream !== upstream {
             stream.consume(data.readableBytes)
             return

@@ -1,8 +1,5 @@
 """Per-call balancing, failure accrual, keepalive and load shedding, against grpcio upstreams."""
 import collections
-import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -12,24 +9,8 @@ import pytest
 from conftest import CHANNEL_OPTIONS, free_port
 from echo_server import make_server
 from h2_upstream import H2Upstream
-from netutil import wait_for_port, wait_until
-
-PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
-
-
-class EchoProcess:
-    """An echo server in its own process (own GIL): its latency is its own, not the test's."""
-
-    def __init__(self, name, delay_ms=0):
-        self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, os.path.join(PEERS, "echo_server.py"), "--port", str(self.port),
-                                      "--name", name, "--delay-ms", str(delay_ms)], stdout=subprocess.DEVNULL)
-        wait_for_port(self.port)
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-
+from netutil import wait_until
+from processes import EchoProcess
 
 def three_upstreams():
     return [make_server(0, name=name) for name in ("fast-1", "fast-2", "slow")]
@@ -86,7 +67,7 @@ def percentile(values, p):
 
 
 def test_p2c_peak_ewma_steers_around_a_slow_endpoint(ferry_factory):
-    servers = [EchoProcess("fast-1"), EchoProcess("fast-2"), EchoProcess("slow", delay_ms=50)]
+    servers = [EchoProcess("fast-1"), EchoProcess("fast-2"), EchoProcess("slow", "--delay-ms", "50")]
     results = {}
     try:
         for balancer in ("p2c-peak-ewma", "round-robin"):

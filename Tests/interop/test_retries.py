@@ -1,8 +1,5 @@
 """Retries by policy, within a budget: against grpcio upstreams (each its own process) and
 python-h2 upstreams scripted to fail once in a given way."""
-import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -11,22 +8,7 @@ import pytest
 
 from conftest import CHANNEL_OPTIONS, free_port
 from h2_upstream import H2Upstream
-from netutil import wait_for_port
-
-PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
-
-
-class EchoProcess:
-    def __init__(self, name, *flags):
-        self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, os.path.join(PEERS, "echo_server.py"), "--port", str(self.port),
-                                      "--name", name, *flags], stdout=subprocess.DEVNULL)
-        wait_for_port(self.port)
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-
+from processes import EchoProcess
 
 def service_config(port, endpoints, extra="", admin=None):
     admin_line = f"admin: {{address: '127.0.0.1:{admin}'}}\n" if admin else ""

@@ -1,21 +1,13 @@
 /// One event loop's counts for one method of one service on one listener. Touched only on
 /// its loop; a scrape copies it (`snapshot`) and sums the loops.
 final class MethodMetrics {
-    var requests = 0
-    /// Responses by gRPC status (index = code, 0...16); `grpcStatusOther` for anything else.
-    var grpcStatuses = [Int](repeating: 0, count: 17)
-    var grpcStatusOther = 0
-    /// Plain HTTP/2 responses by status code.
-    var httpStatuses: [Int: Int] = [:]
-    var timeToHeaders = LatencyHistogram()
-    var duration = LatencyHistogram()
-    var requestBytes = 0
-    var responseBytes = 0
-
+    /// The counts themselves, a value: a scrape copies it as it is.
     struct Snapshot: Sendable {
         var requests = 0
+        /// Responses by gRPC status (index = code, 0...16); `grpcStatusOther` for anything else.
         var grpcStatuses = [Int](repeating: 0, count: 17)
         var grpcStatusOther = 0
+        /// Plain HTTP/2 responses by status code.
         var httpStatuses: [Int: Int] = [:]
         var timeToHeaders = LatencyHistogram()
         var duration = LatencyHistogram()
@@ -34,17 +26,20 @@ final class MethodMetrics {
         }
     }
 
-    var snapshot: Snapshot {
-        Snapshot(requests: requests, grpcStatuses: grpcStatuses, grpcStatusOther: grpcStatusOther, httpStatuses: httpStatuses,
-                 timeToHeaders: timeToHeaders, duration: duration, requestBytes: requestBytes, responseBytes: responseBytes)
-    }
+    var counts = Snapshot()
+
+    var snapshot: Snapshot { counts }
 
     func recordGRPCStatus(_ status: Int?) {
-        if let status, status >= 0, status < grpcStatuses.count { grpcStatuses[status] += 1 } else { grpcStatusOther += 1 }
+        if let status, status >= 0, status < counts.grpcStatuses.count {
+            counts.grpcStatuses[status] += 1
+        } else {
+            counts.grpcStatusOther += 1
+        }
     }
 
     func recordHTTPStatus(_ status: Int) {
-        httpStatuses[status, default: 0] += 1
+        counts.httpStatuses[status, default: 0] += 1
     }
 }
 
