@@ -28,6 +28,10 @@ struct Run: AsyncParsableCommand {
             printError("ferry: invalid configuration: \(error)")
             throw ExitCode(2)
         }
+        // Signals are taken over before any listener is bound: a SIGHUP or SIGTERM that comes
+        // while starting waits in the stream (by default SIGHUP would end the process).
+        let (events, continuation) = AsyncStream.makeStream(of: ControlEvent.self)
+        Signals.events(into: continuation)
         let loops = loaded.runtime.eventLoops ?? System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let server = FerryServer(config: loaded, group: group, logger: logger)
@@ -40,8 +44,6 @@ struct Run: AsyncParsableCommand {
         }
         logger.info("ferry started", metadata: ["config": "\(config)", "event_loops": "\(loops)"])
 
-        let (events, continuation) = AsyncStream.makeStream(of: ControlEvent.self)
-        Signals.events(into: continuation)
         let watcher = loaded.runtime.watchConfig ? ConfigFileWatcher(path: config, initial: text, events: continuation) : nil
         var reloader = Reloader(path: config, server: server, logger: logger, lastText: text)
         for await event in events {
