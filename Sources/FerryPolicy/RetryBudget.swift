@@ -34,9 +34,11 @@ public final class RetryBudget: Sendable {
         requests[slot(at: now)].wrappingIncrement(by: count, ordering: .relaxed)
     }
 
-    /// Takes one retry from the budget; false when it is spent.
+    /// Takes one retry from the budget; false when it is spent. The retry is counted first and
+    /// the window summed after, so two loops withdrawing at once cannot both take the last one.
     public func tryWithdraw(at now: Int64) -> Bool {
         let current = slot(at: now)
+        retries[current].wrappingIncrement(ordering: .relaxed)
         var madeRequests = 0
         var madeRetries = 0
         let second = now / 1_000_000_000
@@ -45,8 +47,10 @@ public final class RetryBudget: Sendable {
             madeRetries += retries[i].load(ordering: .relaxed)
         }
         let allowed = settings.minPerSecond * settings.ttlSeconds + Int(Double(madeRequests) * settings.percent)
-        guard madeRetries < allowed else { return false }
-        retries[current].wrappingIncrement(ordering: .relaxed)
+        guard madeRetries <= allowed else {
+            retries[current].wrappingDecrement(ordering: .relaxed)
+            return false
+        }
         return true
     }
 
