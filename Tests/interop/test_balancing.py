@@ -10,6 +10,7 @@ from conftest import CHANNEL_OPTIONS, free_port
 from echo_server import make_server
 from h2_upstream import H2Upstream
 from netutil import wait_until
+from load import fixed_calls
 from processes import EchoProcess
 
 def three_upstreams():
@@ -28,37 +29,11 @@ services:
 {extra}"""
 
 
-def drive(target, calls, callers, timeout=10):
+def drive(target, calls, callers):
     """`calls` unary calls from `callers` threads; returns (latencies s, upstream per call, errors)."""
-    latencies, upstreams, errors = [], [], []
-    lock = threading.Lock()
-    left = [calls]
-
-    def run():
-        with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
-            stub = channel.unary_unary("/ferry.test.Echo/Unary")
-            while True:
-                with lock:
-                    if left[0] == 0:
-                        return
-                    left[0] -= 1
-                t0 = time.monotonic()
-                try:
-                    _, call = stub.with_call(b"x" * 100, timeout=timeout)
-                    name = dict(call.initial_metadata())["x-upstream"]
-                    with lock:
-                        latencies.append(time.monotonic() - t0)
-                        upstreams.append(name)
-                except grpc.RpcError as e:
-                    with lock:
-                        errors.append((time.monotonic(), e.code(), e.details()))
-
-    threads = [threading.Thread(target=run) for _ in range(callers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return latencies, upstreams, errors
+    outcomes = fixed_calls(target, calls, callers)
+    return ([t for t, _, err in outcomes if err is None], [u for _, u, err in outcomes if err is None],
+            [err for _, _, err in outcomes if err is not None])
 
 
 def percentile(values, p):
@@ -187,9 +162,9 @@ services:
     max_concurrent_calls: 5
 """, ports={"in": port})
         latencies, upstreams, errors = drive(ferry.target, 12, 12)
-        shed = [e for e in errors if e[1] == grpc.StatusCode.RESOURCE_EXHAUSTED]
+        shed = [e for e in errors if e[0] == grpc.StatusCode.RESOURCE_EXHAUSTED]
         assert len(upstreams) == 5 and len(shed) == 7, (upstreams, errors)
-        assert shed[0][2] == 'ferry: service "s" is at its limit of 5 calls in flight'
+        assert shed[0][1] == 'ferry: service "s" is at its limit of 5 calls in flight'
         # Slots come back when calls end: the next round is served again.
         _, upstreams, errors = drive(ferry.target, 5, 5)
         assert len(upstreams) == 5 and errors == []

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import CHANNEL_OPTIONS, free_port
 from h2_upstream import H2Upstream
+from load import fixed_calls
 from processes import EchoProcess
 
 def service_config(port, endpoints, extra="", admin=None):
@@ -24,30 +25,10 @@ services:
 
 
 def drive(target, calls, callers, path="/ferry.test.Echo/Unary", body=b"x" * 100):
-    ok, failures, lock, left = [0], [], threading.Lock(), [calls]
-
-    def run():
-        with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
-            stub = channel.unary_unary(path)
-            while True:
-                with lock:
-                    if left[0] == 0:
-                        return
-                    left[0] -= 1
-                try:
-                    stub(body, timeout=10)
-                    with lock:
-                        ok[0] += 1
-                except grpc.RpcError as e:
-                    with lock:
-                        failures.append((e.code(), e.details()))
-
-    threads = [threading.Thread(target=run) for _ in range(callers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return ok[0], failures
+    """Returns (calls that succeeded, [(code, details) of each failure])."""
+    outcomes = fixed_calls(target, calls, callers, path=path, body=body)
+    failures = [err for _, _, err in outcomes if err is not None]
+    return len(outcomes) - len(failures), failures
 
 
 def test_default_policy_hides_an_endpoint_failing_30_percent(ferry_factory):
@@ -183,27 +164,10 @@ def test_a_per_try_timeout_moves_the_call_to_another_endpoint(ferry_factory):
 
 
 def latencies(target, calls, callers):
-    out, lock, left = [], threading.Lock(), [calls]
-
-    def run():
-        with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
-            stub = channel.unary_unary("/ferry.test.Echo/Unary")
-            while True:
-                with lock:
-                    if left[0] == 0:
-                        return
-                    left[0] -= 1
-                t0 = time.monotonic()
-                stub(b"h" * 100, timeout=10)
-                with lock:
-                    out.append(time.monotonic() - t0)
-
-    threads = [threading.Thread(target=run) for _ in range(callers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sorted(out)
+    outcomes = fixed_calls(target, calls, callers, body=b"h" * 100)
+    failures = [err for _, _, err in outcomes if err is not None]
+    assert failures == [], failures[:3]
+    return sorted(t for t, _, _ in outcomes)
 
 
 def test_hedging_cuts_the_tail_of_an_upstream_that_stalls(ferry_factory):

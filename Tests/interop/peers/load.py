@@ -85,3 +85,34 @@ class Load:
 
     def summary(self):
         return f"{self.ok} ok, {len(self.failures)} failed, {self.rate:.0f} calls/s, by upstream {dict(self.by_upstream)}"
+
+
+def fixed_calls(target, calls, callers, path="/ferry.test.Echo/Unary", body=b"x" * 100, timeout=10.0):
+    """`calls` unary calls shared by `callers` threads (a channel each). Returns one outcome per
+    call: (seconds, the answering upstream's `x-upstream` or None, None) on success, or
+    (seconds, None, (code, details)) on failure."""
+    outcomes, lock, left = [], threading.Lock(), [calls]
+
+    def run():
+        with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+            stub = channel.unary_unary(path)
+            while True:
+                with lock:
+                    if left[0] == 0:
+                        return
+                    left[0] -= 1
+                t0 = time.monotonic()
+                try:
+                    _, call = stub.with_call(body, timeout=timeout)
+                    outcome = (time.monotonic() - t0, dict(call.initial_metadata()).get("x-upstream"), None)
+                except grpc.RpcError as e:
+                    outcome = (time.monotonic() - t0, None, (e.code(), e.details()))
+                with lock:
+                    outcomes.append(outcome)
+
+    threads = [threading.Thread(target=run) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
