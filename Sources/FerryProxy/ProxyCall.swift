@@ -21,7 +21,8 @@ import Darwin
 /// failed attempt can be retried by policy (see ProxyCall+Retries.swift).
 ///
 /// The parts of a call live in several files (this one: reaching an upstream, forwarding,
-/// ending); their shared state is internal to the module but belongs to the call alone.
+/// ending; +Timers, +Outcome, +Retries, +Hedging); their shared state is internal to the
+/// module but belongs to the call alone.
 final class ProxyCall {
     enum Phase {
         /// The downstream stream is open; its request headers have not arrived yet.
@@ -241,13 +242,6 @@ final class ProxyCall {
         pool.acquire(self)
     }
 
-    /// The attempt's round trip: stream opened to response headers read from the socket (the
-    /// read time, so time the response then waited on a busy event loop is not the endpoint's).
-    func rttSample() -> Int64 {
-        let read = upstream?.connection.readStartedAt ?? 0
-        return (read > attemptOpenedAt ? read : Self.now()) - attemptOpenedAt
-    }
-
     /// Tells the attempt's pool how it went (once per attempt).
     func finishAttempt(_ outcome: UpstreamPool.AttemptOutcome) {
         guard let pool = attemptPool else { return }
@@ -268,31 +262,6 @@ final class ProxyCall {
         callOver()
     }
 
-    /// Counts the call's final status and duration (once), and writes its access-log line.
-    func recordOutcome(grpcStatus: Int?, httpStatus: Int) {
-        guard !outcomeRecorded else { return }
-        outcomeRecorded = true
-        let now = Self.now()
-        if let method = methodMetrics {
-            if isGRPC { method.recordGRPCStatus(grpcStatus) } else { method.recordHTTPStatus(httpStatus) }
-            method.counts.duration.observe(now - arrivedAt)
-        }
-        if accessLogged, let log = environment.accessLog {
-            log.log(AccessLog.Entry(
-                listener: listener.name, service: serviceName, path: accessLogPath ?? "?",
-                status: isGRPC ? (grpcStatus.flatMap { GRPCStatusCode(rawValue: $0)?.name } ?? "none") : String(httpStatus),
-                durationNanoseconds: now - arrivedAt, attempts: attempts, endpoint: pool?.endpointName ?? "-",
-                deadlineNanoseconds: deadline?.budgetNanoseconds))
-        }
-    }
-
-    /// The response headers went out (forwarded or made here): time to headers.
-    func responseHeadersSent() {
-        guard responseHeadersAt == 0 else { return }
-        responseHeadersAt = Self.now()
-        methodMetrics?.counts.timeToHeaders.observe(responseHeadersAt - arrivedAt)
-    }
-
     /// The call holds nothing any more: timers, its attempt, its load-shedding slot.
     func callOver() {
         disarmDeadline()
@@ -300,19 +269,6 @@ final class ProxyCall {
         if let limit = shedSlot {
             shedSlot = nil
             service?.health.callFinished(limit: limit)
-        }
-    }
-
-    /// `grpc-status` as a number, read from the bytes.
-    static func grpcStatus(in headers: H2Headers) -> Int? {
-        headers.withValue(of: "grpc-status") { value -> Int? in
-            guard let value, (1...3).contains(value.count) else { return nil }
-            var n = 0
-            for byte in value {
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-                n = n * 10 + Int(byte - UInt8(ascii: "0"))
-            }
-            return n
         }
     }
 
@@ -324,95 +280,6 @@ final class ProxyCall {
         }
         guard case .awaitingUpstream = phase else { return }
         dispatch()
-    }
-
-    /// Fixes the call's deadline (now, as the headers arrived) and arms its timer. Returns false
-    /// when the deadline leaves nothing to send upstream: the call has then already failed.
-    func armDeadline(callerTimeout: Int64?, policy: ResolvedPolicy) -> Bool {
-        let now = Self.now()
-        // The deadline starts when the headers were read, not when their turn to be handled came.
-        let arrived = downstream.connection.readStartedAt
-        guard let deadline = CallDeadline(startedAt: arrived > 0 && arrived <= now ? arrived : now, callerTimeout: callerTimeout,
-                                          methodTimeout: policy.timeoutNanoseconds,
-                                          listenerMax: listener.maxDeadlineNanoseconds) else { return true }
-        self.deadline = deadline
-        guard deadline.propagatedTimeout(at: now, offset: policy.deadlineOffsetNanoseconds) != nil else {
-            fail(deadlineError(deadline))
-            return false
-        }
-        deadlineID = deadlines.arm(self, expiresAt: deadline.expiresAt)
-        return true
-    }
-
-    /// True while `id` is one of this call's armed timers (deadline, idle check, retry backoff,
-    /// per-try timeout, hedge delay).
-    func ownsTimer(_ id: UInt64) -> Bool { id == deadlineID || id == idleID || id == retryID || id == perTryID || id == hedgeID }
-
-    /// The loop's deadline queue fired timer `id`.
-    func timerFired(_ id: UInt64) {
-        if id == deadlineID {
-            deadlineExpired()
-        } else if id == idleID {
-            idleCheck()
-        } else if id == retryID {
-            retryTimerFired()
-        } else if id == perTryID {
-            perTryTimerFired()
-        } else if id == hedgeID {
-            hedgeTimerFired()
-        }
-    }
-
-    /// No DATA either way since `lastActivity`: fail the call if that is a whole idle timeout
-    /// ago, else look again when it will be (one timer per idle period, not per message).
-    func idleCheck() {
-        idleID = 0
-        guard let idle = policy?.streamIdleNanoseconds, !responseEnded, !downstream.isClosed else { return }
-        if case .finished = phase { return }
-        let due = lastActivity + idle
-        if due <= Self.now() {
-            routeMetrics?.streamIdleTimeouts += 1
-            fail(.streamIdle(idle, policyOrigin: policy?.origin ?? "?"))
-        } else {
-            idleID = deadlines.arm(self, expiresAt: due)
-        }
-    }
-
-    func deadlineExpired() {
-        deadlineID = 0
-        guard let deadline, !responseEnded, !downstream.isClosed else { return }
-        if case .finished = phase { return }
-        fail(deadlineError(deadline))
-    }
-
-    func deadlineError(_ deadline: CallDeadline) -> ProxyError {
-        switch deadline.source {
-        case .caller: routeMetrics?.deadlineExceeded[0] += 1
-        case .method: routeMetrics?.deadlineExceeded[1] += 1
-        case .listener: routeMetrics?.deadlineExceeded[2] += 1
-        }
-        return .deadlineExceeded(deadline, policyOrigin: policy?.origin ?? "?", listener: listener.name, grpc: isGRPC)
-    }
-
-    /// The call is over (or its response complete): its timers are no longer wanted.
-    func disarmDeadline() {
-        if deadlineID != 0 {
-            deadlineID = 0
-            deadlines.disarm()
-        }
-        if idleID != 0 {
-            idleID = 0
-            deadlines.disarm()
-        }
-        if retryID != 0 {
-            retryID = 0
-            deadlines.disarm()
-        }
-        if hedgeID != 0 {
-            hedgeID = 0
-            deadlines.disarm()
-        }
-        disarmPerTry()
     }
 
     /// The request headers for an attempt starting now: `grpc-timeout` set to what remains of

@@ -1,0 +1,51 @@
+import FerryGRPC
+import FerryH2
+
+/// What a call reports about itself: its final status and durations to the metrics and the
+/// access log, the round-trip sample for the balancer, and the status read from a header block.
+extension ProxyCall {
+    /// The attempt's round trip: stream opened to response headers read from the socket (the
+    /// read time, so time the response then waited on a busy event loop is not the endpoint's).
+    func rttSample() -> Int64 {
+        let read = upstream?.connection.readStartedAt ?? 0
+        return (read > attemptOpenedAt ? read : Self.now()) - attemptOpenedAt
+    }
+
+    /// Counts the call's final status and duration (once), and writes its access-log line.
+    func recordOutcome(grpcStatus: Int?, httpStatus: Int) {
+        guard !outcomeRecorded else { return }
+        outcomeRecorded = true
+        let now = Self.now()
+        if let method = methodMetrics {
+            if isGRPC { method.recordGRPCStatus(grpcStatus) } else { method.recordHTTPStatus(httpStatus) }
+            method.counts.duration.observe(now - arrivedAt)
+        }
+        if accessLogged, let log = environment.accessLog {
+            log.log(AccessLog.Entry(
+                listener: listener.name, service: serviceName, path: accessLogPath ?? "?",
+                status: isGRPC ? (grpcStatus.flatMap { GRPCStatusCode(rawValue: $0)?.name } ?? "none") : String(httpStatus),
+                durationNanoseconds: now - arrivedAt, attempts: attempts, endpoint: pool?.endpointName ?? "-",
+                deadlineNanoseconds: deadline?.budgetNanoseconds))
+        }
+    }
+
+    /// The response headers went out (forwarded or made here): time to headers.
+    func responseHeadersSent() {
+        guard responseHeadersAt == 0 else { return }
+        responseHeadersAt = Self.now()
+        methodMetrics?.counts.timeToHeaders.observe(responseHeadersAt - arrivedAt)
+    }
+
+    /// `grpc-status` as a number, read from the bytes.
+    static func grpcStatus(in headers: H2Headers) -> Int? {
+        headers.withValue(of: "grpc-status") { value -> Int? in
+            guard let value, (1...3).contains(value.count) else { return nil }
+            var n = 0
+            for byte in value {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                n = n * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            return n
+        }
+    }
+}

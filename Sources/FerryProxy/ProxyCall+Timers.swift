@@ -1,0 +1,95 @@
+import FerryPolicy
+import NIOCore
+
+/// The call's timers, all in its event loop's deadline queue: the deadline itself, the stream
+/// idle check, and (from the retry and hedging files) the backoff, per-try and hedge timers.
+extension ProxyCall {
+    /// Fixes the call's deadline (now, as the headers arrived) and arms its timer. Returns false
+    /// when the deadline leaves nothing to send upstream: the call has then already failed.
+    func armDeadline(callerTimeout: Int64?, policy: ResolvedPolicy) -> Bool {
+        let now = Self.now()
+        // The deadline starts when the headers were read, not when their turn to be handled came.
+        let arrived = downstream.connection.readStartedAt
+        guard let deadline = CallDeadline(startedAt: arrived > 0 && arrived <= now ? arrived : now, callerTimeout: callerTimeout,
+                                          methodTimeout: policy.timeoutNanoseconds,
+                                          listenerMax: listener.maxDeadlineNanoseconds) else { return true }
+        self.deadline = deadline
+        guard deadline.propagatedTimeout(at: now, offset: policy.deadlineOffsetNanoseconds) != nil else {
+            fail(deadlineError(deadline))
+            return false
+        }
+        deadlineID = deadlines.arm(self, expiresAt: deadline.expiresAt)
+        return true
+    }
+
+    /// True while `id` is one of this call's armed timers (deadline, idle check, retry backoff,
+    /// per-try timeout, hedge delay).
+    func ownsTimer(_ id: UInt64) -> Bool { id == deadlineID || id == idleID || id == retryID || id == perTryID || id == hedgeID }
+
+    /// The loop's deadline queue fired timer `id`.
+    func timerFired(_ id: UInt64) {
+        if id == deadlineID {
+            deadlineExpired()
+        } else if id == idleID {
+            idleCheck()
+        } else if id == retryID {
+            retryTimerFired()
+        } else if id == perTryID {
+            perTryTimerFired()
+        } else if id == hedgeID {
+            hedgeTimerFired()
+        }
+    }
+
+    /// No DATA either way since `lastActivity`: fail the call if that is a whole idle timeout
+    /// ago, else look again when it will be (one timer per idle period, not per message).
+    func idleCheck() {
+        idleID = 0
+        guard let idle = policy?.streamIdleNanoseconds, !responseEnded, !downstream.isClosed else { return }
+        if case .finished = phase { return }
+        let due = lastActivity + idle
+        if due <= Self.now() {
+            routeMetrics?.streamIdleTimeouts += 1
+            fail(.streamIdle(idle, policyOrigin: policy?.origin ?? "?"))
+        } else {
+            idleID = deadlines.arm(self, expiresAt: due)
+        }
+    }
+
+    func deadlineExpired() {
+        deadlineID = 0
+        guard let deadline, !responseEnded, !downstream.isClosed else { return }
+        if case .finished = phase { return }
+        fail(deadlineError(deadline))
+    }
+
+    func deadlineError(_ deadline: CallDeadline) -> ProxyError {
+        switch deadline.source {
+        case .caller: routeMetrics?.deadlineExceeded[0] += 1
+        case .method: routeMetrics?.deadlineExceeded[1] += 1
+        case .listener: routeMetrics?.deadlineExceeded[2] += 1
+        }
+        return .deadlineExceeded(deadline, policyOrigin: policy?.origin ?? "?", listener: listener.name, grpc: isGRPC)
+    }
+
+    /// The call is over (or its response complete): its timers are no longer wanted.
+    func disarmDeadline() {
+        if deadlineID != 0 {
+            deadlineID = 0
+            deadlines.disarm()
+        }
+        if idleID != 0 {
+            idleID = 0
+            deadlines.disarm()
+        }
+        if retryID != 0 {
+            retryID = 0
+            deadlines.disarm()
+        }
+        if hedgeID != 0 {
+            hedgeID = 0
+            deadlines.disarm()
+        }
+        disarmPerTry()
+    }
+}
