@@ -99,9 +99,13 @@ final class ServiceHealth: Sendable {
     }
 }
 
-/// One endpoint's failure accrual, shared by every loop's pool for that endpoint.
+/// One endpoint's failure accrual and calls in flight, shared by every loop's pool for that endpoint.
 final class EndpointHealth: Sendable {
     let address: HostPort
+    /// Calls in flight at the endpoint from every loop: the load the balancers weigh, so loops
+    /// see each other's calls and act as one balancer would (two loops each keeping one call on
+    /// a slow endpoint would double what it gets).
+    private let callsInFlight = ManagedAtomic<Int>(0)
     private weak let service: ServiceHealth?
     private let accrual: NIOLockedValueBox<FailureAccrual>
     /// Fast paths: `ejected` false means calls may go; `failures` false means nothing to reset.
@@ -121,6 +125,9 @@ final class EndpointHealth: Sendable {
     }
 
     var isEjected: Bool { ejected.load(ordering: .relaxed) }
+    var inFlight: Int { callsInFlight.load(ordering: .relaxed) }
+    func callStarted() { callsInFlight.wrappingIncrement(ordering: .relaxed) }
+    func callEnded() { callsInFlight.wrappingDecrement(ordering: .relaxed) }
     var accrualState: FailureAccrual.State { accrual.withLockedValue { $0.state } }
 
     /// Whether a call could go here now (an ejected endpoint whose backoff ended can take its probe).

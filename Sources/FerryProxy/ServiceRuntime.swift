@@ -161,11 +161,11 @@ final class ServiceRuntime {
         switch config.balancer.kind {
         case .p2cPeakEWMA:
             return PowerOfTwoChoices.pick(count: pools.count, using: &random, isAvailable: isAvailable) { i in
-                pools[i].latency.cost(pending: pools[i].pending, at: now) / Double(max(1, pools[i].weight))
+                pools[i].latency.cost(pending: pools[i].health.inFlight, at: now) / Double(max(1, pools[i].weight))
             }
         case .p2cLeastRequest:
             return PowerOfTwoChoices.pick(count: pools.count, using: &random, isAvailable: isAvailable) { i in
-                Double(pools[i].pending + 1) / Double(max(1, pools[i].weight))
+                Double(pools[i].health.inFlight + 1) / Double(max(1, pools[i].weight))
             }
         case .roundRobin:
             if weighted {

@@ -77,6 +77,7 @@ final class UpstreamPool {
     /// A call chose this endpoint.
     func attemptStarted() {
         pending += 1
+        health.callStarted()
     }
 
     /// How an attempt here ended, for the balancer's estimate and failure accrual.
@@ -91,6 +92,7 @@ final class UpstreamPool {
 
     func attemptFinished(_ outcome: AttemptOutcome, at now: Int64) {
         pending -= 1
+        health.callEnded()
         switch outcome {
         case .success(let rtt):
             if let rtt { latency.observe(rtt, at: now) }

@@ -62,4 +62,23 @@ final class ServiceRuntimeTests: XCTestCase {
         XCTAssertNil(service.pickPool())
         XCTAssertTrue(pools.allSatisfy(\.isDraining))
     }
+
+    func testEveryLoopWeighsTheCallsOtherLoopsHaveInFlight() {
+        var config = ServiceConfig(name: "s", endpoints: [])
+        config.balancer.kind = .p2cLeastRequest
+        let health = ServiceHealth(service: config)
+        let loops = (0..<2).map { index in
+            ServiceRuntime(config: config, health: health, sourceID: 1, endpoints: [endpoint(1), endpoint(2)],
+                           eventLoop: loop, loopIndex: index, logger: logger)
+        }
+        // Loop 0 has five calls in flight at endpoint 1; loop 1 has none anywhere.
+        for _ in 0..<5 { loops[0].pools[0].attemptStarted() }
+        XCTAssertEqual(loops[1].pools[0].health.inFlight, 5)
+        for _ in 0..<20 {
+            XCTAssertEqual(loops[1].pickPool()?.address.port, 2, "loop 1 sees endpoint 1's calls from loop 0")
+        }
+        for _ in 0..<5 { loops[0].pools[0].attemptFinished(.neutral, at: 0) }
+        XCTAssertEqual(loops[1].pools[0].health.inFlight, 0)
+        XCTAssertEqual(loops[0].pools[0].pending, 0)
+    }
 }

@@ -1,5 +1,4 @@
 """Per-call balancing, failure accrual, keepalive and load shedding, against grpcio upstreams."""
-import collections
 import threading
 import time
 
@@ -42,30 +41,44 @@ def percentile(values, p):
 
 
 def test_p2c_peak_ewma_steers_around_a_slow_endpoint(ferry_factory):
+    """5,000 calls from 20 concurrent callers at 1,000 calls/s, then 5,000 more flat out.
+
+    The paced run measures latency where latency means something: flat out, 20 callers
+    saturate this machine's 2 cores and every call's latency is mostly queueing (in the Python
+    client and servers), so the fast endpoints' latency peaks reach ~20 ms and a balancer
+    that multiplies its estimate by the calls outstanding keeps about one call at the 50 ms
+    endpoint. The flat-out run shows the share stays small even then."""
     servers = [EchoProcess("fast-1"), EchoProcess("fast-2"), EchoProcess("slow", "--delay-ms", "50")]
     results = {}
     try:
-        for balancer in ("p2c-peak-ewma", "round-robin"):
+        for balancer, rate in (("p2c-peak-ewma", 1000), ("round-robin", 1000), ("p2c-peak-ewma", None)):
             port = free_port()
             ferry = ferry_factory(config=config(port, servers, balancer), ports={"in": port})
-            latencies, upstreams, errors = drive(ferry.target, 5000, 20)
+            started = time.monotonic()
+            outcomes = fixed_calls(ferry.target, 5000, 20, rate=rate)
+            achieved = len(outcomes) / (time.monotonic() - started)
+            errors = [err for _, _, err in outcomes if err is not None]
             assert errors == [], errors[:3]
-            share = collections.Counter(upstreams)["slow"] / len(upstreams)
-            results[balancer] = (share, percentile(latencies, 0.95), percentile(latencies, 0.99))
+            everyone = [t for t, _, _ in outcomes]
+            fast = [t for t, u, _ in outcomes if u != "slow"]
+            results[balancer, rate] = (sum(1 for _, u, _ in outcomes if u == "slow") / len(outcomes), achieved,
+                                       percentile(everyone, 0.99), percentile(fast, 0.99))
             ferry.exit_expected = True
             assert ferry.stop() == 0
     finally:
         for server in servers:
             server.stop()
-    for balancer, (share, p95, p99) in results.items():
-        print(f"{balancer}: slow endpoint got {share * 100:.1f}% of 5000 calls at 20 callers; "
-              f"client p95 {p95 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
-    share, p95, _ = results["p2c-peak-ewma"]
+    for (balancer, rate), (share, achieved, p99, fast_p99) in results.items():
+        print(f"{balancer}, {'paced' if rate else 'flat out'} ({achieved:,.0f} calls/s): slow endpoint got "
+              f"{share * 100:.2f}% of 5000 calls from 20 callers; client p99 {p99 * 1000:.1f} ms "
+              f"(calls the fast endpoints answered: p99 {fast_p99 * 1000:.1f} ms)")
+    share, _, p99, fast_p99 = results["p2c-peak-ewma", 1000]
     assert share < 0.02, results
-    # The slow endpoint's 50 ms stays out of the bulk of the distribution (its ~1% of calls
-    # decide the p99 itself on this 2-core machine, where the fast endpoints' own p90 is ~10 ms).
-    assert p95 < 0.03, f"p95 {p95 * 1000:.1f} ms: the slow endpoint's latency leaked into the distribution"
-    assert 0.28 < results["round-robin"][0] < 0.39, results
+    # The slow endpoint's 50 ms stays out of the client's p99: it is near the fast endpoints' own.
+    assert p99 < min(0.03, max(2 * fast_p99, fast_p99 + 0.005)), \
+        f"client p99 {p99 * 1000:.1f} ms, the fast endpoints' {fast_p99 * 1000:.1f} ms"
+    assert results["p2c-peak-ewma", None][0] < 0.02, results
+    assert 0.28 < results["round-robin", 1000][0] < 0.39, results
 
 
 def test_a_failing_endpoint_is_ejected_probed_once_per_backoff_and_restored(ferry_factory):

@@ -87,16 +87,25 @@ class Load:
         return f"{self.ok} ok, {len(self.failures)} failed, {self.rate:.0f} calls/s, by upstream {dict(self.by_upstream)}"
 
 
-def fixed_calls(target, calls, callers, path="/ferry.test.Echo/Unary", body=b"x" * 100, timeout=10.0):
-    """`calls` unary calls shared by `callers` threads (a channel each). Returns one outcome per
-    call: (seconds, the answering upstream's `x-upstream` or None, None) on success, or
+def fixed_calls(target, calls, callers, path="/ferry.test.Echo/Unary", body=b"x" * 100, timeout=10.0, rate=None):
+    """`calls` unary calls shared by `callers` threads (a channel each), back to back, or with
+    `rate` at that many calls per second in all (each caller on its own schedule, the callers'
+    schedules staggered so they do not call in bursts). Returns one outcome per call:
+    (seconds, the answering upstream's `x-upstream` or None, None) on success, or
     (seconds, None, (code, details)) on failure."""
     outcomes, lock, left = [], threading.Lock(), [calls]
+    interval = callers / rate if rate else 0.0
 
-    def run():
+    def run(index):
         with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
             stub = channel.unary_unary(path)
+            next_call = start + index * interval / callers
             while True:
+                if interval:
+                    delay = next_call - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    next_call = max(next_call + interval, time.monotonic())
                 with lock:
                     if left[0] == 0:
                         return
@@ -110,7 +119,8 @@ def fixed_calls(target, calls, callers, path="/ferry.test.Echo/Unary", body=b"x"
                 with lock:
                     outcomes.append(outcome)
 
-    threads = [threading.Thread(target=run) for _ in range(callers)]
+    start = time.monotonic()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(callers)]
     for t in threads:
         t.start()
     for t in threads:
