@@ -1,6 +1,4 @@
 import FerryGRPC
-import Foundation
-import Yams
 
 /// Reads and validates Ferry's YAML configuration. Every error is a `ConfigError` naming the
 /// file, line, column and key.
@@ -8,12 +6,11 @@ public enum ConfigLoader {
     public static func load(path: String) throws -> FerryConfig {
         let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            text = try TextFile.read(path)
         } catch {
-            throw ConfigError(file: path, line: 0, column: 0, key: "", message: "cannot read the file: \(error.localizedDescription)")
+            throw ConfigError(file: path, line: 0, column: 0, key: "", message: "cannot read the file: \(error)")
         }
-        let directory = (path as NSString).deletingLastPathComponent
-        return try parse(yaml: text, source: path, directory: directory.isEmpty ? "." : directory)
+        return try parse(yaml: text, source: path, directory: TextFile.directory(of: path))
     }
 
     /// Parses configuration text; relative paths in it (discovery files) resolve against `directory`.
@@ -22,23 +19,14 @@ public enum ConfigLoader {
     }
 
     static func compose(yaml: String, source: String) throws -> YAMLValue {
+        let root: YAMLNode?
         do {
-            guard let node = try Yams.compose(yaml: yaml) else {
-                throw ConfigError(file: source, line: 0, column: 0, key: "", message: "the file is empty")
-            }
-            return YAMLValue(node: node, path: "", file: source)
-        } catch let error as YamlError {
-            throw yamlSyntaxError(error, source: source)
+            root = try YAMLComposer.compose(yaml)
+        } catch {
+            throw ConfigError(file: source, line: error.line, column: error.column, key: "", message: "YAML syntax: \(error.problem)")
         }
-    }
-
-    private static func yamlSyntaxError(_ error: YamlError, source: String) -> ConfigError {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-            return ConfigError(file: source, line: mark.line, column: mark.column, key: "", message: "YAML syntax: \(problem)")
-        default:
-            return ConfigError(file: source, line: 0, column: 0, key: "", message: "YAML: \(error)")
-        }
+        guard let root else { throw ConfigError(file: source, line: 0, column: 0, key: "", message: "the file is empty") }
+        return YAMLValue(node: root, path: "", file: source)
     }
 
     private static func decode(_ root: YAMLValue, source: String, directory: String) throws -> FerryConfig {
@@ -75,12 +63,23 @@ public enum ConfigLoader {
 
     /// Every key of a mapping (for mappings whose keys are names, not fields).
     private static func anyKey(_ value: YAMLValue) -> [String] {
-        guard case .mapping(let mapping) = value.node else { return [] }
-        return mapping.compactMap { if case .scalar(let s) = $0.key { return s.string } else { return nil } }
+        guard case .mapping(let mapping) = value.node.content else { return [] }
+        return mapping.compactMap { if case .scalar(let key) = $0.key.content { return key } else { return nil } }
     }
 
     private static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }
+        !name.isEmpty && name.unicodeScalars.allSatisfy { isLetterOrDigit($0) || "-_.".unicodeScalars.contains($0) }
+    }
+
+    /// Letters, marks and numbers of any script (Unicode categories L*, M*, N*).
+    private static func isLetterOrDigit(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+             .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .letterNumber, .otherNumber:
+            return true
+        default:
+            return false
+        }
     }
 
     private static func decodeAdmin(_ value: YAMLValue) throws -> AdminConfig {
@@ -89,7 +88,7 @@ public enum ConfigLoader {
         if let v = m["metrics"] { admin.metrics = try v.bool() }
         if let v = m["access_log"] {
             var log = AccessLogConfig()
-            if case .scalar = v.node {
+            if case .scalar = v.node.content {
                 guard try v.bool() else { return admin }
             } else {
                 let lm = try v.mapping(allowed: ["sample"])
@@ -180,7 +179,7 @@ public enum ConfigLoader {
                 }
             }
             if let method = mm["method"], let prefix = mm["path_prefix"] {
-                throw prefix.error("a route matches a gRPC \"method\" or a \"path_prefix\", not both (method is at line \(method.node.mark?.line ?? 0))")
+                throw prefix.error("a route matches a gRPC \"method\" or a \"path_prefix\", not both (method is at line \(method.node.line))")
             }
             if let v = mm["method"] { match.path = try methodPattern(v) }
             if let v = mm["path_prefix"] {
@@ -293,7 +292,7 @@ public enum ConfigLoader {
         let m = try value.mapping(allowed: ["file", "dns"])
         switch (m["file"], m["dns"]) {
         case (let fileValue?, nil):
-            if case .scalar = fileValue.node {
+            if case .scalar = fileValue.node.content {
                 return .file(FileDiscoveryConfig(path: resolve(try fileValue.string(), against: configDirectory)))
             }
             let fm = try fileValue.mapping(allowed: ["path", "interval"])
@@ -339,7 +338,7 @@ public enum ConfigLoader {
     private static func decodeBalancer(_ value: YAMLValue) throws -> BalancerConfig {
         var balancer = BalancerConfig()
         let kindValue: YAMLValue
-        if case .scalar = value.node {
+        if case .scalar = value.node.content {
             kindValue = value
         } else {
             let m = try value.mapping(allowed: ["kind", "initial_rtt", "decay"])
@@ -370,7 +369,7 @@ public enum ConfigLoader {
 
     /// `hedge: false`, `hedge: {delay: 50ms | p95, max_attempts: 2}`.
     private static func decodeHedge(_ value: YAMLValue) throws -> HedgePolicy? {
-        if case .scalar = value.node { return try value.bool() ? HedgePolicy() : nil }
+        if case .scalar = value.node.content { return try value.bool() ? HedgePolicy() : nil }
         let m = try value.mapping(allowed: ["delay", "max_attempts"])
         var hedge = HedgePolicy()
         if let v = m["delay"] {
@@ -382,7 +381,7 @@ public enum ConfigLoader {
 
     private static func decodeRetry(_ value: YAMLValue, over base: RetryPolicy) throws -> RetryPolicy {
         var retry = base
-        if case .scalar = value.node {
+        if case .scalar = value.node.content {
             guard try !value.bool() else { return retry }
             retry.maxAttempts = 1
             return retry
@@ -431,7 +430,7 @@ public enum ConfigLoader {
 
     /// An endpoint is `host:port`, or a mapping `{ address: host:port, weight: N }`.
     private static func decodeEndpoint(_ value: YAMLValue) throws -> EndpointConfig {
-        if case .scalar = value.node {
+        if case .scalar = value.node.content {
             return EndpointConfig(address: try value.hostPort(), weight: 1)
         }
         let m = try value.mapping(allowed: ["address", "weight"])

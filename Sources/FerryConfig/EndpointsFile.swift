@@ -1,5 +1,3 @@
-import Foundation
-
 /// The endpoints file read by file discovery: YAML or JSON, either a list of endpoints or a
 /// mapping with an `endpoints` list; each endpoint `host:port` or `{address, weight}`.
 ///
@@ -13,9 +11,9 @@ public enum EndpointsFile {
     public static func load(path: String) throws -> [EndpointConfig] {
         let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            text = try TextFile.read(path)
         } catch {
-            throw ConfigError(file: path, line: 0, column: 0, key: "", message: "cannot read the file: \(error.localizedDescription)")
+            throw ConfigError(file: path, line: 0, column: 0, key: "", message: "cannot read the file: \(error)")
         }
         return try parse(text, source: path)
     }
@@ -23,7 +21,7 @@ public enum EndpointsFile {
     public static func parse(_ text: String, source: String) throws -> [EndpointConfig] {
         if text.allSatisfy(\.isWhitespace) { return [] }
         let root = try ConfigLoader.compose(yaml: text, source: source)
-        if case .sequence = root.node { return try ConfigLoader.decodeEndpointList(root, allowEmpty: true) }
+        if case .sequence = root.node.content { return try ConfigLoader.decodeEndpointList(root, allowEmpty: true) }
         let m = try root.mapping(allowed: ["endpoints"])
         return try ConfigLoader.decodeEndpointList(try m.required("endpoints"), allowEmpty: true)
     }

@@ -1,47 +1,45 @@
-import Yams
-
 /// A YAML node with the key path that led to it, so every error can name file, line, column and key.
 struct YAMLValue {
-    let node: Node
+    let node: YAMLNode
     let path: String
     let file: String
 
     func error(_ message: String) -> ConfigError {
-        ConfigError(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, key: path, message: message)
+        ConfigError(file: file, line: node.line, column: node.column, key: path, message: message)
     }
 
-    func child(_ node: Node, key: String) -> YAMLValue {
+    func child(_ node: YAMLNode, key: String) -> YAMLValue {
         YAMLValue(node: node, path: path.isEmpty ? key : "\(path).\(key)", file: file)
     }
 
     /// The entries of a mapping; a key outside `allowed` is an error (typos are caught, not ignored).
     func mapping(allowed: [String]) throws -> YAMLMapping {
-        guard case .mapping(let mapping) = node else { throw error("expected a mapping") }
+        guard case .mapping(let mapping) = node.content else { throw error("expected a mapping") }
         var entries: [(String, YAMLValue)] = []
         for (keyNode, valueNode) in mapping {
-            guard case .scalar(let key) = keyNode else { throw child(keyNode, key: "?").error("keys must be plain strings") }
-            let keyValue = child(keyNode, key: key.string)
-            guard allowed.contains(key.string) else {
-                let hint = allowed.min(by: { editDistance($0, key.string) < editDistance($1, key.string) })
-                    .flatMap { editDistance($0, key.string) <= 2 ? " (did you mean \"\($0)\"?)" : nil } ?? ""
-                throw keyValue.error("unknown key \"\(key.string)\"\(hint); allowed here: \(allowed.joined(separator: ", "))")
+            guard case .scalar(let key) = keyNode.content else { throw child(keyNode, key: "?").error("keys must be plain strings") }
+            let keyValue = child(keyNode, key: key)
+            guard allowed.contains(key) else {
+                let hint = allowed.min(by: { editDistance($0, key) < editDistance($1, key) })
+                    .flatMap { editDistance($0, key) <= 2 ? " (did you mean \"\($0)\"?)" : nil } ?? ""
+                throw keyValue.error("unknown key \"\(key)\"\(hint); allowed here: \(allowed.joined(separator: ", "))")
             }
-            if entries.contains(where: { $0.0 == key.string }) { throw keyValue.error("key \"\(key.string)\" appears twice") }
-            entries.append((key.string, child(valueNode, key: key.string)))
+            if entries.contains(where: { $0.0 == key }) { throw keyValue.error("key \"\(key)\" appears twice") }
+            entries.append((key, child(valueNode, key: key)))
         }
         return YAMLMapping(owner: self, entries: entries)
     }
 
     func sequence() throws -> [YAMLValue] {
-        guard case .sequence(let sequence) = node else { throw error("expected a list") }
+        guard case .sequence(let sequence) = node.content else { throw error("expected a list") }
         return sequence.enumerated().map { i, item in
             YAMLValue(node: item, path: "\(path)[\(i)]", file: file)
         }
     }
 
     func string() throws -> String {
-        guard case .scalar(let scalar) = node else { throw error("expected a single value") }
-        return scalar.string
+        guard case .scalar(let text) = node.content else { throw error("expected a single value") }
+        return text
     }
 
     func bool() throws -> Bool {

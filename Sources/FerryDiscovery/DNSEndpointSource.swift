@@ -1,5 +1,4 @@
 import FerryConfig
-import Foundation
 import NIOCore
 
 /// A service's endpoints from DNS: the A and/or AAAA records of a name at a configured port,
@@ -136,7 +135,7 @@ public struct DNSEndpointSource: EndpointSource {
 /// The system resolver's first `nameserver` line.
 enum ResolvConf {
     static func firstNameserver(path: String = "/etc/resolv.conf") -> HostPort? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        guard let text = try? TextFile.read(path) else { return nil }
         for line in text.split(separator: "\n") {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if fields.count >= 2, fields[0] == "nameserver" { return HostPort(host: String(fields[1]), port: 53) }

@@ -86,15 +86,21 @@ struct Demo: AsyncParsableCommand {
         var lines: [String] = []
         lines.append("Calls per upstream:")
         for (name, count) in report.perUpstream.sorted(by: { $0.key < $1.key }) {
-            lines.append("  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(count)")
+            lines.append("  \(padded(name, 10)) \(count)")
         }
         lines.append("Status counts:")
         for (status, count) in report.statuses.sorted(by: { $0.value > $1.value }) {
-            lines.append("  \(status.padding(toLength: 20, withPad: " ", startingAt: 0)) \(count)")
+            lines.append("  \(padded(status, 20)) \(count)")
         }
         lines.append("Latency (us): p50 \(report.percentile(0.50))  p90 \(report.percentile(0.90))  p99 \(report.percentile(0.99))  max \(report.latenciesMicros.last ?? 0)")
-        lines.append(String(format: "Throughput: %.0f calls/s over %.2f s", report.callsPerSecond, Double(report.elapsedNanos) / 1e9))
+        let hundredths = (report.elapsedNanos + 5_000_000) / 10_000_000
+        let seconds = "\(hundredths / 100)." + (hundredths % 100 < 10 ? "0" : "") + "\(hundredths % 100)"
+        lines.append("Throughput: \(Int(report.callsPerSecond.rounded())) calls/s over \(seconds) s")
         lines.append("Echoed bodies that differed from what was sent: \(report.corruptedBodies)")
         return lines.joined(separator: "\n")
+    }
+
+    private static func padded(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
     }
 }

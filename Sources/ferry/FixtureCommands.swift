@@ -1,7 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ArgumentParser
 import FerryConfig
 import FerryFixtures
-import Foundation
 import NIOCore
 import NIOPosix
 
@@ -35,7 +39,7 @@ struct Record: AsyncParsableCommand {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
             return (parts[0], parts.count > 1 ? parts[1] : "")
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try makeDirectories(out)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let recorder = try await FixtureRecorder.start(
             .init(listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
@@ -43,7 +47,8 @@ struct Record: AsyncParsableCommand {
                   maxConnections: connections),
             group: group)
         // Unbuffered: scripts wait for this line on a pipe before they connect.
-        FileHandle.standardOutput.write(Data("recording on \(listenAddress.host):\(recorder.port) -> \(upstream)\n".utf8))
+        print("recording on \(listenAddress.host):\(recorder.port) -> \(upstream)")
+        fflush(nil)
         if let connections {
             while recorder.writtenFiles.count + recorder.failures.count < connections {
                 _ = await recorder.waitForFiles(connections, timeout: .seconds(3600))
@@ -88,6 +93,17 @@ struct FixtureCommand: ParsableCommand {
                 printError("\(file): \(error)")
                 throw ExitCode(1)
             }
+        }
+    }
+}
+
+/// `mkdir -p`.
+private func makeDirectories(_ path: String) throws {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") {
+        prefix += part + "/"
+        if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            throw ValidationError("cannot create the directory \(prefix): \(String(cString: strerror(errno)))")
         }
     }
 }

@@ -1,5 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ArgumentParser
-import Foundation
 import FerryConfig
 import FerryProxy
 import Logging
@@ -20,9 +24,9 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let logger = LogSetup.bootstrap(level: logLevel)
         let loaded: FerryConfig
-        let text: Data?
+        let text: [UInt8]?
         do {
-            text = FileManager.default.contents(atPath: config)
+            text = try? TextFile.bytes(config)
             loaded = try ConfigLoader.load(path: config)
         } catch let error as ConfigError {
             printError("ferry: invalid configuration: \(error)")
@@ -68,12 +72,12 @@ struct Reloader {
     let path: String
     let server: FerryServer
     let logger: Logger
-    var lastText: Data?
+    var lastText: [UInt8]?
 
     /// `onlyIfChanged`: skip when the file holds what was last read (a watcher's event for a
     /// change a SIGHUP already applied).
     mutating func reload(reason: String, onlyIfChanged: Bool = false) async {
-        let text = FileManager.default.contents(atPath: path)
+        let text = try? TextFile.bytes(path)
         if onlyIfChanged && text == lastText { return }
         lastText = text
         do {
@@ -95,12 +99,12 @@ final class ConfigFileWatcher: Sendable {
     static let reason = "file changed"
     private let task: Task<Void, Never>
 
-    init(path: String, initial: Data?, events: AsyncStream<ControlEvent>.Continuation) {
+    init(path: String, initial: [UInt8]?, events: AsyncStream<ControlEvent>.Continuation) {
         task = Task {
             var last = initial
             while !Task.isCancelled {
                 do { try await Task.sleep(for: .seconds(1)) } catch { return }
-                let now = FileManager.default.contents(atPath: path)
+                let now = try? TextFile.bytes(path)
                 if now != last, now != nil {
                     last = now
                     events.yield(.reload(reason: Self.reason))
@@ -131,5 +135,6 @@ struct Check: ParsableCommand {
 }
 
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    var line = message + "\n"
+    line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
 }

@@ -1,0 +1,4 @@
+#ifndef FERRY_CYAML_SHIM_H
+#define FERRY_CYAML_SHIM_H
+#include <yaml.h>
+#endif
