@@ -31,10 +31,12 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
+        // nghttp2's allocator: per-thread free lists for its small per-stream blocks.
+        .target(name: "CNghttp2Memory", dependencies: ["CNghttp2"]),
         .target(
             name: "FerryH2",
             dependencies: [
-                "CNghttp2",
+                "CNghttp2", "CNghttp2Memory",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -102,7 +104,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FerryH2Tests",
-            dependencies: ["FerryH2", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: ["FerryH2", "CNghttp2Memory", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(name: "FerryGRPCTests", dependencies: ["FerryGRPC", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "FerryPolicyTests", dependencies: ["FerryPolicy"]),

@@ -23,6 +23,8 @@ extension H2Connection {
 
     /// Most request and response header blocks fit without the buffer growing.
     static let headerBlockCapacity = 512
+    /// A received block larger than this is not kept for reuse (memory held per connection).
+    static let spareHeaderBlockCapacity = 4096
 
     func onBeginHeaders(streamID: Int32, category: nghttp2_headers_category) -> Int32 {
         if role == .server && category == NGHTTP2_HCAT_REQUEST {
@@ -34,7 +36,7 @@ extension H2Connection {
             }
         }
         guard let stream = lookupStream(streamID) else { return NG.ok }
-        stream.inboundHeaders = H2Headers(capacity: Self.headerBlockCapacity)
+        stream.inboundHeaders = freshHeaderBlock()
         stream.inboundHeaderListSize = 0
         stream.inboundHeadersTooLarge = false
         return NG.ok
@@ -84,9 +86,19 @@ extension H2Connection {
         return NG.ok
     }
 
+    /// A block to receive headers into: the previous block's buffers when they are free (header
+    /// blocks never interleave, so one is enough), else new ones.
+    private func freshHeaderBlock() -> H2Headers {
+        guard var spare = spareHeaderBlock else { return H2Headers(capacity: Self.headerBlockCapacity) }
+        spareHeaderBlock = nil
+        spare.removeAll()              // new buffers only if the receiver kept the last block
+        return spare
+    }
+
     private func headerBlockComplete(_ stream: H2Stream, endStream: Bool) {
         guard let headers = stream.inboundHeaders else { return }
         stream.inboundHeaders = nil
+        defer { if headers.capacity <= Self.spareHeaderBlockCapacity { spareHeaderBlock = headers } }
         if stream.inboundHeadersTooLarge {
             rejectOversizedHeaders(stream)
             return

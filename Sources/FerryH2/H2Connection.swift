@@ -1,4 +1,5 @@
 import CNghttp2
+import CNghttp2Memory
 import NIOCore
 
 /// What the owner of a connection hears about the connection as a whole.
@@ -55,6 +56,8 @@ public final class H2Connection: ChannelInboundHandler {
     /// frame, its data) name the same stream many times in a row, and a dictionary lookup per
     /// header field showed in profiles.
     private var lastLookup: H2Stream?
+    /// The last received header block, to receive the next one into (see `freshHeaderBlock`).
+    var spareHeaderBlock: H2Headers?
 
     /// The open stream with `id`, from the one-entry cache when it is the last one looked up.
     func lookupStream(_ id: Int32) -> H2Stream? {
@@ -129,8 +132,8 @@ public final class H2Connection: ChannelInboundHandler {
         let userData = Unmanaged.passUnretained(self).toOpaque()
         let rv: Int32
         switch role {
-        case .server: rv = nghttp2_session_server_new2(&session, Nghttp2Callbacks.table, userData, options)
-        case .client: rv = nghttp2_session_client_new2(&session, Nghttp2Callbacks.table, userData, options)
+        case .server: rv = nghttp2_session_server_new3(&session, Nghttp2Callbacks.table, userData, options, ferry_nghttp2_memory())
+        case .client: rv = nghttp2_session_client_new3(&session, Nghttp2Callbacks.table, userData, options, ferry_nghttp2_memory())
         }
         precondition(rv == 0, "nghttp2 session creation failed: \(rv)")
         submitInitialSettings()
@@ -220,7 +223,7 @@ public final class H2Connection: ChannelInboundHandler {
             if out == nil {
                 out = (context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: Swift.max(n, 16 * 1024))
             }
-            out!.writeBytes(UnsafeRawBufferPointer(start: chunk, count: n))
+            out!.writeRaw(UnsafeRawBufferPointer(start: chunk, count: n))
         }
         return nil
     }
@@ -461,7 +464,7 @@ public final class H2Connection: ChannelInboundHandler {
             return slice
         }
         var copy = context?.channel.allocator.buffer(capacity: bytes.count) ?? ByteBufferAllocator().buffer(capacity: bytes.count)
-        copy.writeBytes(bytes)
+        copy.writeRaw(bytes)
         return copy
     }
 

@@ -29,6 +29,16 @@ public struct H2Headers: Sendable {
         for (name, value) in pairs { append(name: name, value: value) }
     }
 
+    /// Empties the block, keeping its buffers when nothing else shares them (copy on write
+    /// gives a sharer's copy its own buffers).
+    public mutating func removeAll() {
+        storage.clear()
+        fields.removeAll(keepingCapacity: true)
+    }
+
+    /// Bytes the block can hold before its buffer grows.
+    var capacity: Int { storage.capacity }
+
     public var count: Int { fields.count }
     public var isEmpty: Bool { fields.isEmpty }
 
@@ -37,9 +47,8 @@ public struct H2Headers: Sendable {
 
     public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool = false) {
         let nameStart = storage.writerIndex
-        storage.writeBytes(name)
-        let valueStart = storage.writerIndex
-        storage.writeBytes(value)
+        let valueStart = nameStart + name.count
+        storage.writeRaw(name, value)
         fields.append(Field(nameStart: UInt32(nameStart), nameLength: UInt32(name.count),
                             valueStart: UInt32(valueStart), valueLength: UInt32(value.count),
                             neverIndex: neverIndex))

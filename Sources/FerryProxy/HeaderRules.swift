@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import FerryH2
 
 /// Which header fields cross the proxy. HTTP/2 forbids connection-specific fields on the wire
@@ -5,14 +10,21 @@ import FerryH2
 /// are the second line, and they leave every other field (including `-bin` metadata) untouched
 /// and in order. A block with nothing to remove is passed on as it is, without a copy.
 enum HeaderRules {
-    private static let hopByHop: [[UInt8]] = ["connection", "keep-alive", "proxy-connection",
-                                               "transfer-encoding", "upgrade"].map { Array($0.utf8) }
-
+    /// `connection`, `keep-alive`, `proxy-connection`, `transfer-encoding` or `upgrade`: by
+    /// length first, so most names are ruled out without looking at a byte.
     static func isHopByHop(_ name: UnsafeRawBufferPointer) -> Bool {
-        for candidate in hopByHop where candidate.count == name.count {
-            if candidate.withUnsafeBytes({ $0.elementsEqual(name) }) { return true }
+        switch name.count {
+        case 7: return matches(name, "upgrade")
+        case 10: return matches(name, "connection") || matches(name, "keep-alive")
+        case 16: return matches(name, "proxy-connection")
+        case 17: return matches(name, "transfer-encoding")
+        default: return false
         }
-        return false
+    }
+
+    /// Same bytes as `literal` (whose length the caller checked).
+    private static func matches(_ name: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        memcmp(name.baseAddress!, literal.utf8Start, name.count) == 0
     }
 
     private static func stripped(_ headers: H2Headers) -> H2Headers {

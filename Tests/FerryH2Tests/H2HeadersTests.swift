@@ -26,4 +26,15 @@ final class H2HeadersTests: XCTestCase {
         XCTAssertEqual(headers.first("grpc-message"), "caf\u{e9} \u{1F6A2}")
         XCTAssertEqual(headers.byteCount, "grpc-message".utf8.count + "caf\u{e9} \u{1F6A2}".utf8.count)
     }
+
+    func testReusingABlockNeverChangesACopySomeoneKept() {
+        var block = H2Headers([(":status", "200"), ("content-type", "application/grpc")])
+        let kept = block
+        block.removeAll()
+        block.append(name: "grpc-status", value: "0")
+        XCTAssertEqual(kept.count, 2)
+        XCTAssertEqual(kept.value(at: 1), "application/grpc")
+        XCTAssertEqual(block.count, 1)
+        XCTAssertEqual(block.name(at: 0), "grpc-status")
+    }
 }

@@ -1,0 +1,39 @@
+import CNghttp2
+import CNghttp2Memory
+import XCTest
+
+/// The per-thread caching allocator nghttp2 sessions use.
+final class Nghttp2MemoryTests: XCTestCase {
+    private let memory = ferry_nghttp2_memory()!.pointee
+
+    func testBlocksAreReusedAndKeepTheirContents() throws {
+        let before = ferry_nghttp2_memory_cached_blocks()
+        let a = try XCTUnwrap(memory.malloc(100, nil))
+        memory.free(a, nil)
+        XCTAssertEqual(ferry_nghttp2_memory_cached_blocks(), before + 1, "a freed small block is kept")
+        let b = try XCTUnwrap(memory.malloc(90, nil))
+        XCTAssertEqual(a, b, "the same size class takes the kept block")
+        XCTAssertEqual(ferry_nghttp2_memory_cached_blocks(), before)
+
+        let bytes = b.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<90 { bytes[i] = UInt8(i) }
+        let grown = try XCTUnwrap(memory.realloc(b, 5000, nil)).assumingMemoryBound(to: UInt8.self)
+        XCTAssertEqual((0..<90).map { grown[$0] }, (0..<90).map { UInt8($0) }, "realloc keeps the contents")
+        memory.free(grown, nil)
+
+        let zeroed = try XCTUnwrap(memory.calloc(3, 40, nil)).assumingMemoryBound(to: UInt8.self)
+        XCTAssertTrue((0..<120).allSatisfy { zeroed[$0] == 0 })
+        memory.free(zeroed, nil)
+        XCTAssertNil(memory.calloc(Int.max, 2, nil), "a size that cannot be allocated is refused")
+        XCTAssertNil(memory.calloc(Int.max, 3, nil), "an overflowing size is refused")
+    }
+
+    func testEachSizeClassKeepsABoundedNumberOfBlocks() {
+        let before = ferry_nghttp2_memory_cached_blocks()
+        let blocks = (0..<10_000).map { _ in memory.malloc(2000, nil)! }
+        for block in blocks { memory.free(block, nil) }
+        let kept = ferry_nghttp2_memory_cached_blocks() - before
+        XCTAssertGreaterThan(kept, 0)
+        XCTAssertLessThanOrEqual(kept * 2048, 128 * 1024, "the class keeps at most its budget; the rest went back to malloc")
+    }
+}
