@@ -83,17 +83,28 @@ public struct H2Headers: Sendable {
 
     /// The index of the first field named `name` (compared as bytes; HTTP/2 names are lower case).
     public func firstIndex(of name: String) -> Int? {
-        var name = name
-        return name.withUTF8 { wanted in
-            storage.withUnsafeReadableBytes { bytes in
-                let base = bytes.baseAddress!
-                for (i, f) in fields.enumerated() where Int(f.nameLength) == wanted.count {
-                    if wanted.isEmpty || memcmp(base + Int(f.nameStart) - storage.readerIndex, wanted.baseAddress!, wanted.count) == 0 {
-                        return i
-                    }
+        // Names are short literals (":path", "grpc-status"): their UTF-8 is read in place,
+        // without copying the String or retaining anything per call.
+        if let index = name.utf8.withContiguousStorageIfAvailable({ firstIndex(ofBytes: UnsafeRawBufferPointer($0)) }) {
+            return index
+        }
+        var copy = name
+        return copy.withUTF8 { firstIndex(ofBytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    private func firstIndex(ofBytes wanted: UnsafeRawBufferPointer) -> Int? {
+        storage.withUnsafeReadableBytes { bytes in
+            let base = bytes.baseAddress! - storage.readerIndex
+            var i = 0
+            while i < fields.count {
+                let f = fields[i]
+                if Int(f.nameLength) == wanted.count
+                    && (wanted.isEmpty || memcmp(base + Int(f.nameStart), wanted.baseAddress!, wanted.count) == 0) {
+                    return i
                 }
-                return nil
+                i += 1
             }
+            return nil
         }
     }
 

@@ -6,7 +6,7 @@ import Logging
 import NIOCore
 
 /// A method's policy with its durations converted to nanoseconds once, not per call.
-struct ResolvedPolicy {
+final class ResolvedPolicy {
     let timeoutNanoseconds: Int64?
     let deadlineOffsetNanoseconds: Int64
     let maxMessageSize: Int
