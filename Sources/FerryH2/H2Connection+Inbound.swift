@@ -35,24 +35,17 @@ extension H2Connection {
                 nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream)
             }
         }
-        guard let stream = lookupStream(streamID) else { return NG.ok }
-        stream.inboundHeaders = freshHeaderBlock()
-        stream.inboundHeaderListSize = 0
-        stream.inboundHeadersTooLarge = false
+        guard lookupStream(streamID) != nil else {
+            inboundBlock = nil
+            return NG.ok
+        }
+        inboundBlock = InboundHeaderBlock(streamID: streamID, headers: freshHeaderBlock())
         return NG.ok
     }
 
     func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool) -> Int32 {
-        guard let stream = lookupStream(streamID), stream.inboundHeaders != nil else { return NG.ok }
-        stream.inboundHeaderListSize += name.count + value.count + 32
-        if stream.inboundHeaderListSize > Int(settings.maxHeaderListSize) {
-            stream.inboundHeadersTooLarge = true
-            stream.inboundHeaders = H2Headers(capacity: 0)
-            return NG.ok
-        }
-        if !stream.inboundHeadersTooLarge {
-            stream.inboundHeaders!.append(name: name, value: value, neverIndex: neverIndex)
-        }
+        guard inboundBlock?.streamID == streamID else { return NG.ok }
+        inboundBlock!.add(name: name, value: value, neverIndex: neverIndex, limit: Int(settings.maxHeaderListSize))
         return NG.ok
     }
 
@@ -96,10 +89,11 @@ extension H2Connection {
     }
 
     private func headerBlockComplete(_ stream: H2Stream, endStream: Bool) {
-        guard let headers = stream.inboundHeaders else { return }
-        stream.inboundHeaders = nil
+        guard let block = inboundBlock, block.streamID == stream.id else { return }
+        inboundBlock = nil
+        let headers = block.headers
         defer { if headers.capacity <= Self.spareHeaderBlockCapacity { spareHeaderBlock = headers } }
-        if stream.inboundHeadersTooLarge {
+        if block.tooLarge {
             rejectOversizedHeaders(stream)
             return
         }
@@ -229,5 +223,31 @@ extension H2Connection {
         }
         if written > 0 { stream.delegate?.streamSentData(stream, byteCount: written) }
         return written
+    }
+}
+
+/// A header block while its fields arrive, with its size counted as RFC 9113 counts a header
+/// list. Over the limit, the fields are dropped (the block is then refused as a whole).
+struct InboundHeaderBlock {
+    let streamID: Int32
+    var headers: H2Headers
+    var listSize = 0
+    var tooLarge = false
+
+    init(streamID: Int32, headers: H2Headers) {
+        self.streamID = streamID
+        self.headers = headers
+    }
+
+    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool, limit: Int) {
+        listSize += name.count + value.count + 32
+        if listSize > limit {
+            if !tooLarge {
+                tooLarge = true
+                headers.removeAll()
+            }
+            return
+        }
+        headers.append(name: name, value: value, neverIndex: neverIndex)
     }
 }

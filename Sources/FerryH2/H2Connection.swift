@@ -56,6 +56,10 @@ public final class H2Connection: ChannelInboundHandler {
     /// frame, its data) name the same stream many times in a row, and a dictionary lookup per
     /// header field showed in profiles.
     private var lastLookup: H2Stream?
+    /// The header block being received. Blocks never interleave (a HEADERS frame and its
+    /// CONTINUATIONs arrive back to back), so the connection holds it, not the stream: adding a
+    /// field needs no stream lookup.
+    var inboundBlock: InboundHeaderBlock?
     /// The last received header block, to receive the next one into (see `freshHeaderBlock`).
     var spareHeaderBlock: H2Headers?
 

@@ -98,11 +98,6 @@ public final class H2Stream {
     var deferred = false
 
     var inboundPhase = InboundPhase.awaitingHeaders
-    /// The header block being received; nil between blocks.
-    var inboundHeaders: H2Headers?
-    /// Header list size of the block being received, counted as RFC 9113 does.
-    var inboundHeaderListSize = 0
-    var inboundHeadersTooLarge = false
     /// DATA bytes received but not yet handed back to the peer's window with `consume`.
     var unconsumedInbound = 0
     /// True once our side has sent (or submitted) its final HEADERS.

@@ -21,44 +21,44 @@ enum Nghttp2Callbacks {
 
     /// The read callback of every data provider Ferry submits.
     static let dataSourceRead: nghttp2_data_source_read_callback = { _, streamID, buf, length, flags, _, userData in
-        H2Connection.from(userData).readOutbound(streamID: streamID, into: buf!, length: length, flags: flags!)
+        H2Connection.with(userData) { $0.readOutbound(streamID: streamID, into: buf!, length: length, flags: flags!) }
     }
 
     private static let onBeginFrame: nghttp2_on_begin_frame_callback = { _, hd, userData in
         let hd = hd!.pointee
-        return H2Connection.from(userData).onBeginFrame(type: hd.type, flags: hd.flags, streamID: hd.stream_id, length: hd.length)
+        return H2Connection.with(userData) { $0.onBeginFrame(type: hd.type, flags: hd.flags, streamID: hd.stream_id, length: hd.length) }
     }
 
     private static let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
         let frame = frame!
-        return H2Connection.from(userData).onBeginHeaders(streamID: frame.pointee.hd.stream_id, category: frame.pointee.headers.cat)
+        return H2Connection.with(userData) { $0.onBeginHeaders(streamID: frame.pointee.hd.stream_id, category: frame.pointee.headers.cat) }
     }
 
     private static let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, flags, userData in
-        H2Connection.from(userData).onHeader(
+        H2Connection.with(userData) { $0.onHeader(
             streamID: frame!.pointee.hd.stream_id,
             name: UnsafeRawBufferPointer(start: name, count: nameLength),
             value: UnsafeRawBufferPointer(start: value, count: valueLength),
-            neverIndex: flags & UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) != 0)
+            neverIndex: flags & UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) != 0) }
     }
 
     private static let onFrameRecv: nghttp2_on_frame_recv_callback = { _, frame, userData in
-        H2Connection.from(userData).onFrameRecv(frame!)
+        H2Connection.with(userData) { $0.onFrameRecv(frame!) }
     }
 
     private static let onDataChunkRecv: nghttp2_on_data_chunk_recv_callback = { _, _, streamID, data, length, userData in
-        H2Connection.from(userData).onDataChunk(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+        H2Connection.with(userData) { $0.onDataChunk(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length)) }
     }
 
     private static let onStreamClose: nghttp2_on_stream_close_callback = { _, streamID, errorCode, userData in
-        H2Connection.from(userData).onStreamClose(streamID: streamID, errorCode: errorCode)
+        H2Connection.with(userData) { $0.onStreamClose(streamID: streamID, errorCode: errorCode) }
     }
 
     /// nghttp2's own account of what went wrong (e.g. "DATA: flow control window exceeded"),
     /// kept as the connection's failure reason when nghttp2 ends the connection by itself.
     private static let onError: nghttp2_error_callback2 = { _, _, message, length, userData in
         let text = message.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: length), as: UTF8.self) } ?? ""
-        H2Connection.from(userData).noteProtocolError(text)
+        H2Connection.with(userData) { $0.noteProtocolError(text) }
         return 0
     }
 
@@ -66,19 +66,21 @@ enum Nghttp2Callbacks {
         guard let frame, frame.pointee.hd.type == NG.typeGoAway else { return 0 }
         let goaway = frame.pointee.goaway
         let debug = goaway.opaque_data.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: goaway.opaque_data_len), as: UTF8.self) } ?? ""
-        H2Connection.from(userData).sentGoAway(errorCode: goaway.error_code, debug: debug)
+        H2Connection.with(userData) { $0.sentGoAway(errorCode: goaway.error_code, debug: debug) }
         return 0
     }
 
     private static let onFrameNotSend: nghttp2_on_frame_not_send_callback = { _, frame, _, userData in
-        H2Connection.from(userData).onFrameNotSend(frame!)
+        H2Connection.with(userData) { $0.onFrameNotSend(frame!) }
     }
 }
 
 extension H2Connection {
+    /// Calls `body` with the connection behind `userData`, without retaining it: nghttp2 calls
+    /// back only from inside the connection's own calls into the session, so it is alive.
     @inline(__always)
-    static func from(_ userData: UnsafeMutableRawPointer?) -> H2Connection {
-        Unmanaged<H2Connection>.fromOpaque(userData!).takeUnretainedValue()
+    static func with<R>(_ userData: UnsafeMutableRawPointer?, _ body: (H2Connection) -> R) -> R {
+        Unmanaged<H2Connection>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
     }
 }
 
