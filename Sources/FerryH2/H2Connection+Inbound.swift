@@ -29,7 +29,7 @@ extension H2Connection {
     func onBeginHeaders(streamID: Int32, category: nghttp2_headers_category) -> Int32 {
         if role == .server && category == NGHTTP2_HCAT_REQUEST {
             let stream = H2Stream(id: streamID, connection: self, delegate: nil)
-            streams[streamID] = stream
+            addStream(stream)
             delegate?.connection(self, didOpen: stream)
             if stream.delegate == nil, let session {
                 nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream)
@@ -69,7 +69,7 @@ extension H2Connection {
             }
         case NG.typeGoAway:
             let last = frame.pointee.goaway.last_stream_id
-            for (id, stream) in streams where id > last && (id % 2 == 1) == (role == .client) {
+            for (key, stream) in streams where key.id > last && (key.id % 2 == 1) == (role == .client) {
                 stream.refusedByGoAway = true
             }
             receivedGoAwayNow(errorCode: frame.pointee.goaway.error_code)
@@ -139,7 +139,7 @@ extension H2Connection {
     }
 
     func onStreamClose(streamID: Int32, errorCode: UInt32) -> Int32 {
-        guard let stream = streams.removeValue(forKey: streamID) else { return NG.ok }
+        guard let stream = removeStream(streamID) else { return NG.ok }
         stream.isClosed = true
         if stream.unconsumedInbound > 0, let session {
             nghttp2_session_consume_connection(session, stream.unconsumedInbound)

@@ -49,12 +49,11 @@ public final class H2Connection: ChannelInboundHandler {
     var session: OpaquePointer?
     var context: ChannelHandlerContext?
     var state = State.idle
-    var streams: [Int32: H2Stream] = [:] {
-        didSet { lastLookup = nil }
-    }
-    /// The stream found last: nghttp2's callbacks for one frame (a header block's fields, the
-    /// frame, its data) name the same stream many times in a row, and a dictionary lookup per
-    /// header field showed in profiles.
+    /// The open streams. Changed only through `addStream` and `removeStream`, which keep
+    /// `lastLookup` true.
+    private(set) var streams: [StreamKey: H2Stream] = [:]
+    /// The stream found last: nghttp2's callbacks for one frame (the frame, its data) name
+    /// the same stream several times in a row.
     private var lastLookup: H2Stream?
     /// The header block being received. Blocks never interleave (a HEADERS frame and its
     /// CONTINUATIONs arrive back to back), so the connection holds it, not the stream: adding a
@@ -66,9 +65,25 @@ public final class H2Connection: ChannelInboundHandler {
     /// The open stream with `id`, from the one-entry cache when it is the last one looked up.
     func lookupStream(_ id: Int32) -> H2Stream? {
         if let last = lastLookup, last.id == id { return last }
-        let found = streams[id]
+        let found = streams[StreamKey(id)]
         lastLookup = found
         return found
+    }
+
+    func addStream(_ stream: H2Stream) {
+        streams[StreamKey(stream.id)] = stream
+        lastLookup = stream
+    }
+
+    func removeStream(_ id: Int32) -> H2Stream? {
+        if lastLookup?.id == id { lastLookup = nil }
+        return streams.removeValue(forKey: StreamKey(id))
+    }
+
+    func removeAllStreams() -> [H2Stream] {
+        lastLookup = nil
+        defer { streams.removeAll() }
+        return Array(streams.values)
     }
     var frameGuard: FrameGuard
 
@@ -336,8 +351,7 @@ public final class H2Connection: ChannelInboundHandler {
 
     private func finishTeardown() {
         teardownPending = false
-        let open = streams.values.sorted { $0.id < $1.id }
-        streams.removeAll()
+        let open = removeAllStreams().sorted { $0.id < $1.id }
         for stream in open {
             stream.isClosed = true
             let delegate = stream.delegate
@@ -366,7 +380,7 @@ public final class H2Connection: ChannelInboundHandler {
         stream.sentHeaders = true
         stream.hasDataProvider = !endStream
         if endStream { stream.outboundEnd = .endStream }
-        streams[id] = stream
+        addStream(stream)
         scheduleFlush()
         return stream
     }
