@@ -69,7 +69,7 @@ def main():
     procs.append(subprocess.Popen([args.ferry, "run", "-c", metered, "--log-level", "error"]))
     procs.append(subprocess.Popen(["nghttpx", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
                                    f"--backend=127.0.0.1,{upstream};;proto=h2", "--workers=1",
-                                   f"--errorlog-file={workdir}/nghttpx.err", "--accesslog-file=/dev/null"],
+                                   f"--errorlog-file={workdir}/nghttpx.err", "--conf=/dev/null"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         for port in (upstream, ferry_port, nghttpx_port, metered_port):

@@ -268,7 +268,7 @@ def main():
                              ports["ferry2"])
         nghttpx = procs.start(["nghttpx", f"--frontend=127.0.0.1,{ports['nghttpx']};no-tls",
                                f"--backend=127.0.0.1,{upstream};;proto=h2", "--workers=1",
-                               f"--errorlog-file={workdir}/nghttpx.err", "--accesslog-file=/dev/null"], ports["nghttpx"])
+                               f"--errorlog-file={workdir}/nghttpx.err", "--conf=/dev/null"], ports["nghttpx"])
         haproxy = procs.start(["haproxy", "-f", haproxy_config(workdir, ports["haproxy"], upstream)], ports["haproxy"])
         targets = [("direct (nghttpd)", upstream), ("Ferry, 1 event loop", ports["ferry1"]),
                    ("Ferry, 2 event loops", ports["ferry2"]), ("nghttpx, 1 worker", ports["nghttpx"]),
