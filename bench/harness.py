@@ -75,22 +75,25 @@ def ferry_config(workdir, name, port, upstream, loops, extra_service="", admin_p
     return path
 
 
-def haproxy_config(workdir, port, upstream):
-    path = os.path.join(workdir, "haproxy.cfg")
+def haproxy_config(workdir, port, upstream, mode="http"):
+    """haproxy in front of the upstream: speaking HTTP/2 (`mode http`), or as a plain TCP relay
+    (`mode tcp`: bytes passed on unread, the floor any proxy process adds on this machine)."""
+    path = os.path.join(workdir, f"haproxy-{mode}.cfg")
+    h2 = " proto h2" if mode == "http" else ""
     with open(path, "w") as f:
         f.write(f"""global
     nbthread 1
     maxconn 4096
 defaults
-    mode http
+    mode {mode}
     timeout connect 5s
     timeout client 60s
     timeout server 60s
 frontend in
-    bind 127.0.0.1:{port} proto h2
+    bind 127.0.0.1:{port}{h2}
     default_backend up
 backend up
-    server s1 127.0.0.1:{upstream} proto h2
+    server s1 127.0.0.1:{upstream}{h2}
 """)
     return path
 
@@ -292,13 +295,18 @@ def main():
                       + table(["target", "req/s", "vs nghttpx", "p50 (us)", "p99 (us)", "failed"], rows))
 
         # 2. Latency at a fixed rate.
-        fixed = {name: h2load(port, workdir, clients=4, streams=1, rps=500, duration=fixed_seconds) for name, port in targets}
+        relay_port = free_port()
+        procs.start(["haproxy", "-f", haproxy_config(workdir, relay_port, upstream, mode="tcp")], relay_port)
+        relay = ("haproxy, TCP relay (reference: no HTTP/2 work)", relay_port)
+        fixed = {name: h2load(port, workdir, clients=4, streams=1, rps=500, duration=fixed_seconds)
+                 for name, port in targets + [relay]}
         direct = fixed["direct (nghttpd)"]
         rows = [(name, f"{m['rps']:,.0f}", m["p50"], m["p90"], m["p99"], m["p999"],
                  "-" if name.startswith("direct") else f"{m['p50'] - direct['p50']:+}",
                  "-" if name.startswith("direct") else f"{m['p99'] - direct['p99']:+}") for name, m in fixed.items()]
         report.append(f"## Latency at a fixed rate\n\nh2load, 4 connections x 500 req/s for {fixed_seconds} s; "
-                      "microseconds; added = proxy minus direct.\n\n"
+                      "microseconds; added = proxy minus direct. The TCP relay reads and writes bytes without "
+                      "looking at them: what any proxy process costs here (two more wakeups and loopback hops).\n\n"
                       + table(["target", "req/s", "p50", "p90", "p99", "p99.9", "added p50", "added p99"], rows))
 
         # 3. Memory.

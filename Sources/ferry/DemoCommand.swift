@@ -1,35 +1,37 @@
-import ArgumentParser
 import FerryConfig
 import FerryProxy
 import Logging
 import NIOCore
 import NIOPosix
 
-struct Demo: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Start Ferry with three embedded echo upstreams, drive RPCs through it, and report.")
+struct Demo: FerryCommand {
+    static let spec = CommandSpec(
+        words: ["demo"], abstract: "Start Ferry with three embedded echo upstreams, drive RPCs through it, and report.",
+        options: [
+            OptionSpec(long: "calls", value: "n", defaultValue: "5000", help: "Calls to make through the proxy."),
+            OptionSpec(long: "concurrency", value: "n", defaultValue: "32", help: "Calls in flight at once."),
+            OptionSpec(long: "payload", value: "bytes", defaultValue: "128", help: "Payload bytes per message."),
+            OptionSpec(long: "port", value: "port", defaultValue: "0", help: "Port for Ferry's listener (0 picks a free one)."),
+            OptionSpec(long: "serve", help: "Keep Ferry and the upstreams running after the report, until SIGINT/SIGTERM."),
+            OptionSpec(long: "log-level", value: "level", defaultValue: "warning", help: "Log level."),
+        ])
 
-    @Option(help: "Calls to make through the proxy.")
-    var calls: Int = 5000
+    let calls: Int
+    let concurrency: Int
+    let payload: Int
+    let port: Int
+    let serve: Bool
+    let logLevel: String
 
-    @Option(help: "Calls in flight at once.")
-    var concurrency: Int = 32
-
-    @Option(help: "Payload bytes per message.")
-    var payload: Int = 128
-
-    @Option(help: "Port for Ferry's listener (0 picks a free one).")
-    var port: Int = 0
-
-    @Flag(help: "Keep Ferry and the upstreams running after the report, until SIGINT/SIGTERM.")
-    var serve = false
-
-    @Option(help: "Log level.")
-    var logLevel: String = "warning"
-
-    func validate() throws {
+    init(_ arguments: ParsedArguments) throws(UsageError) {
+        calls = try arguments.int("calls")!
+        concurrency = try arguments.int("concurrency")!
+        payload = try arguments.int("payload")!
+        port = try arguments.int("port")!
+        serve = arguments.flag("serve")
+        logLevel = arguments.string("log-level")!
         guard calls >= 1, concurrency >= 1, payload >= 0, (0...65535).contains(port) else {
-            throw ValidationError("calls and concurrency must be at least 1, payload at least 0, port 0-65535")
+            throw UsageError("calls and concurrency must be at least 1, payload at least 0, port 0-65535")
         }
     }
 
@@ -79,7 +81,7 @@ struct Demo: AsyncParsableCommand {
         for upstream in upstreams { await upstream.stop() }
         try? await group.shutdownGracefully()
         let failedUnexpectedly = report.statuses.keys.contains { $0 != "OK" && $0 != "UNAVAILABLE" } || report.corruptedBodies > 0
-        if failedUnexpectedly { throw ExitCode(1) }
+        if failedUnexpectedly { throw ExitStatus(1) }
     }
 
     static func render(_ report: DemoReport) -> String {

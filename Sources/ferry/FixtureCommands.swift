@@ -3,37 +3,43 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import ArgumentParser
 import FerryConfig
 import FerryFixtures
 import NIOCore
 import NIOPosix
 
-struct Record: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Record HTTP/2 conversations as fixtures: a transparent TCP tap between a client and a server.")
+struct Record: FerryCommand {
+    static let spec = CommandSpec(
+        words: ["record"], abstract: "Record HTTP/2 conversations as fixtures: a transparent TCP tap between a client and a server.",
+        options: [
+            OptionSpec(long: "listen", value: "host:port", required: true, help: "Address to accept the client on."),
+            OptionSpec(long: "upstream", value: "host:port", required: true, help: "The real server."),
+            OptionSpec(long: "out", value: "directory", required: true, help: "Directory for the fixture files."),
+            OptionSpec(long: "name", value: "name", defaultValue: "conversation",
+                       help: "Fixture name (files NAME.fixture, NAME-2.fixture, ...)."),
+            OptionSpec(long: "meta", value: "key=value", repeatable: true, help: "Metadata for the files, e.g. --meta client=grpcio."),
+            OptionSpec(long: "connections", value: "n", help: "Exit after this many connections were recorded."),
+        ])
 
-    @Option(help: "Address to accept the client on (host:port).")
-    var listen: String
+    let listen: String
+    let upstream: String
+    let out: String
+    let name: String
+    let meta: [String]
+    let connections: Int?
 
-    @Option(help: "The real server (host:port).")
-    var upstream: String
-
-    @Option(help: "Directory for the fixture files.")
-    var out: String
-
-    @Option(help: "Fixture name (files NAME.fixture, NAME-2.fixture, ...).")
-    var name: String = "conversation"
-
-    @Option(help: "Metadata for the files, key=value (repeatable), e.g. --meta client=grpcio.")
-    var meta: [String] = []
-
-    @Option(help: "Exit after this many connections were recorded.")
-    var connections: Int?
+    init(_ arguments: ParsedArguments) throws(UsageError) {
+        listen = arguments.string("listen")!
+        upstream = arguments.string("upstream")!
+        out = arguments.string("out")!
+        name = arguments.string("name")!
+        meta = arguments.strings("meta")
+        connections = try arguments.int("connections")
+    }
 
     func run() async throws {
         guard case .success(let listenAddress) = HostPort.parse(listen), case .success(let upstreamAddress) = HostPort.parse(upstream) else {
-            throw ValidationError("--listen and --upstream take host:port")
+            throw UsageError("--listen and --upstream take host:port")
         }
         let metadata = [("name", name)] + meta.map { item -> (key: String, value: String) in
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
@@ -60,39 +66,36 @@ struct Record: AsyncParsableCommand {
         for file in recorder.writtenFiles { print("wrote \(file)") }
         for failure in recorder.failures { printError("ferry record: \(failure)") }
         try? await group.shutdownGracefully()
-        if !recorder.failures.isEmpty { throw ExitCode(1) }
+        if !recorder.failures.isEmpty { throw ExitStatus(1) }
     }
 }
 
-struct FixtureCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "fixture", abstract: "Work with recorded fixtures.",
-                                                    subcommands: [Show.self])
+struct FixtureShow: FerryCommand {
+    static let spec = CommandSpec(words: ["fixture", "show"], abstract: "Print every frame of a fixture, headers decoded.",
+                                  arguments: [("file", "Fixture file.")])
 
-    struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print every frame of a fixture, headers decoded.")
+    let file: String
 
-        @Argument(help: "Fixture file.")
-        var file: String
+    init(_ arguments: ParsedArguments) { file = arguments.argument(0) }
 
-        func run() throws {
-            let fixture: Fixture
-            do {
-                fixture = try Fixture(parsing: try readFile(file))
-            } catch {
-                printError("\(file): \(error)")
-                throw ExitCode(1)
+    func run() throws {
+        let fixture: Fixture
+        do {
+            fixture = try Fixture(parsing: try readFile(file))
+        } catch {
+            printError("\(file): \(error)")
+            throw ExitStatus(1)
+        }
+        for (key, value) in fixture.metadata { print("# \(key): \(value)") }
+        let bytesIn = fixture.bytes(.clientToServer).count, bytesOut = fixture.bytes(.serverToClient).count
+        print("# \(fixture.records.count) records, \(bytesIn) bytes client->server, \(bytesOut) bytes server->client")
+        do {
+            for frame in try decodeFrames(fixture) {
+                for line in FrameDescription.lines(frame) { print(line) }
             }
-            for (key, value) in fixture.metadata { print("# \(key): \(value)") }
-            let bytesIn = fixture.bytes(.clientToServer).count, bytesOut = fixture.bytes(.serverToClient).count
-            print("# \(fixture.records.count) records, \(bytesIn) bytes client->server, \(bytesOut) bytes server->client")
-            do {
-                for frame in try decodeFrames(fixture) {
-                    for line in FrameDescription.lines(frame) { print(line) }
-                }
-            } catch {
-                printError("\(file): \(error)")
-                throw ExitCode(1)
-            }
+        } catch {
+            printError("\(file): \(error)")
+            throw ExitStatus(1)
         }
     }
 }
@@ -103,7 +106,7 @@ private func makeDirectories(_ path: String) throws {
     for part in path.split(separator: "/") {
         prefix += part + "/"
         if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-            throw ValidationError("cannot create the directory \(prefix): \(String(cString: strerror(errno)))")
+            throw UsageError("cannot create the directory \(prefix): \(String(cString: strerror(errno)))")
         }
     }
 }

@@ -3,23 +3,29 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import ArgumentParser
 import FerryConfig
 import FerryProxy
 import Logging
 import NIOCore
 import NIOPosix
 
-struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run the proxy with a configuration file.",
-        discussion: "SIGHUP, or a change to the file (unless runtime.watch_config is false), reloads it; SIGTERM drains and exits.")
+struct Run: FerryCommand {
+    static let spec = CommandSpec(
+        words: ["run"], abstract: "Run the proxy with a configuration file.",
+        discussion: "SIGHUP, or a change to the file (unless runtime.watch_config is false), reloads it; SIGTERM drains and exits.",
+        options: [
+            OptionSpec(long: "config", short: "c", value: "path", required: true, help: "Path of the YAML configuration."),
+            OptionSpec(long: "log-level", value: "level", defaultValue: "info",
+                       help: "Log level: trace, debug, info, notice, warning, error, critical."),
+        ])
 
-    @Option(name: .shortAndLong, help: "Path of the YAML configuration.")
-    var config: String
+    let config: String
+    let logLevel: String
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    init(_ arguments: ParsedArguments) {
+        config = arguments.string("config")!
+        logLevel = arguments.string("log-level")!
+    }
 
     func run() async throws {
         let logger = LogSetup.bootstrap(level: logLevel)
@@ -30,7 +36,7 @@ struct Run: AsyncParsableCommand {
             loaded = try ConfigLoader.load(path: config)
         } catch let error as ConfigError {
             printError("ferry: invalid configuration: \(error)")
-            throw ExitCode(2)
+            throw ExitStatus(2)
         }
         // Signals are taken over before any listener is bound: a SIGHUP or SIGTERM that comes
         // while starting waits in the stream (by default SIGHUP would end the process).
@@ -44,7 +50,7 @@ struct Run: AsyncParsableCommand {
         } catch {
             printError("ferry: cannot start: \(error)")
             try? await group.shutdownGracefully()
-            throw ExitCode(1)
+            throw ExitStatus(1)
         }
         logger.info("ferry started", metadata: ["config": "\(config)", "event_loops": "\(loops)"])
 
@@ -116,11 +122,14 @@ final class ConfigFileWatcher: Sendable {
     func stop() { task.cancel() }
 }
 
-struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Validate a configuration file and print the routing table it sets up.")
+struct Check: FerryCommand {
+    static let spec = CommandSpec(
+        words: ["check"], abstract: "Validate a configuration file and print the routing table it sets up.",
+        arguments: [("file", "Path of the YAML configuration.")])
 
-    @Argument(help: "Path of the YAML configuration.")
-    var file: String
+    let file: String
+
+    init(_ arguments: ParsedArguments) { file = arguments.argument(0) }
 
     func run() throws {
         do {
@@ -129,7 +138,7 @@ struct Check: ParsableCommand {
             for line in ConfigSummary.lines(config) { print(line) }
         } catch let error as ConfigError {
             printError("\(error)")
-            throw ExitCode(1)
+            throw ExitStatus(1)
         }
     }
 }

@@ -1,4 +1,4 @@
-"""The ferry binary's commands: check, run with a broken config, demo."""
+"""The ferry binary's commands: check, run with a broken config, demo, and its command line itself."""
 import subprocess
 
 from conftest import ferry_binary
@@ -103,3 +103,51 @@ def test_demo_runs_and_reports_every_upstream_and_status():
     assert retries >= 1, out.stdout
     assert "Echoed bodies that differed from what was sent: 0" in out.stdout
     assert "Latency (us): p50" in out.stdout
+
+
+def ferry(*args):
+    return subprocess.run([ferry_binary(), *args], capture_output=True, text=True, timeout=30)
+
+
+def test_help_lists_every_command_and_each_command_its_options():
+    out = ferry("--help")
+    assert out.returncode == 0
+    for command in ("run", "check", "demo", "record", "fixture show"):
+        assert f"\n  {command} " in out.stdout, out.stdout
+    out = ferry("run", "--help")
+    assert out.returncode == 0
+    assert "USAGE: ferry run --config <path> [options]" in out.stdout
+    assert "--log-level <level>" in out.stdout and "(default: info)" in out.stdout
+
+
+def test_command_line_mistakes_name_the_mistake_and_exit_64(tmp_path):
+    cases = [
+        (("run",), "Error: missing --config"),
+        (("run", "-c"), "Error: missing value for '-c'"),
+        (("run", "--config", "a.yaml", "--verbose"), "Error: unknown option '--verbose'"),
+        (("check",), "Error: missing <file>"),
+        (("check", "a.yaml", "b.yaml"), "Error: unexpected argument 'b.yaml'"),
+        (("demo", "--calls", "many"), "Error: --calls takes a whole number, got 'many'"),
+        (("demo", "--calls", "0"), "Error: calls and concurrency must be at least 1"),
+        (("demo", "--serve=yes"), "Error: --serve takes no value"),
+        (("record", "--listen", "x", "--upstream", "y", "--out", str(tmp_path), "--name", "a", "--name", "b"),
+         "Error: --name given twice"),
+        (("record", "--listen", "nowhere", "--upstream", "127.0.0.1:1", "--out", str(tmp_path)),
+         "Error: --listen and --upstream take host:port"),
+        (("launch",), "Error: unknown command 'launch'"),
+    ]
+    for args, message in cases:
+        out = ferry(*args)
+        assert out.returncode == 64, (args, out.returncode, out.stderr)
+        assert out.stderr.startswith(message), (args, out.stderr)
+    assert "Usage: ferry run --config <path> [options]" in ferry("run").stderr
+
+
+def test_options_take_equals_and_short_forms(tmp_path):
+    # --config=PATH and -c PATH both reach the loader: the broken file is reported, so the option was read.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("listeners: [\n")
+    for args in (["run", f"--config={broken}"], ["run", "-c", str(broken), "--log-level=error"]):
+        out = ferry(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert f"ferry: invalid configuration: {broken}:" in out.stderr
