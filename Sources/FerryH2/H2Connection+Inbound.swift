@@ -82,15 +82,13 @@ extension H2Connection {
     /// A block to receive headers into: the previous block's buffers when they are free (header
     /// blocks never interleave, so one is enough), else new ones.
     private func freshHeaderBlock() -> H2Headers {
-        guard var spare = spareHeaderBlock else { return H2Headers(capacity: Self.headerBlockCapacity) }
-        spareHeaderBlock = nil
+        guard var spare = spareHeaderBlock.take() else { return H2Headers(capacity: Self.headerBlockCapacity) }
         spare.removeAll()              // new buffers only if the receiver kept the last block
         return spare
     }
 
     private func headerBlockComplete(_ stream: H2Stream, endStream: Bool) {
-        guard let block = inboundBlock, block.streamID == stream.id else { return }
-        inboundBlock = nil
+        guard inboundBlock?.streamID == stream.id, let block = inboundBlock.take() else { return }
         let headers = block.headers
         defer { if headers.capacity <= Self.spareHeaderBlockCapacity { spareHeaderBlock = headers } }
         if block.tooLarge {
@@ -115,8 +113,7 @@ extension H2Connection {
     /// A header list over SETTINGS_MAX_HEADER_LIST_SIZE: a server answers 431 (RFC 9113
     /// section 10.5.1); a client resets the stream. Nothing of the block was kept.
     private func rejectOversizedHeaders(_ stream: H2Stream) {
-        let delegate = stream.delegate
-        stream.delegate = nil
+        let delegate = stream.delegate.take()
         if role == .server && stream.inboundPhase == .awaitingHeaders {
             stream.inboundPhase = .ended
             sendHeaders(stream, H2Headers([(":status", "431"), ("content-length", "0")]), endStream: true)
@@ -159,8 +156,7 @@ extension H2Connection {
         } else {
             error = nil
         }
-        let delegate = stream.delegate
-        stream.delegate = nil
+        let delegate = stream.delegate.take()
         delegate?.streamClosed(stream, error: error)
         self.delegate?.connectionStreamClosed(self)
         return NG.ok

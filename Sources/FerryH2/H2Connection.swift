@@ -354,8 +354,7 @@ public final class H2Connection: ChannelInboundHandler {
         let open = removeAllStreams().sorted { $0.id < $1.id }
         for stream in open {
             stream.isClosed = true
-            let delegate = stream.delegate
-            stream.delegate = nil
+            let delegate = stream.delegate.take()
             delegate?.streamClosed(stream, error: .connectionLost)
         }
         let delegate = self.delegate

@@ -244,8 +244,7 @@ final class ProxyCall {
 
     /// Tells the attempt's pool how it went (once per attempt).
     func finishAttempt(_ outcome: UpstreamPool.AttemptOutcome) {
-        guard let pool = attemptPool else { return }
-        attemptPool = nil
+        guard let pool = attemptPool.take() else { return }
         pool.attemptFinished(outcome, at: Self.now())
     }
 
@@ -266,8 +265,7 @@ final class ProxyCall {
     func callOver() {
         disarmDeadline()
         finishAttempt(.neutral)
-        if let limit = shedSlot {
-            shedSlot = nil
+        if let limit = shedSlot.take() {
             service?.health.callFinished(limit: limit)
         }
     }
