@@ -144,10 +144,7 @@ extension ProxyCall {
 
     /// Cancels every racer and a hedge still waiting for a connection.
     func cancelRacers() {
-        if hedgeID != 0 {
-            hedgeID = 0
-            deadlines.disarm()
-        }
+        disarm(&hedgeID)
         if let waiting = hedgeWaitingPool {
             hedgeWaitingPool = nil
             waiting.cancel(self)

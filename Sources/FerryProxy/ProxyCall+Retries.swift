@@ -108,12 +108,7 @@ extension ProxyCall {
         perTryID = deadlines.arm(self, expiresAt: Self.now() + perTry)
     }
 
-    func disarmPerTry() {
-        if perTryID != 0 {
-            perTryID = 0
-            deadlines.disarm()
-        }
-    }
+    func disarmPerTry() { disarm(&perTryID) }
 
     /// The attempt ran past its per-try timeout before the response started: cancel it and
     /// retry if allowed, else end the call with DEADLINE_EXCEEDED.

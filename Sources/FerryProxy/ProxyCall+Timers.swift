@@ -74,22 +74,17 @@ extension ProxyCall {
 
     /// The call is over (or its response complete): its timers are no longer wanted.
     func disarmDeadline() {
-        if deadlineID != 0 {
-            deadlineID = 0
-            deadlines.disarm()
-        }
-        if idleID != 0 {
-            idleID = 0
-            deadlines.disarm()
-        }
-        if retryID != 0 {
-            retryID = 0
-            deadlines.disarm()
-        }
-        if hedgeID != 0 {
-            hedgeID = 0
-            deadlines.disarm()
-        }
-        disarmPerTry()
+        disarm(&deadlineID)
+        disarm(&idleID)
+        disarm(&retryID)
+        disarm(&hedgeID)
+        disarm(&perTryID)
+    }
+
+    /// Forgets the timer `id` names, if one is armed (the loop's queue drops it lazily).
+    func disarm(_ id: inout UInt64) {
+        guard id != 0 else { return }
+        id = 0
+        deadlines.disarm()
     }
 }

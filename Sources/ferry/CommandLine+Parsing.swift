@@ -139,6 +139,7 @@ struct ParsedArguments {
 }
 
 extension String {
+    /// The text left-aligned in a column `width` wide, with at least one space after it.
     func padded(to width: Int) -> String {
         count >= width ? self + " " : self + String(repeating: " ", count: width - count)
     }

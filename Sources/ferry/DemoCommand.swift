@@ -88,11 +88,11 @@ struct Demo: FerryCommand {
         var lines: [String] = []
         lines.append("Calls per upstream:")
         for (name, count) in report.perUpstream.sorted(by: { $0.key < $1.key }) {
-            lines.append("  \(padded(name, 10)) \(count)")
+            lines.append("  " + name.padded(to: 11) + "\(count)")
         }
         lines.append("Status counts:")
         for (status, count) in report.statuses.sorted(by: { $0.value > $1.value }) {
-            lines.append("  \(padded(status, 20)) \(count)")
+            lines.append("  " + status.padded(to: 21) + "\(count)")
         }
         lines.append("Latency (us): p50 \(report.percentile(0.50))  p90 \(report.percentile(0.90))  p99 \(report.percentile(0.99))  max \(report.latenciesMicros.last ?? 0)")
         let hundredths = (report.elapsedNanos + 5_000_000) / 10_000_000
@@ -100,9 +100,5 @@ struct Demo: FerryCommand {
         lines.append("Throughput: \(Int(report.callsPerSecond.rounded())) calls/s over \(seconds) s")
         lines.append("Echoed bodies that differed from what was sent: \(report.corruptedBodies)")
         return lines.joined(separator: "\n")
-    }
-
-    private static func padded(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
     }
 }
