@@ -4,13 +4,16 @@ import FerryGRPC
 /// file, line, column and key.
 public enum ConfigLoader {
     public static func load(path: String) throws -> FerryConfig {
-        let text: String
+        try parse(yaml: try readText(path), source: path, directory: TextFile.directory(of: path))
+    }
+
+    /// The file's text, or a `ConfigError` naming the file and why it could not be read.
+    static func readText(_ path: String) throws -> String {
         do {
-            text = try TextFile.read(path)
+            return try TextFile.read(path)
         } catch {
             throw ConfigError(file: path, line: 0, column: 0, key: "", message: "cannot read the file: \(error)")
         }
-        return try parse(yaml: text, source: path, directory: TextFile.directory(of: path))
     }
 
     /// Parses configuration text; relative paths in it (discovery files) resolve against `directory`.

@@ -9,13 +9,7 @@
 /// An empty list is valid (the service has no endpoints right now).
 public enum EndpointsFile {
     public static func load(path: String) throws -> [EndpointConfig] {
-        let text: String
-        do {
-            text = try TextFile.read(path)
-        } catch {
-            throw ConfigError(file: path, line: 0, column: 0, key: "", message: "cannot read the file: \(error)")
-        }
-        return try parse(text, source: path)
+        try parse(try ConfigLoader.readText(path), source: path)
     }
 
     public static func parse(_ text: String, source: String) throws -> [EndpointConfig] {
