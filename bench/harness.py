@@ -110,7 +110,9 @@ def h2load(port, workdir, requests=None, clients=10, streams=10, rps=None, durat
     if duration:
         args += ["-D", str(duration)]
     out = subprocess.run(args + [f"http://127.0.0.1:{port}/echo"], capture_output=True, text=True, check=True).stdout
-    rps_done = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out).group(1))
+    finished = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
+    seconds = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+    rps_done = float(finished.group(3))
     failed = int(re.search(r"(\d+) failed", out).group(1))
     durations = []
     with open(log) as f:
@@ -121,7 +123,32 @@ def h2load(port, workdir, requests=None, clients=10, streams=10, rps=None, durat
     os.unlink(log)
     durations.sort()
     pct = lambda p: durations[min(len(durations) - 1, int(len(durations) * p))] if durations else 0
-    return {"rps": rps_done, "failed": failed, "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "p999": pct(0.999)}
+    return {"rps": rps_done, "seconds": seconds, "failed": failed, "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "p999": pct(0.999)}
+
+
+CLOCK_TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pids):
+    """User and system CPU of the processes (all their threads), in clock ticks."""
+    user = system = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        user += int(fields[11])
+        system += int(fields[12])
+    return user, system
+
+
+def measured(pids, run):
+    """Runs `run()` (an h2load call) and adds the CPU the processes used, per request, in us."""
+    before = cpu_ticks(pids)
+    result = run()
+    after = cpu_ticks(pids)
+    done = max(1.0, result["rps"] * result["seconds"])
+    result["user_us"] = (after[0] - before[0]) * CLOCK_TICK_US / done
+    result["sys_us"] = (after[1] - before[1]) * CLOCK_TICK_US / done
+    return result
 
 
 def table(header, rows):
@@ -263,7 +290,7 @@ def main():
               f"every process shares these cores (h2load, nghttpd and the proxy under test).\n"]
     try:
         upstream = free_port()
-        procs.start(["nghttpd", "--no-tls", "-d", workdir, "--trailer", "grpc-status: 0", str(upstream)], upstream)
+        nghttpd = procs.start(["nghttpd", "--no-tls", "-d", workdir, "--trailer", "grpc-status: 0", str(upstream)], upstream)
         ports = {name: free_port() for name in ("ferry1", "ferry2", "nghttpx", "haproxy")}
         ferry1 = procs.start([FERRY, "run", "-c", ferry_config(workdir, "ferry1", ports["ferry1"], upstream, 1), "--log-level", "error"],
                              ports["ferry1"])
@@ -276,6 +303,9 @@ def main():
         targets = [("direct (nghttpd)", upstream), ("Ferry, 1 event loop", ports["ferry1"]),
                    ("Ferry, 2 event loops", ports["ferry2"]), ("nghttpx, 1 worker", ports["nghttpx"]),
                    ("haproxy, 1 thread", ports["haproxy"])]
+        # Whose CPU each run is charged to: the proxy's processes (the upstream's for direct).
+        charged = {"direct (nghttpd)": nghttpd, "Ferry, 1 event loop": ferry1, "Ferry, 2 event loops": ferry2,
+                   "nghttpx, 1 worker": nghttpx, "haproxy, 1 thread": haproxy}
         time.sleep(0.5)
         idle = {name: (sum(rss_kib(p) for p in process_tree(proc.pid)), sum(anon_kib(p) for p in process_tree(proc.pid)))
                 for name, proc in (("Ferry, 1 event loop", ferry1), ("Ferry, 2 event loops", ferry2),
@@ -285,7 +315,8 @@ def main():
         samples = {name: [] for name, _ in targets}
         for _ in range(reps):
             for name, port in targets:                   # interleaved: drift hits every target alike
-                samples[name].append(h2load(port, workdir, requests=saturate_requests))
+                samples[name].append(measured(process_tree(charged[name].pid),
+                                              lambda: h2load(port, workdir, requests=saturate_requests)))
         med = {name: {k: statistics.median(s[k] for s in rows) for k in rows[0]} for name, rows in samples.items()}
         nghttpx_rps = med["nghttpx, 1 worker"]["rps"]
         rows = [(name, f"{m['rps']:,.0f}", f"{m['rps'] / nghttpx_rps:.2f}", m["p50"], m["p99"], int(m["failed"]))
@@ -296,12 +327,14 @@ def main():
 
         # 2. Latency at a fixed rate.
         relay_port = free_port()
-        procs.start(["haproxy", "-f", haproxy_config(workdir, relay_port, upstream, mode="tcp")], relay_port)
+        relay_proc = procs.start(["haproxy", "-f", haproxy_config(workdir, relay_port, upstream, mode="tcp")], relay_port)
         relay = ("haproxy, TCP relay (reference: no HTTP/2 work)", relay_port)
+        charged[relay[0]] = relay_proc
         runs = {name: [] for name, _ in targets + [relay]}
         for _ in range(reps):
             for name, port in targets + [relay]:                # interleaved, as above
-                runs[name].append(h2load(port, workdir, clients=4, streams=1, rps=500, duration=fixed_seconds))
+                runs[name].append(measured(process_tree(charged[name].pid),
+                                           lambda: h2load(port, workdir, clients=4, streams=1, rps=500, duration=fixed_seconds)))
         fixed = {name: {k: statistics.median(r[k] for r in rows) for k in rows[0]} for name, rows in runs.items()}
         direct = fixed["direct (nghttpd)"]
         rows = [(name, f"{m['rps']:,.0f}", m["p50"], m["p90"], m["p99"], m["p999"],
@@ -312,6 +345,21 @@ def main():
                       "microseconds; added = proxy minus direct. The TCP relay reads and writes bytes without "
                       "looking at them: what any proxy process costs here (two more wakeups and loopback hops).\n\n"
                       + table(["target", "req/s", "p50", "p90", "p99", "p99.9", "added p50", "added p99"], rows))
+
+        # CPU per request: what each proxy spends, independent of how the shared cores were scheduled.
+        rows = [(name, f"{med[name]['user_us']:.1f}", f"{med[name]['sys_us']:.1f}",
+                 f"{med[name]['user_us'] + med[name]['sys_us']:.1f}",
+                 f"{fixed[name]['user_us']:.1f}", f"{fixed[name]['sys_us']:.1f}",
+                 f"{fixed[name]['user_us'] + fixed[name]['sys_us']:.1f}") for name, _ in targets]
+        rows.append((relay[0], "-", "-", "-", f"{fixed[relay[0]]['user_us']:.1f}", f"{fixed[relay[0]]['sys_us']:.1f}",
+                     f"{fixed[relay[0]]['user_us'] + fixed[relay[0]]['sys_us']:.1f}"))
+        report.append("## CPU per request\n\nMicroseconds of CPU the proxy's processes used per request (user and "
+                      "system, from /proc; for direct, nghttpd's own), medians over the runs above. Saturated: batches "
+                      "of requests share each wakeup and system call. Fixed rate: each request wakes the proxy twice "
+                      "(request in, response in) with its caches cold; the system time includes delivering each write "
+                      "over loopback and waking the peer.\n\n"
+                      + table(["target", "saturated user", "saturated sys", "saturated total",
+                               "fixed-rate user", "fixed-rate sys", "fixed-rate total"], rows))
 
         # 3. Memory.
         hole = BlackHole()

@@ -17,7 +17,13 @@ final class UpstreamConnection {
 
     private weak var pool: UpstreamPool?
     private(set) var state = State.connecting
+    /// Checks for the idle timeout. It is not cancelled when a stream opens: a check that finds
+    /// the connection busy lapses, and one that finds it idle for less than the timeout re-arms
+    /// for the rest. So a connection that goes idle between every call does not schedule and
+    /// cancel an event-loop task per call (each costs a promise, a future and a heap search).
     private var idleTimer: Scheduled<Void>?
+    /// When the last stream closed (monotonic nanoseconds); 0 while streams are open.
+    private var idleSince: Int64 = 0
     private var closeWhenIdleRequested = false
     private var connectTimeout = TimeAmount.seconds(1)
     private var handshakeTimer: Scheduled<Void>?
@@ -110,20 +116,19 @@ final class UpstreamConnection {
         handshakeTimer?.cancel()
         handshakeTimer = nil
         state = .ready(h2)
-        armIdleTimer()
+        becameIdle()
         armKeepalive()
         pool?.connectionReady(self)
     }
 
     /// A stream is about to be opened on this connection.
     func streamWillOpen() {
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleSince = 0
     }
 
-    /// No stream is open after all: the idle timer runs again.
+    /// No stream is open after all: the idle time counts from now.
     func streamsMayBeIdle() {
-        if case .ready(let h2) = state, h2.openStreamCount == 0 { armIdleTimer() }
+        if case .ready(let h2) = state, h2.openStreamCount == 0 { becameIdle() }
     }
 
     func closeWhenIdle() {
@@ -172,11 +177,27 @@ final class UpstreamConnection {
         }
     }
 
-    private func armIdleTimer() {
-        guard let pool, idleTimer == nil else { return }
-        idleTimer = pool.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: pool.idleTimeout) {
+    private func becameIdle() {
+        idleSince = Int64(NIODeadline.now().uptimeNanoseconds)
+        if idleTimer == nil { scheduleIdleCheck() }
+    }
+
+    private func scheduleIdleCheck() {
+        guard let pool else { return }
+        let due = UInt64(idleSince) &+ UInt64(pool.idleTimeout.nanoseconds)
+        idleTimer = pool.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: .uptimeNanoseconds(due)) {
             self.idleTimer = nil
-            if case .ready(let h2) = self.state, h2.openStreamCount == 0 { self.retire(h2) }
+            self.checkIdle()
+        }
+    }
+
+    private func checkIdle() {
+        guard case .ready(let h2) = state, h2.openStreamCount == 0, idleSince != 0, let pool else { return }
+        let idleFor = Int64(NIODeadline.now().uptimeNanoseconds) - idleSince
+        if idleFor >= pool.idleTimeout.nanoseconds {
+            retire(h2)
+        } else {
+            scheduleIdleCheck()
         }
     }
 }
@@ -209,7 +230,7 @@ extension UpstreamConnection: H2ConnectionDelegate {
                 retire(h2)
                 return
             }
-            armIdleTimer()
+            becameIdle()
         }
         pool?.connectionHasRoom(self)
     }

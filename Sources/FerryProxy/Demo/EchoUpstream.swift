@@ -19,6 +19,8 @@ public final class EchoUpstream: Sendable {
     /// HTTP/2 connections open to this upstream now, and the most ever open at once.
     public var openConnections: Int { connections.open }
     public var peakConnections: Int { connections.peak }
+    /// HTTP/2 connections accepted since the upstream started.
+    public var acceptedConnections: Int { connections.accepted }
 
     private init(name: String, failEvery: Int, channel: Channel, connections: ConnectionCounter) {
         self.name = name
@@ -49,13 +51,14 @@ public final class EchoUpstream: Sendable {
 }
 
 private final class ConnectionCounter: Sendable {
-    private let counts = NIOLockedValueBox((open: 0, peak: 0))
+    private let counts = NIOLockedValueBox((open: 0, peak: 0, accepted: 0))
 
     var open: Int { counts.withLockedValue { $0.open } }
     var peak: Int { counts.withLockedValue { $0.peak } }
+    var accepted: Int { counts.withLockedValue { $0.accepted } }
 
     func opened() {
-        counts.withLockedValue { $0.open += 1; $0.peak = max($0.peak, $0.open) }
+        counts.withLockedValue { $0.open += 1; $0.accepted += 1; $0.peak = max($0.peak, $0.open) }
     }
 
     func closed() {
