@@ -22,9 +22,6 @@ extension H2Connection {
     }
 
     /// Most request and response header blocks fit without the buffer growing.
-    static let headerBlockCapacity = 512
-    /// A received block larger than this is not kept for reuse (memory held per connection).
-    static let spareHeaderBlockCapacity = 4096
 
     func onBeginHeaders(streamID: Int32, category: nghttp2_headers_category) -> Int32 {
         if role == .server && category == NGHTTP2_HCAT_REQUEST {
@@ -35,17 +32,15 @@ extension H2Connection {
                 nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream)
             }
         }
-        guard lookupStream(streamID) != nil else {
-            inboundBlock = nil
-            return NG.ok
-        }
-        inboundBlock = InboundHeaderBlock(streamID: streamID, headers: freshHeaderBlock())
+        if let abandoned = inboundBlock.end() { headerBlocks.give(abandoned.headers) }
+        guard lookupStream(streamID) != nil else { return NG.ok }
+        inboundBlock.begin(streamID: streamID, headers: freshHeaderBlock())
         return NG.ok
     }
 
     func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool) -> Int32 {
-        guard inboundBlock?.streamID == streamID else { return NG.ok }
-        inboundBlock!.add(name: name, value: value, neverIndex: neverIndex, limit: Int(settings.maxHeaderListSize))
+        guard inboundBlock.streamID == streamID else { return NG.ok }
+        inboundBlock.add(name: name, value: value, neverIndex: neverIndex, limit: Int(settings.maxHeaderListSize))
         return NG.ok
     }
 
@@ -79,25 +74,24 @@ extension H2Connection {
         return NG.ok
     }
 
-    /// A block to receive headers into: the previous block's buffers when they are free (header
-    /// blocks never interleave, so one is enough), else new ones.
+    /// A block to receive headers into, with the buffers of one given back when there is one.
     private func freshHeaderBlock() -> H2Headers {
-        guard var spare = spareHeaderBlock.take() else { return H2Headers(capacity: Self.headerBlockCapacity) }
-        spare.removeAll()              // new buffers only if the receiver kept the last block
-        return spare
+        headerBlocks.take()
     }
 
+    /// Hands the completed block to the stream's delegate, which owns it from then on (and
+    /// gives it back to `headerBlocks` when done); a block nobody receives goes back at once.
     private func headerBlockComplete(_ stream: H2Stream, endStream: Bool) {
-        guard inboundBlock?.streamID == stream.id, let block = inboundBlock.take() else { return }
-        let headers = block.headers
-        defer { if headers.capacity <= Self.spareHeaderBlockCapacity { spareHeaderBlock = headers } }
-        if block.tooLarge {
+        guard inboundBlock.streamID == stream.id, let (headers, tooLarge) = inboundBlock.end() else { return }
+        if tooLarge {
+            headerBlocks.give(headers)
             rejectOversizedHeaders(stream)
             return
         }
         switch stream.inboundPhase {
         case .awaitingHeaders:
             if role == .client && headers.value(of: ":status", hasPrefix: "1") {
+                headerBlocks.give(headers)
                 return // informational (1xx); the final response follows
             }
             stream.inboundPhase = endStream ? .ended : .body
@@ -106,7 +100,7 @@ extension H2Connection {
             stream.inboundPhase = .ended
             stream.delegate?.streamReceivedTrailers(stream, trailers: headers)
         case .ended:
-            break
+            headerBlocks.give(headers)
         }
     }
 
@@ -215,6 +209,8 @@ extension H2Connection {
                 if let session {
                     _ = trailers.withNghttp2Headers { nva, count in nghttp2_submit_trailer(session, streamID, nva, count) }
                 }
+                stream.outboundEnd = .endStream        // nghttp2 copied the fields: the block is free
+                headerBlocks.give(trailers)
             }
         }
         if written > 0 { stream.delegate?.streamSentData(stream, byteCount: written) }
@@ -222,17 +218,30 @@ extension H2Connection {
     }
 }
 
-/// A header block while its fields arrive, with its size counted as RFC 9113 counts a header
-/// list. Over the limit, the fields are dropped (the block is then refused as a whole).
+/// The header block being received, with its size counted as RFC 9113 counts a header list.
+/// Over the limit, the fields are dropped (the block is then refused as a whole).
+///
+/// It lives in place on the connection (not as an optional that each field would copy out
+/// and back, retaining and releasing its buffers): the stream id says whether a block is open.
 struct InboundHeaderBlock {
-    let streamID: Int32
-    var headers: H2Headers
-    var listSize = 0
-    var tooLarge = false
+    /// The stream whose block is being received; 0 when none is.
+    private(set) var streamID: Int32 = 0
+    private var headers: H2Headers?
+    private var listSize = 0
+    private var tooLarge = false
 
-    init(streamID: Int32, headers: H2Headers) {
+    mutating func begin(streamID: Int32, headers: H2Headers) {
         self.streamID = streamID
         self.headers = headers
+        listSize = 0
+        tooLarge = false
+    }
+
+    /// The completed block, and whether it was over the limit; nil when no block was open.
+    mutating func end() -> (headers: H2Headers, tooLarge: Bool)? {
+        streamID = 0
+        guard let headers = headers.take() else { return nil }
+        return (headers, tooLarge)
     }
 
     mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool, limit: Int) {
@@ -240,10 +249,10 @@ struct InboundHeaderBlock {
         if listSize > limit {
             if !tooLarge {
                 tooLarge = true
-                headers.removeAll()
+                headers?.removeAll()
             }
             return
         }
-        headers.append(name: name, value: value, neverIndex: neverIndex)
+        headers?.append(name: name, value: value, neverIndex: neverIndex)
     }
 }

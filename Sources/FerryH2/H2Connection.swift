@@ -58,9 +58,10 @@ public final class H2Connection: ChannelInboundHandler {
     /// The header block being received. Blocks never interleave (a HEADERS frame and its
     /// CONTINUATIONs arrive back to back), so the connection holds it, not the stream: adding a
     /// field needs no stream lookup.
-    var inboundBlock: InboundHeaderBlock?
-    /// The last received header block, to receive the next one into (see `freshHeaderBlock`).
-    var spareHeaderBlock: H2Headers?
+    var inboundBlock = InboundHeaderBlock()
+    /// Where received header blocks come from and go back to (one per event loop when the
+    /// owner shares it between its connections).
+    public let headerBlocks: HeaderBlockPool
 
     /// The open stream with `id`, from the one-entry cache when it is the last one looked up.
     func lookupStream(_ id: Int32) -> H2Stream? {
@@ -101,10 +102,12 @@ public final class H2Connection: ChannelInboundHandler {
     /// Why the connection failed, if it did (for logs).
     public internal(set) var failureReason: String?
 
-    public init(role: H2Role, settings: H2Settings = H2Settings(), delegate: H2ConnectionDelegate? = nil) {
+    public init(role: H2Role, settings: H2Settings = H2Settings(), delegate: H2ConnectionDelegate? = nil,
+                headerBlocks: HeaderBlockPool? = nil) {
         self.role = role
         self.settings = settings
         self.delegate = delegate
+        self.headerBlocks = headerBlocks ?? HeaderBlockPool()
         self.frameGuard = FrameGuard(maxEmptyFrames: settings.maxEmptyFrames, peerOpensOddStreams: role == .server)
     }
 
@@ -417,6 +420,12 @@ public final class H2Connection: ChannelInboundHandler {
         guard !stream.isClosed, stream.hasDataProvider, case .open = stream.outboundEnd else { return }
         stream.outboundEnd = .endStream
         resume(stream)
+    }
+
+    /// The caller is done with `headers` (a block it received, or whose fields were sent):
+    /// its buffers may receive another block.
+    public func recycle(_ headers: H2Headers) {
+        headerBlocks.give(headers)
     }
 
     func sendTrailers(_ stream: H2Stream, _ trailers: H2Headers) {

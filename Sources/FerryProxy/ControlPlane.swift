@@ -205,7 +205,8 @@ actor ControlPlane {
                         throw ChannelError.ioOnClosedChannel
                     }
                     let downstream = DownstreamConnection(listener: listener, loop: loop)
-                    let connection = H2Connection(role: .server, settings: listener.h2Settings, delegate: downstream)
+                    let connection = H2Connection(role: .server, settings: listener.h2Settings, delegate: downstream,
+                                                  headerBlocks: loop.headerBlocks)
                     try channel.pipeline.syncOperations.addHandler(connection)
                     loop.register(connection, listener: listener)
                 }

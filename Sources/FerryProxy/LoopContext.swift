@@ -49,6 +49,8 @@ final class LoopContext {
     let callEnvironment: CallEnvironment
     /// This loop's counts, summed across loops when scraped.
     let metrics = LoopMetrics()
+    /// Received header blocks' buffers, reused by every connection on this loop.
+    let headerBlocks = HeaderBlockPool()
 
     init(eventLoop: EventLoop, loopIndex: Int, logger: Logger) {
         self.eventLoop = eventLoop
@@ -69,7 +71,8 @@ final class LoopContext {
             } else {
                 next[service.name] = ServiceRuntime(config: service, health: plan.health[service.name]!, sourceID: endpoints.sourceID,
                                                     endpoints: endpoints.endpoints,
-                                                    eventLoop: eventLoop, loopIndex: loopIndex, logger: logger)
+                                                    eventLoop: eventLoop, loopIndex: loopIndex, headerBlocks: headerBlocks,
+                                                    logger: logger)
             }
         }
         for (name, runtime) in services where next[name] == nil { runtime.retire() }

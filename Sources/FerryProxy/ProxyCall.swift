@@ -395,7 +395,7 @@ final class ProxyCall {
         finishAttempt(error.isEndpointFailure ? .failure : .neutral)
         callOver()
         pendingBody.removeAll()
-        requestHeaders = nil
+        releaseRequestHeaders()
         if let upstream, !upstream.isClosed { upstream.reset(H2ErrorCode.cancel) }
         guard !downstream.isClosed, !responseEnded else { return }
         if !responseStarted {
@@ -495,6 +495,7 @@ extension ProxyCall: H2StreamDelegate {
             responseEnded = true
             responseCompleted(trailers: headers)   // Trailers-Only: the status is in these headers
         }
+        downstream.connection.recycle(headers)    // nghttp2 copied the fields
     }
 
     func streamReceivedData(_ stream: H2Stream, data: ByteBuffer) {
@@ -607,8 +608,14 @@ extension ProxyCall: H2StreamDelegate {
     func commit() {
         disarmPerTry()
         responseStarted = true
-        requestHeaders = nil
+        releaseRequestHeaders()
         replay = ReplayBuffer()
+    }
+
+    /// The request's headers will not be sent again (the response started, or the call
+    /// failed): their buffers go back to the loop's header blocks.
+    private func releaseRequestHeaders() {
+        if let headers = requestHeaders.take() { downstream.connection.recycle(headers) }
     }
 
     func streamClosed(_ stream: H2Stream, error: H2StreamError?) {

@@ -67,8 +67,11 @@ final class ServiceRuntime {
     /// How long an endpoint whose connect just failed is passed over while others are healthy.
     static let connectFailureAvoidance = TimeAmount.seconds(1)
 
+    /// The loop's header blocks, for the upstream connections' received headers.
+    let headerBlocks: HeaderBlockPool
+
     init(config: ServiceConfig, health: ServiceHealth, sourceID: Int, endpoints: [Endpoint], eventLoop: EventLoop,
-         loopIndex: Int, logger: Logger) {
+         loopIndex: Int, headerBlocks: HeaderBlockPool = HeaderBlockPool(), logger: Logger) {
         self.config = config
         self.health = health
         self.random = FastRandom()
@@ -78,6 +81,7 @@ final class ServiceRuntime {
         self.sourceID = sourceID
         self.eventLoop = eventLoop
         self.logger = logger
+        self.headerBlocks = headerBlocks
         self.roundRobin = RoundRobin(start: loopIndex)
         setEndpoints(endpoints)
     }
@@ -212,7 +216,8 @@ final class ServiceRuntime {
                 next.append(pool)
             } else {
                 next.append(UpstreamPool(endpoint: endpoint, service: config.name, settings: config.pool, balancer: config.balancer,
-                                         health: health.endpoint(address), eventLoop: eventLoop, logger: logger))
+                                         health: health.endpoint(address), eventLoop: eventLoop, headerBlocks: headerBlocks,
+                                         logger: logger))
             }
         }
         let added = next.count - (pools.count - existing.count)

@@ -61,12 +61,14 @@ final class UpstreamConnection {
     func connect(settings: H2Settings, connectTimeout: TimeAmount) {
         guard let pool else { return }
         self.connectTimeout = connectTimeout
+        let headerBlocks = NIOLoopBound(pool.headerBlocks, eventLoop: pool.eventLoop)
         ClientBootstrap(group: pool.eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(H2Connection(role: .client, settings: settings))
+                    try channel.pipeline.syncOperations.addHandler(H2Connection(role: .client, settings: settings,
+                                                                                headerBlocks: headerBlocks.value))
                 }
             }
             .connect(host: pool.endpoint.host, port: pool.endpoint.port)

@@ -29,6 +29,8 @@ final class UpstreamPool {
     private let h2Settings: H2Settings
 
     private var connections: [UpstreamConnection] = []
+    /// The loop's header blocks (shared with the downstream connections, which forward them).
+    let headerBlocks: HeaderBlockPool
     private var waiters = CircularBuffer<ProxyCall>()
     /// When the latest attempt to connect failed, so the balancer can avoid this endpoint a while.
     private(set) var lastConnectFailure: NIODeadline?
@@ -40,7 +42,8 @@ final class UpstreamPool {
     static let assumedStreamsPerConnection = 100
 
     init(endpoint: Endpoint, service: String, settings: PoolConfig, balancer: BalancerConfig, health: EndpointHealth,
-         eventLoop: EventLoop, logger: Logger) {
+         eventLoop: EventLoop, headerBlocks: HeaderBlockPool = HeaderBlockPool(), logger: Logger) {
+        self.headerBlocks = headerBlocks
         self.endpoint = endpoint
         self.health = health
         self.latency = PeakEWMA(initial: balancer.initialRTT.totalNanoseconds, decay: balancer.decay.totalNanoseconds,

@@ -138,6 +138,36 @@ final class H2ConnectionTests: XCTestCase {
         XCTAssertNil(server.closeError)
     }
 
+    func testSentTrailersGoBackToThePoolAndReceivedBlocksComeFromIt() throws {
+        let pair = try ConnectionPair()
+        let client = StreamRecorder()
+        _ = try XCTUnwrap(pair.clientH2.openStream(headers: ConnectionPair.requestHeaders, endStream: true, delegate: client))
+        try pair.pump()
+        let serverStream = try XCTUnwrap(pair.serverRecorder.streams.first)
+        pair.serverH2.sendHeaders(serverStream, H2Headers([(":status", "200")]), endStream: false)
+        serverStream.sendTrailers(H2Headers([("grpc-status", "0")]))
+        XCTAssertEqual(pair.serverH2.headerBlocks.count, 0, "trailers are given back only once nghttp2 has them")
+        try pair.pump()
+        XCTAssertEqual(client.trailers?.first("grpc-status"), "0")
+        XCTAssertEqual(pair.serverH2.headerBlocks.count, 1, "the sent trailers' block was not given back")
+
+        // The client's received blocks came from its pool; given back, the next ones reuse them.
+        pair.clientH2.recycle(try XCTUnwrap(client.headers))
+        pair.clientH2.recycle(try XCTUnwrap(client.trailers))
+        client.headers = nil
+        client.trailers = nil
+        XCTAssertEqual(pair.clientH2.headerBlocks.count, 2)
+        let second = StreamRecorder()
+        _ = try XCTUnwrap(pair.clientH2.openStream(headers: ConnectionPair.requestHeaders, endStream: true, delegate: second))
+        try pair.pump()
+        let secondServerStream = pair.serverRecorder.streams[1]
+        pair.serverH2.sendHeaders(secondServerStream, H2Headers([(":status", "200")]), endStream: true)
+        try pair.pump()
+        XCTAssertEqual(second.headers?.first(":status"), "200")
+        XCTAssertEqual(second.headers?.count, 1)
+        XCTAssertEqual(pair.clientH2.headerBlocks.count, 1, "the response headers were not received into a given-back block")
+    }
+
     func testUnconsumedBytesStopTheSenderAtOneWindow() throws {
         var settings = H2Settings()
         settings.initialStreamWindow = 65_535
