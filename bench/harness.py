@@ -275,7 +275,7 @@ def main():
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found: run scripts/setup test")
     if not os.path.exists(FERRY):
-        raise SystemExit(f"{FERRY} not found: swift build -c release")
+        raise SystemExit(f"{FERRY} not found: scripts/build-ferry")
     saturate_requests = 50_000 if args.quick else 200_000
     fixed_seconds = 4 if args.quick else 6
     reps = 1 if args.quick else args.reps

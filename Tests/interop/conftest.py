@@ -23,7 +23,7 @@ CHANNEL_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_rec
 def ferry_binary():
     path = os.environ.get("FERRY_BIN") or os.path.join(ROOT, ".build", "release", "ferry")
     if not os.path.exists(path):
-        pytest.exit(f"Ferry binary not found at {path}; build it (swift build -c release) or set FERRY_BIN", 2)
+        pytest.exit(f"Ferry binary not found at {path}; build it (scripts/build-ferry) or set FERRY_BIN", 2)
     return path
 
 
