@@ -450,7 +450,7 @@ def main():
             for line in out.splitlines():
                 if line and not line.startswith(("│", "╒", "╞", "├", "╘", "=", " ")) and ":" in line:
                     name = line.strip()
-                m = re.match(r"│ (Malloc \(total\)|Time \(wall clock\) \(ns\)) \*\s+│\s+\S+\s+│\s+\S+\s+│\s+(\S+)", line)
+                m = re.match(r"│ (Malloc \(total\)|Time \(wall clock\) \((?:ns|μs|ms)\)) \*\s+│\s+\S+\s+│\s+\S+\s+│\s+(\S+)", line)
                 if name and m:
                     rows.append((name, m.group(1), m.group(2)))
             report.append("## Micro-benchmarks (p50 per operation)\n\n" + table(["benchmark", "metric", "p50"], rows))

@@ -23,6 +23,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "FerryLayers", package: ferryFolder),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "Benchmarks/FerryMicro",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -69,6 +69,17 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Frame encode and decode through nghttp2: both sides of a unary call (request headers,
+    // message, response headers, message, trailers), as FerryH2 drives its sessions.
+    Benchmark("HTTP/2: a unary gRPC call through two nghttp2 sessions (encode and decode)") { benchmark in
+        let exchange = try H2Exchange()
+        for _ in benchmark.scaledIterations {
+            let received = try exchange.exchange()
+            precondition(received == 100, "the exchange failed")
+            blackHole(received)
+        }
+    }
+
     Benchmark("deadlines: arm and disarm with 1,000 calls in flight") { benchmark in
         var queue = DeadlineQueue<Int>()
         var live: [UInt64] = []
