@@ -300,22 +300,20 @@ def main():
                                f"--backend=127.0.0.1,{upstream};;proto=h2", "--workers=1",
                                f"--errorlog-file={workdir}/nghttpx.err", "--conf=/dev/null"], ports["nghttpx"])
         haproxy = procs.start(["haproxy", "-f", haproxy_config(workdir, ports["haproxy"], upstream)], ports["haproxy"])
-        targets = [("direct (nghttpd)", upstream), ("Ferry, 1 event loop", ports["ferry1"]),
-                   ("Ferry, 2 event loops", ports["ferry2"]), ("nghttpx, 1 worker", ports["nghttpx"]),
-                   ("haproxy, 1 thread", ports["haproxy"])]
-        # Whose CPU each run is charged to: the proxy's processes (the upstream's for direct).
-        charged = {"direct (nghttpd)": nghttpd, "Ferry, 1 event loop": ferry1, "Ferry, 2 event loops": ferry2,
-                   "nghttpx, 1 worker": nghttpx, "haproxy, 1 thread": haproxy}
+        # (name, port, the process whose CPU a run is charged to: the proxy's, or the upstream's for direct)
+        targets = [("direct (nghttpd)", upstream, nghttpd), ("Ferry, 1 event loop", ports["ferry1"], ferry1),
+                   ("Ferry, 2 event loops", ports["ferry2"], ferry2), ("nghttpx, 1 worker", ports["nghttpx"], nghttpx),
+                   ("haproxy, 1 thread", ports["haproxy"], haproxy)]
         time.sleep(0.5)
         idle = {name: (sum(rss_kib(p) for p in process_tree(proc.pid)), sum(anon_kib(p) for p in process_tree(proc.pid)))
                 for name, proc in (("Ferry, 1 event loop", ferry1), ("Ferry, 2 event loops", ferry2),
                                    ("nghttpx, 1 worker (master + worker)", nghttpx), ("haproxy, 1 thread", haproxy))}
 
         # 1. Saturated throughput.
-        samples = {name: [] for name, _ in targets}
+        samples = {name: [] for name, _, _ in targets}
         for _ in range(reps):
-            for name, port in targets:                   # interleaved: drift hits every target alike
-                samples[name].append(measured(process_tree(charged[name].pid),
+            for name, port, proc in targets:             # interleaved: drift hits every target alike
+                samples[name].append(measured(process_tree(proc.pid),
                                               lambda: h2load(port, workdir, requests=saturate_requests)))
         med = {name: {k: statistics.median(s[k] for s in rows) for k in rows[0]} for name, rows in samples.items()}
         nghttpx_rps = med["nghttpx, 1 worker"]["rps"]
@@ -328,12 +326,11 @@ def main():
         # 2. Latency at a fixed rate.
         relay_port = free_port()
         relay_proc = procs.start(["haproxy", "-f", haproxy_config(workdir, relay_port, upstream, mode="tcp")], relay_port)
-        relay = ("haproxy, TCP relay (reference: no HTTP/2 work)", relay_port)
-        charged[relay[0]] = relay_proc
-        runs = {name: [] for name, _ in targets + [relay]}
+        relay = ("haproxy, TCP relay (reference: no HTTP/2 work)", relay_port, relay_proc)
+        runs = {name: [] for name, _, _ in targets + [relay]}
         for _ in range(reps):
-            for name, port in targets + [relay]:                # interleaved, as above
-                runs[name].append(measured(process_tree(charged[name].pid),
+            for name, port, proc in targets + [relay]:          # interleaved, as above
+                runs[name].append(measured(process_tree(proc.pid),
                                            lambda: h2load(port, workdir, clients=4, streams=1, rps=500, duration=fixed_seconds)))
         fixed = {name: {k: statistics.median(r[k] for r in rows) for k in rows[0]} for name, rows in runs.items()}
         direct = fixed["direct (nghttpd)"]
@@ -350,7 +347,7 @@ def main():
         rows = [(name, f"{med[name]['user_us']:.1f}", f"{med[name]['sys_us']:.1f}",
                  f"{med[name]['user_us'] + med[name]['sys_us']:.1f}",
                  f"{fixed[name]['user_us']:.1f}", f"{fixed[name]['sys_us']:.1f}",
-                 f"{fixed[name]['user_us'] + fixed[name]['sys_us']:.1f}") for name, _ in targets]
+                 f"{fixed[name]['user_us'] + fixed[name]['sys_us']:.1f}") for name, _, _ in targets]
         rows.append((relay[0], "-", "-", "-", f"{fixed[relay[0]]['user_us']:.1f}", f"{fixed[relay[0]]['sys_us']:.1f}",
                      f"{fixed[relay[0]]['user_us'] + fixed[relay[0]]['sys_us']:.1f}"))
         report.append("## CPU per request\n\nMicroseconds of CPU the proxy's processes used per request (user and "

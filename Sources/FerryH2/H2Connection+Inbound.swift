@@ -21,8 +21,6 @@ extension H2Connection {
         return NG.callbackFailure
     }
 
-    /// Most request and response header blocks fit without the buffer growing.
-
     func onBeginHeaders(streamID: Int32, category: nghttp2_headers_category) -> Int32 {
         if role == .server && category == NGHTTP2_HCAT_REQUEST {
             let stream = H2Stream(id: streamID, connection: self, delegate: nil)
@@ -34,7 +32,7 @@ extension H2Connection {
         }
         if let abandoned = inboundBlock.end() { headerBlocks.give(abandoned.headers) }
         guard lookupStream(streamID) != nil else { return NG.ok }
-        inboundBlock.begin(streamID: streamID, headers: freshHeaderBlock())
+        inboundBlock.begin(streamID: streamID, headers: headerBlocks.take())
         return NG.ok
     }
 
@@ -72,11 +70,6 @@ extension H2Connection {
             break
         }
         return NG.ok
-    }
-
-    /// A block to receive headers into, with the buffers of one given back when there is one.
-    private func freshHeaderBlock() -> H2Headers {
-        headerBlocks.take()
     }
 
     /// Hands the completed block to the stream's delegate, which owns it from then on (and
