@@ -36,6 +36,7 @@ let package = Package(
             name: "FerryH2",
             dependencies: [
                 "CNghttp2", "CNghttp2Memory",
+                .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

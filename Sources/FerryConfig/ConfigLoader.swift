@@ -130,7 +130,8 @@ public enum ConfigLoader {
     }
 
     private static func decodeListener(_ value: YAMLValue, services: [ServiceConfig]) throws -> ListenerConfig {
-        let m = try value.mapping(allowed: ["name", "address", "service", "routes", "max_deadline", "deadline_header", "http2"])
+        let m = try value.mapping(allowed: ["name", "address", "service", "routes", "max_deadline", "deadline_header", "http2",
+                                            "max_connections", "handshake_timeout", "idle_timeout"])
         let nameValue = try m.required("name")
         let name = try nameValue.string()
         guard isValidName(name) else { throw nameValue.error("listener names use letters, digits, '-', '_' and '.'") }
@@ -157,6 +158,11 @@ public enum ConfigLoader {
                                       http2: try decodeHTTP2(m["http2"]))
         listener.maxDeadline = try m["max_deadline"]?.duration(min: .milliseconds(1), max: .seconds(86_400 * 30))
         listener.deadlineHeader = try m["deadline_header"]?.bool() ?? false
+        if let v = m["max_connections"] { listener.maxConnections = try v.int(in: 1...1_000_000) }
+        if let v = m["handshake_timeout"] { listener.handshakeTimeout = try v.duration(min: .milliseconds(10), max: .seconds(3600)) }
+        if let v = m["idle_timeout"] {
+            listener.idleTimeout = (try? v.string()) == "false" ? nil : try v.duration(min: .milliseconds(10), max: .seconds(86_400 * 30))
+        }
         return listener
     }
 

@@ -46,7 +46,9 @@ public struct RuntimeConfig: Sendable, Equatable {
 
 /// HTTP/2 limits for one side of the proxy.
 public struct HTTP2Config: Sendable, Equatable {
-    public var maxConcurrentStreams: UInt32 = 1024
+    /// Streams the peer may have open at once (downstream: what one client connection may use;
+    /// 100 as nghttpx and haproxy, so one connection cannot take every upstream stream).
+    public var maxConcurrentStreams: UInt32 = 100
     public var initialStreamWindow: UInt32 = 256 * 1024
     public var connectionWindow: UInt32 = 1024 * 1024
     public var maxHeaderListSize: UInt32 = 64 * 1024
@@ -67,6 +69,13 @@ public struct ListenerConfig: Sendable, Equatable {
     /// Plain HTTP/2 only: take a caller's `ferry-deadline` header (set by a previous Ferry hop)
     /// as its deadline. Off by default: only trusted callers should be able to set it.
     public var deadlineHeader = false
+    /// Client connections open at once on this listener (all event loops); one more is
+    /// accepted, told GOAWAY ENHANCE_YOUR_CALM "connection limit" and closed.
+    public var maxConnections = 10_000
+    /// A client must finish its preface and SETTINGS within this, or its connection is closed.
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// A client connection with no open stream this long gets GOAWAY and is closed (nil: never).
+    public var idleTimeout: Duration? = .seconds(300)
 
     public init(name: String, address: HostPort, routes: [RouteConfig], http2: HTTP2Config = HTTP2Config()) {
         self.name = name

@@ -7,11 +7,57 @@ extension H2Connection {
     func onBeginFrame(type: UInt8, flags: UInt8, streamID: Int32, length: Int) -> Int32 {
         switch frameGuard.check(type: type, flags: flags, streamID: streamID, length: length) {
         case .accept:
-            return NG.ok
+            break
         case .protocolError(let why):
             return reject(why, code: H2ErrorCode.protocolError)
         case .flood(let why):
             return reject(why, code: H2ErrorCode.enhanceYourCalm)
+        }
+        if type == NG.typeHeaders && streamID > 0 && lookupStream(streamID) == nil {
+            return onFrameForUnknownStream(type: type, streamID: streamID)
+        }
+        return NG.ok
+    }
+
+    /// A DATA frame is about to be read for a stream not known to be open (nghttp2 would drop
+    /// it silently). False when the connection is ended for it.
+    func dataFrameMayProceed(streamID: Int32) -> Bool {
+        guard lookupStream(streamID) == nil else { return true }
+        return onFrameForUnknownStream(type: NG.typeData, streamID: streamID) == NG.ok
+    }
+
+    /// DATA or HEADERS for a stream that is not open: a new stream (HEADERS), or one that has
+    /// closed. RFC 9113 section 5.1: after the peer's END_STREAM that is a connection error
+    /// STREAM_CLOSED, after the peer's RST_STREAM a stream error STREAM_CLOSED. A stream we
+    /// reset ourselves may still see the peer's frames in flight: those are ignored.
+    private func onFrameForUnknownStream(type: UInt8, streamID: Int32) -> Int32 {
+        switch recentlyClosed.howClosed(streamID) {
+        case nil:
+            return NG.ok
+        case .peerEnded:
+            let kind = type == NG.typeData ? "DATA" : "HEADERS"
+            return reject("\(kind) on stream \(streamID) after the peer ended it", code: H2ErrorCode.streamClosed)
+        case .peerReset:
+            // nghttp2 ignores the frame (and counts ignored DATA as consumed); the reset is ours.
+            if let session {
+                nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.streamClosed)
+            }
+            return NG.ok
+        }
+    }
+
+    /// The peer caused a stream error (counted when its reset or 431 is sent). Past the
+    /// budget the connection ends with GOAWAY ENHANCE_YOUR_CALM.
+    func peerCausedStreamError(_ what: String) {
+        peerStreamErrors += 1
+        guard state == .active || state == .draining, let session else { return }
+        if !peerErrorBudget.spend(at: Int64(NIODeadline.now().uptimeNanoseconds)) {
+            if failureReason == nil {
+                failureReason = "sent GOAWAY ENHANCE_YOUR_CALM: too many stream errors caused by the peer "
+                    + "(\(peerStreamErrors), the last: \(what))"
+            }
+            nghttp2_session_terminate_session(session, H2ErrorCode.enhanceYourCalm)
+            scheduleFlush()
         }
     }
 
@@ -27,6 +73,7 @@ extension H2Connection {
             addStream(stream)
             delegate?.connection(self, didOpen: stream)
             if stream.delegate == nil, let session {
+                stream.localResetCode = H2ErrorCode.refusedStream
                 nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream)
             }
         }
@@ -38,7 +85,14 @@ extension H2Connection {
 
     func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool) -> Int32 {
         guard inboundBlock.streamID == streamID else { return NG.ok }
-        inboundBlock.add(name: name, value: value, neverIndex: neverIndex, limit: Int(settings.maxHeaderListSize))
+        let limit = Int(settings.maxHeaderListSize)
+        inboundBlock.add(name: name, value: value, neverIndex: neverIndex, limit: limit)
+        if inboundBlock.listSize > limit * settings.headerDecodeCutoffFactor {
+            // Far over the limit: stop. nghttp2 decodes the rest for HPACK's sake without
+            // validating or handing over fields, and resets the stream (counted when sent).
+            if let abandoned = inboundBlock.end() { headerBlocks.give(abandoned.headers) }
+            return NG.temporalFailure
+        }
         return NG.ok
     }
 
@@ -101,6 +155,7 @@ extension H2Connection {
     /// section 10.5.1); a client resets the stream. Nothing of the block was kept.
     private func rejectOversizedHeaders(_ stream: H2Stream) {
         let delegate = stream.delegate.take()
+        peerCausedStreamError("header list over \(settings.maxHeaderListSize) bytes")
         if role == .server && stream.inboundPhase == .awaitingHeaders {
             stream.inboundPhase = .ended
             sendHeaders(stream, H2Headers([(":status", "431"), ("content-length", "0")]), endStream: true)
@@ -117,6 +172,8 @@ extension H2Connection {
             if let session { nghttp2_session_consume(session, streamID, bytes.count) }
             return NG.ok
         }
+        // The connection window goes back at once; the stream's when the bytes are taken.
+        if let session { nghttp2_session_consume_connection(session, bytes.count) }
         stream.unconsumedInbound += bytes.count
         delegate.streamReceivedData(stream, data: sliceOfCurrentInput(bytes))
         return NG.ok
@@ -125,9 +182,11 @@ extension H2Connection {
     func onStreamClose(streamID: Int32, errorCode: UInt32) -> Int32 {
         guard let stream = removeStream(streamID) else { return NG.ok }
         stream.isClosed = true
-        if stream.unconsumedInbound > 0, let session {
-            nghttp2_session_consume_connection(session, stream.unconsumedInbound)
-            stream.unconsumedInbound = 0
+        stream.unconsumedInbound = 0          // the connection window had them back on arrival
+        if stream.inboundPhase == .ended {
+            recentlyClosed.record(streamID, .peerEnded)
+        } else if stream.peerResetCode != nil {
+            recentlyClosed.record(streamID, .peerReset)
         }
         stream.outbound.removeAll()
         stream.outboundBytes = 0
@@ -147,6 +206,13 @@ extension H2Connection {
         delegate?.streamClosed(stream, error: error)
         self.delegate?.connectionStreamClosed(self)
         return NG.ok
+    }
+
+    /// We sent RST_STREAM. One the stream's owner did not ask for was nghttp2's answer to a
+    /// protocol error of the peer's on that stream (or ours to a frame on a closed stream).
+    func sentReset(streamID: Int32, errorCode: UInt32) {
+        if let stream = lookupStream(streamID), stream.localResetCode != nil { return }
+        peerCausedStreamError("RST_STREAM \(H2ErrorCode.name(errorCode)) on stream \(streamID)")
     }
 
     /// A GOAWAY with an error code left: nghttp2's debug data says why (it may end a
@@ -220,7 +286,8 @@ struct InboundHeaderBlock {
     /// The stream whose block is being received; 0 when none is.
     private(set) var streamID: Int32 = 0
     private var headers: H2Headers?
-    private var listSize = 0
+    /// The block's size so far as RFC 9113 counts it (names, values, 32 bytes per field).
+    private(set) var listSize = 0
     private var tooLarge = false
 
     mutating func begin(streamID: Int32, headers: H2Headers) {

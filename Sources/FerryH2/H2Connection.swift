@@ -1,3 +1,4 @@
+import Atomics
 import CNghttp2
 import CNghttp2Memory
 import NIOCore
@@ -87,6 +88,14 @@ public final class H2Connection: ChannelInboundHandler {
         return Array(streams.values)
     }
     var frameGuard: FrameGuard
+    /// Streams the peer closed lately, to answer frames on them as RFC 9113 section 5.1 says.
+    var recentlyClosed = RecentlyClosedStreams()
+    /// Frame headers read ahead of nghttp2, to catch DATA on closed streams.
+    var inboundScanner: InboundFrameScanner
+    /// Stream errors the peer may still cause before the connection is ended.
+    var peerErrorBudget: PeerStreamErrorBudget
+    /// Stream errors the peer caused on this connection (for logs and tests).
+    public internal(set) var peerStreamErrors = 0
 
     private var flushScheduled = false
     private var flushWhenWritable = false
@@ -109,10 +118,29 @@ public final class H2Connection: ChannelInboundHandler {
         self.delegate = delegate
         self.headerBlocks = headerBlocks ?? HeaderBlockPool()
         self.frameGuard = FrameGuard(maxEmptyFrames: settings.maxEmptyFrames, peerOpensOddStreams: role == .server)
+        self.inboundScanner = InboundFrameScanner(skipPreface: role == .server)
+        self.peerErrorBudget = PeerStreamErrorBudget(burst: settings.peerStreamErrorBurst, perSecond: settings.peerStreamErrorsPerSecond)
+        Self.liveObjectCount.wrappingIncrement(ordering: .relaxed)
     }
 
     deinit {
-        if let session { nghttp2_session_del(session) }
+        deleteSession()
+        Self.liveObjectCount.wrappingDecrement(ordering: .relaxed)
+    }
+
+    /// nghttp2 sessions created and not yet deleted, in this process (every role, every loop).
+    /// A closed connection deletes its session at once, so this follows the open connections.
+    public static var liveSessions: Int { liveSessionCount.load(ordering: .relaxed) }
+    /// Connection objects not yet deinitialized: above `liveSessions` only while something
+    /// still holds a closed connection (it should be let go within a tick of closing).
+    public static var liveObjects: Int { liveObjectCount.load(ordering: .relaxed) }
+    private static let liveSessionCount = ManagedAtomic<Int>(0)
+    private static let liveObjectCount = ManagedAtomic<Int>(0)
+
+    private func deleteSession() {
+        guard let session = session.take() else { return }
+        nghttp2_session_del(session)
+        Self.liveSessionCount.wrappingDecrement(ordering: .relaxed)
     }
 
     // MARK: - Public state
@@ -158,8 +186,17 @@ public final class H2Connection: ChannelInboundHandler {
         case .client: rv = nghttp2_session_client_new3(&session, Nghttp2Callbacks.table, userData, options, ferry_nghttp2_memory())
         }
         precondition(rv == 0, "nghttp2 session creation failed: \(rv)")
+        Self.liveSessionCount.wrappingIncrement(ordering: .relaxed)
         submitInitialSettings()
         if context.channel.isActive { becomeActive() }
+    }
+
+    /// The pipeline let go of this handler (the channel closed, or the handler was removed):
+    /// the connection ends if it had not, its session is freed, and the context it held is
+    /// released. The context holds the handler, so keeping it would keep both alive for good.
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        teardown()
+        self.context = nil
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -188,14 +225,43 @@ public final class H2Connection: ChannelInboundHandler {
             currentInput = buffer
             currentInputBase = bytes.baseAddress
             defer { currentInput = nil; currentInputBase = nil }
-            return nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+            return feed(session, bytes)
         }
         nghttp2Depth -= 1
         if rv < 0 {
             failConnection(libError: Int32(rv))
             return
         }
+        if finishTeardownIfPending() { return }
         flushNow()
+    }
+
+    /// Hands `bytes` to nghttp2, split only before DATA frames whose stream may have closed
+    /// (see `InboundFrameScanner`), which get RFC 9113's STREAM_CLOSED answer. Returns
+    /// nghttp2's error, or 0.
+    private func feed(_ session: OpaquePointer, _ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+        let highestAtStart = frameGuard.highestPeerStreamID
+        let isClient = role == .client
+        var fed = 0
+        var scanFrom = 0
+        inboundScanner.beginBuffer()
+        while let split = inboundScanner.nextSplit(in: bytes, from: scanFrom, needsCheck: { id in
+            lookupStream(id) == nil && (isClient || id <= highestAtStart)
+        }) {
+            if split.offset > fed {
+                let rv = nghttp2_session_mem_recv(session, base + fed, split.offset - fed)
+                if rv < 0 { return rv }
+                fed = split.offset
+            }
+            scanFrom = split.resume
+            if !dataFrameMayProceed(streamID: split.streamID) {
+                return 0       // a connection error was submitted: nothing more is read
+            }
+        }
+        guard fed < bytes.count else { return 0 }
+        let rv = nghttp2_session_mem_recv(session, base + fed, bytes.count - fed)
+        return rv < 0 ? rv : 0
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -207,7 +273,7 @@ public final class H2Connection: ChannelInboundHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        teardown(reason: failureReason ?? "connection closed")
+        teardown()
         context.fireChannelInactive()
     }
 
@@ -274,7 +340,7 @@ public final class H2Connection: ChannelInboundHandler {
             failConnection(libError: failed)
             return
         }
-        if teardownPending { finishTeardown(); return }
+        if finishTeardownIfPending() { return }
         if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
             closeChannel()
         }
@@ -335,6 +401,7 @@ public final class H2Connection: ChannelInboundHandler {
             if let out, let context { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
         }
         closeChannel()
+        finishTeardownIfPending()
     }
 
     private func closeChannel() {
@@ -342,7 +409,10 @@ public final class H2Connection: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    private func teardown(reason: String) {
+    /// The channel is gone: every open stream and the delegate hear it once, and the session
+    /// is freed. Inside a call into nghttp2 (a callback closed the channel) this waits until
+    /// the call returns; whoever decrements `nghttp2Depth` finishes it.
+    private func teardown() {
         guard state != .closed else { return }
         state = .closed
         if nghttp2Depth > 0 {
@@ -352,8 +422,17 @@ public final class H2Connection: ChannelInboundHandler {
         finishTeardown()
     }
 
+    /// Finishes a teardown deferred by `teardown()`, if one is and no nghttp2 call is under
+    /// way. Returns true when the connection is closed (nothing more to do with it).
+    @discardableResult
+    private func finishTeardownIfPending() -> Bool {
+        if teardownPending && nghttp2Depth == 0 { finishTeardown() }
+        return state == .closed
+    }
+
     private func finishTeardown() {
         teardownPending = false
+        inboundBlock.end().map { headerBlocks.give($0.headers) }
         let open = removeAllStreams().sorted { $0.id < $1.id }
         for stream in open {
             stream.isClosed = true
@@ -363,6 +442,7 @@ public final class H2Connection: ChannelInboundHandler {
         let delegate = self.delegate
         self.delegate = nil
         delegate?.connectionClosed(self)
+        deleteSession()
     }
 
     // MARK: - Streams: opening and responding
@@ -450,18 +530,18 @@ public final class H2Connection: ChannelInboundHandler {
         scheduleFlush()
     }
 
-    /// Returns `byteCount` received DATA bytes of `stream` to the peer's windows.
+    /// Returns `byteCount` received DATA bytes of `stream` to the peer's stream window. (The
+    /// connection window was returned when the bytes arrived: a stream whose reader is slow
+    /// holds back only its own window, never the connection's, which other streams share.)
     func consume(_ stream: H2Stream, byteCount: Int) {
         guard let session, byteCount > 0 else { return }
         let n = Swift.min(byteCount, stream.unconsumedInbound)
         guard n > 0 else { return }
         stream.unconsumedInbound -= n
-        if stream.isClosed {
-            nghttp2_session_consume_connection(session, n)
-        } else {
-            nghttp2_session_consume(session, stream.id, n)
+        if !stream.isClosed {
+            nghttp2_session_consume_stream(session, stream.id, n)
+            flushIfWanted()
         }
-        flushIfWanted()
     }
 
     // MARK: - Settings

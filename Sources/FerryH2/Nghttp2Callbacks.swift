@@ -63,7 +63,12 @@ enum Nghttp2Callbacks {
     }
 
     private static let onFrameSend: nghttp2_on_frame_send_callback = { _, frame, userData in
-        guard let frame, frame.pointee.hd.type == NG.typeGoAway else { return 0 }
+        guard let frame else { return 0 }
+        if frame.pointee.hd.type == NG.typeRstStream {
+            H2Connection.with(userData) { $0.sentReset(streamID: frame.pointee.hd.stream_id, errorCode: frame.pointee.rst_stream.error_code) }
+            return 0
+        }
+        guard frame.pointee.hd.type == NG.typeGoAway else { return 0 }
         let goaway = frame.pointee.goaway
         let debug = goaway.opaque_data.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: goaway.opaque_data_len), as: UTF8.self) } ?? ""
         H2Connection.with(userData) { $0.sentGoAway(errorCode: goaway.error_code, debug: debug) }
@@ -88,6 +93,7 @@ extension H2Connection {
 enum NG {
     static let ok: Int32 = 0
     static let callbackFailure: Int32 = NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+    static let temporalFailure: Int32 = NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
     static let deferred = Int(NGHTTP2_ERR_DEFERRED.rawValue)
     static let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
     static let flagAck = UInt8(NGHTTP2_FLAG_ACK.rawValue)

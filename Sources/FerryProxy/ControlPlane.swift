@@ -36,6 +36,9 @@ actor ControlPlane {
     private var sources: [String: RunningSource] = [:]
     private var listeners: [String: BoundListener] = [:]
     private var health: [String: ServiceHealth] = [:]
+    /// Each listener's open connections under its `max_connections`, by name (kept across
+    /// reloads and rebinds: connections accepted earlier count until they close).
+    private var admissions: [String: ListenerAdmission] = [:]
     private var nextSourceID = 0
     private var stopped = false
     /// When the running configuration was applied (for `/config`).
@@ -192,6 +195,8 @@ actor ControlPlane {
 
     private func bind(_ listener: ListenerConfig) async throws -> Channel {
         let name = listener.name
+        let admission = admissions[name] ?? ListenerAdmission()
+        admissions[name] = admission
         let loops = Dictionary(uniqueKeysWithValues: self.loops.map { (ObjectIdentifier($0.eventLoop), $0) })
         return try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
@@ -204,10 +209,21 @@ actor ControlPlane {
                           let listener = loop.listeners[name], !listener.isRemoved else {
                         throw ChannelError.ioOnClosedChannel
                     }
-                    let downstream = DownstreamConnection(listener: listener, loop: loop)
+                    guard admission.admit(limit: listener.config.maxConnections) else {
+                        loop.connectionRefusedOverLimit(listener)
+                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitRefusal())
+                        return
+                    }
+                    let downstream = DownstreamConnection(listener: listener, loop: loop, admission: admission)
                     let connection = H2Connection(role: .server, settings: listener.h2Settings, delegate: downstream,
                                                   headerBlocks: loop.headerBlocks)
-                    try channel.pipeline.syncOperations.addHandler(connection)
+                    do {
+                        try channel.pipeline.syncOperations.addHandler(connection)
+                    } catch {
+                        admission.release()
+                        throw error
+                    }
+                    downstream.started(connection)
                     loop.register(connection, listener: listener)
                 }
             }

@@ -1,24 +1,69 @@
 import FerryConfig
 import FerryH2
+import NIOCore
 
 /// One accepted client connection: gives each stream the client opens a `ProxyCall`, routed
-/// by its listener's current table when its headers arrive.
+/// by its listener's current table when its headers arrive. It holds the connection to its
+/// listener's limits: the handshake must finish within `handshake_timeout`, a connection with
+/// no open stream for `idle_timeout` is sent GOAWAY, and its place under `max_connections` is
+/// given back when it closes.
 final class DownstreamConnection: H2ConnectionDelegate {
     let listener: ListenerRuntime
     unowned let loop: LoopContext
+    /// The place this connection holds under the listener's connection limit.
+    private let admission: ListenerAdmission
+    private var handshakeTimer: Scheduled<Void>?
+    private let idleTimeout: IdleTimeout?
+    /// Why the proxy ended the connection, if it did (for the metrics).
+    private var closedFor: String?
 
-    init(listener: ListenerRuntime, loop: LoopContext) {
+    init(listener: ListenerRuntime, loop: LoopContext, admission: ListenerAdmission) {
         self.listener = listener
         self.loop = loop
+        self.admission = admission
+        self.idleTimeout = listener.config.idleTimeout.map {
+            IdleTimeout(eventLoop: loop.eventLoop, timeout: .nanoseconds($0.totalNanoseconds))
+        }
+    }
+
+    /// The connection was accepted and its handler added: the handshake clock starts.
+    func started(_ connection: H2Connection) {
+        let timeout = TimeAmount.nanoseconds(listener.config.handshakeTimeout.totalNanoseconds)
+        handshakeTimer = loop.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: timeout) { [weak self, weak connection] in
+            guard let self, let connection, !connection.receivedRemoteSettings else { return }
+            self.closedFor = "handshake_timeout"
+            connection.terminate(errorCode: H2ErrorCode.settingsTimeout, reason: "no HTTP/2 preface and SETTINGS within \(timeout)")
+        }
+        idleTimeout?.expired = { [weak self, weak connection] in
+            guard let self, let connection, connection.openStreamCount == 0 else { return }
+            self.closedFor = "idle_timeout"
+            connection.beginGracefulShutdown()
+        }
+    }
+
+    func connectionReceivedSettings(_ connection: H2Connection) {
+        guard let timer = handshakeTimer.take() else { return }
+        timer.cancel()
+        idleTimeout?.idle()
     }
 
     func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
+        idleTimeout?.busy()
         stream.delegate = ProxyCall(downstream: stream, listener: listener, environment: loop.callEnvironment)
     }
 
+    func connectionStreamClosed(_ connection: H2Connection) {
+        if connection.openStreamCount == 0 { idleTimeout?.idle() }
+    }
+
     func connectionClosed(_ connection: H2Connection) {
+        handshakeTimer.take()?.cancel()
+        idleTimeout?.cancel()
+        admission.release()
         loop.unregister(connection)
-        if let kind = LoopMetrics.protocolErrorKind(connection.failureReason) {
+        if let reason = closedFor {
+            loop.metrics.countConnectionClosed(listener: listener.name, reason: reason)
+        } else if let kind = LoopMetrics.protocolErrorKind(connection.failureReason) {
             loop.metrics.countProtocolError(listener: listener.name, kind: kind)
         }
         if let reason = connection.failureReason, reason != "connection closed" {

@@ -112,6 +112,20 @@ final class LoopContext {
         downstreams[ObjectIdentifier(connection)] = nil
     }
 
+    /// When refusing a connection over a listener's limit was last logged: at most once every
+    /// 10 s per loop, not once per connection.
+    private var refusalLoggedAt: NIODeadline?
+
+    func connectionRefusedOverLimit(_ listener: ListenerRuntime) {
+        metrics.countConnectionClosed(listener: listener.name, reason: "connection_limit")
+        let now = NIODeadline.now()
+        if refusalLoggedAt.map({ now - $0 > .seconds(10) }) ?? true {
+            refusalLoggedAt = now
+            logger.warning("refusing client connections: the listener's connection limit is reached",
+                           metadata: ["listener": "\(listener.name)", "max_connections": "\(listener.config.maxConnections)"])
+        }
+    }
+
     var downstreamConnectionCount: Int { downstreams.count }
 
     /// Gauges read at scrape time: each listener's connections and open streams, each pool's state.

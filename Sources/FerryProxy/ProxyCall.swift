@@ -132,6 +132,9 @@ final class ProxyCall {
     let environment: CallEnvironment
     var deadlines: CallDeadlines { environment.deadlines }
 
+    /// Which queue the call waits in when an upstream pool is full: its client connection's.
+    var fairnessKey: ObjectIdentifier { ObjectIdentifier(downstream.connection) }
+
     init(downstream: H2Stream, listener: ListenerRuntime, environment: CallEnvironment) {
         self.downstream = downstream
         self.listener = listener

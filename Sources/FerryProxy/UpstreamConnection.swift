@@ -17,13 +17,8 @@ final class UpstreamConnection {
 
     private weak var pool: UpstreamPool?
     private(set) var state = State.connecting
-    /// Checks for the idle timeout. It is not cancelled when a stream opens: a check that finds
-    /// the connection busy lapses, and one that finds it idle for less than the timeout re-arms
-    /// for the rest. So a connection that goes idle between every call does not schedule and
-    /// cancel an event-loop task per call (each costs a promise, a future and a heap search).
-    private var idleTimer: Scheduled<Void>?
-    /// When the last stream closed (monotonic nanoseconds); 0 while streams are open.
-    private var idleSince: Int64 = 0
+    /// The pool's idle timeout, counted from the last stream's close.
+    private let idleTimeout: IdleTimeout
     private var closeWhenIdleRequested = false
     private var connectTimeout = TimeAmount.seconds(1)
     private var handshakeTimer: Scheduled<Void>?
@@ -33,6 +28,11 @@ final class UpstreamConnection {
 
     init(pool: UpstreamPool) {
         self.pool = pool
+        self.idleTimeout = IdleTimeout(eventLoop: pool.eventLoop, timeout: pool.idleTimeout)
+        idleTimeout.expired = { [weak self] in
+            guard let self, case .ready(let h2) = self.state, h2.openStreamCount == 0 else { return }
+            self.retire(h2)
+        }
     }
 
     var h2: H2Connection? {
@@ -118,19 +118,19 @@ final class UpstreamConnection {
         handshakeTimer?.cancel()
         handshakeTimer = nil
         state = .ready(h2)
-        becameIdle()
+        idleTimeout.idle()
         armKeepalive()
         pool?.connectionReady(self)
     }
 
     /// A stream is about to be opened on this connection.
     func streamWillOpen() {
-        idleSince = 0
+        idleTimeout.busy()
     }
 
     /// No stream is open after all: the idle time counts from now.
     func streamsMayBeIdle() {
-        if case .ready(let h2) = state, h2.openStreamCount == 0 { becameIdle() }
+        if case .ready(let h2) = state, h2.openStreamCount == 0 { idleTimeout.idle() }
     }
 
     func closeWhenIdle() {
@@ -140,8 +140,7 @@ final class UpstreamConnection {
     }
 
     private func retire(_ h2: H2Connection) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleTimeout.cancel()
         state = .retiring(h2)
         pool?.connectionLeftPool(self)
         h2.beginGracefulShutdown()
@@ -179,29 +178,6 @@ final class UpstreamConnection {
         }
     }
 
-    private func becameIdle() {
-        idleSince = Int64(NIODeadline.now().uptimeNanoseconds)
-        if idleTimer == nil { scheduleIdleCheck() }
-    }
-
-    private func scheduleIdleCheck() {
-        guard let pool else { return }
-        let due = UInt64(idleSince) &+ UInt64(pool.idleTimeout.nanoseconds)
-        idleTimer = pool.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: .uptimeNanoseconds(due)) {
-            self.idleTimer = nil
-            self.checkIdle()
-        }
-    }
-
-    private func checkIdle() {
-        guard case .ready(let h2) = state, h2.openStreamCount == 0, idleSince != 0, let pool else { return }
-        let idleFor = Int64(NIODeadline.now().uptimeNanoseconds) - idleSince
-        if idleFor >= pool.idleTimeout.nanoseconds {
-            retire(h2)
-        } else {
-            scheduleIdleCheck()
-        }
-    }
 }
 
 extension UpstreamConnection: H2ConnectionDelegate {
@@ -219,8 +195,7 @@ extension UpstreamConnection: H2ConnectionDelegate {
 
     func connectionReceivedGoAway(_ connection: H2Connection, errorCode: UInt32) {
         guard case .ready(let h2) = state else { return }
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleTimeout.cancel()
         state = .retiring(h2)
         pool?.connectionLeftPool(self)
     }
@@ -232,14 +207,13 @@ extension UpstreamConnection: H2ConnectionDelegate {
                 retire(h2)
                 return
             }
-            becameIdle()
+            idleTimeout.idle()
         }
         pool?.connectionHasRoom(self)
     }
 
     func connectionClosed(_ connection: H2Connection) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleTimeout.cancel()
         keepaliveTimer?.cancel()
         keepaliveTimer = nil
         let previous = state

@@ -31,7 +31,9 @@ final class UpstreamPool {
     private var connections: [UpstreamConnection] = []
     /// The loop's header blocks (shared with the downstream connections, which forward them).
     let headerBlocks: HeaderBlockPool
-    private var waiters = CircularBuffer<ProxyCall>()
+    /// Calls waiting for a stream, served in turn by downstream connection (one client's queue
+    /// does not hold back another's calls).
+    private var waiters = FairQueue<ObjectIdentifier, ProxyCall>()
     /// When the latest attempt to connect failed, so the balancer can avoid this endpoint a while.
     private(set) var lastConnectFailure: NIODeadline?
     private var draining = false
@@ -130,14 +132,12 @@ final class UpstreamPool {
             call.upstreamFailed(.overloaded(endpoint: endpointName))
             return
         }
-        waiters.append(call)
+        waiters.append(call, key: call.fairnessKey)
         openConnectionIfNeeded()
     }
 
     func cancel(_ call: ProxyCall) {
-        if let index = waiters.firstIndex(where: { $0 === call }) {
-            waiters.remove(at: index)
-        }
+        waiters.remove(key: call.fairnessKey) { $0 === call }
     }
 
     private func lend(_ connection: UpstreamConnection, to call: ProxyCall) {
@@ -156,7 +156,7 @@ final class UpstreamPool {
     /// ones being established cannot take the rest.
     private func serveWaiters() {
         while !waiters.isEmpty, let connection = connectionWithRoom() {
-            lend(connection, to: waiters.removeFirst())
+            lend(connection, to: waiters.popFirst()!)
         }
         if !waiters.isEmpty { openConnectionIfNeeded() }
     }
@@ -187,9 +187,7 @@ final class UpstreamPool {
         lastConnectFailure = .now()
         logger.warning("upstream connect failed", metadata: ["endpoint": "\(endpoint)", "error": "\(reason)"])
         if connections.isEmpty {
-            let failed = waiters
-            waiters.removeAll()
-            for call in failed { call.upstreamFailed(.connectFailed(endpoint: endpointName, reason: reason)) }
+            for call in waiters.removeAll() { call.upstreamFailed(.connectFailed(endpoint: endpointName, reason: reason)) }
         } else {
             serveWaiters()
         }
@@ -209,9 +207,7 @@ final class UpstreamPool {
     /// Stops lending: waiting calls fail, idle connections close, busy ones close when done.
     func drain() {
         draining = true
-        let failed = waiters
-        waiters.removeAll()
-        for call in failed { call.upstreamFailed(.shuttingDown()) }
+        for call in waiters.removeAll() { call.upstreamFailed(.shuttingDown()) }
         for connection in connections { connection.closeWhenIdle() }
     }
 
@@ -221,9 +217,7 @@ final class UpstreamPool {
         guard !retired else { return }
         retired = true
         draining = true
-        let moved = waiters
-        waiters.removeAll()
-        for call in moved { call.poolRetired() }
+        for call in waiters.removeAll() { call.poolRetired() }
         for connection in connections { connection.closeWhenIdle() }
     }
 

@@ -16,22 +16,24 @@ CALLS = 200
 def test_sigterm_lets_streaming_calls_in_flight_finish(ferry_factory):
     server, port, _ = make_server(0, workers=CALLS + 16)    # every stream served at once
     ferry = ferry_factory([port])
-    channel = grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS)
-    stream_call = method(channel, "unary_stream", "ServerStream")
+    # Ferry lets a client connection have 100 streams at once: four connections carry the 200
+    # (a local subchannel pool each, so grpcio does not share one connection between them).
+    channels = [grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS + [("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(4)]
     results = []
     lock = threading.Lock()
     started = threading.Barrier(CALLS + 1)
 
-    def run():
+    def run(channel):
         # 20 messages, 50 ms apart: about a second of streaming per call.
-        responses = stream_call(struct.pack(">III", 20, 64, 50), timeout=20)
+        responses = method(channel, "unary_stream", "ServerStream")(struct.pack(">III", 20, 64, 50), timeout=20)
         next(responses)
         started.wait()
         rest = list(responses)
         with lock:
             results.append(1 + len(rest))
 
-    threads = [threading.Thread(target=run) for _ in range(CALLS)]
+    threads = [threading.Thread(target=run, args=(channels[i % 4],)) for i in range(CALLS)]
     for t in threads:
         t.start()
     started.wait(30)
@@ -47,7 +49,8 @@ def test_sigterm_lets_streaming_calls_in_flight_finish(ferry_factory):
         refused = True
     for t in threads:
         t.join(30)
-    channel.close()
+    for channel in channels:
+        channel.close()
     server.stop(grace=None)
     assert results == [20] * CALLS, f"calls cut short during the drain: {sorted(results)[:10]}"
     assert refused, "the listener still accepted connections while draining"

@@ -6,6 +6,9 @@ final class LoopMetrics {
     private(set) var noRoute: [String: Int] = [:]
     /// Downstream connections ended by a protocol error, by listener and kind.
     private(set) var protocolErrors: [String: [String: Int]] = [:]
+    /// Downstream connections the proxy closed or refused for a limit, by listener and reason
+    /// (handshake_timeout, idle_timeout, connection_limit).
+    private(set) var connectionsClosed: [String: [String: Int]] = [:]
 
     /// The metrics of calls `listener` routes to `service` (made on first use, kept across reloads).
     func route(listener: String, service: String) -> RouteMetrics {
@@ -24,14 +27,20 @@ final class LoopMetrics {
         protocolErrors[listener, default: [:]][kind, default: 0] += 1
     }
 
+    func countConnectionClosed(listener: String, reason: String) {
+        connectionsClosed[listener, default: [:]][reason, default: 0] += 1
+    }
+
     struct Snapshot: Sendable {
         var routes: [RouteMetrics.Snapshot]
         var noRoute: [String: Int]
         var protocolErrors: [String: [String: Int]]
+        var connectionsClosed: [String: [String: Int]]
     }
 
     var snapshot: Snapshot {
-        Snapshot(routes: routes.values.map(\.snapshot), noRoute: noRoute, protocolErrors: protocolErrors)
+        Snapshot(routes: routes.values.map(\.snapshot), noRoute: noRoute, protocolErrors: protocolErrors,
+                 connectionsClosed: connectionsClosed)
     }
 
     /// The kind of protocol error that ended a connection, from its failure reason; nil when

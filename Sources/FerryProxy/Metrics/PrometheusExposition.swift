@@ -1,5 +1,6 @@
 import FerryConfig
 import FerryGRPC
+import FerryH2
 import FerryPolicy
 
 /// Writes the Prometheus text exposition format (version 0.0.4): `# HELP` and `# TYPE` once
@@ -70,6 +71,7 @@ enum FerryMetrics {
         var services: [String: (deadline: [Int], idle: Int, shed: Int, noEndpoints: Int, retries: Int, exhausted: Int, hedges: Int)] = [:]
         var noRoute: [String: Int] = [:]
         var protocolErrors: [String: [String: Int]] = [:]
+        var connectionsClosed: [String: [String: Int]] = [:]
         var gauges = LoopGauges()
         struct EndpointKey: Hashable { var service, endpoint: String }
         var endpoints: [EndpointKey: (pending: Int, latency: Double, loops: Int, connections: Int, streams: Int)] = [:]
@@ -91,6 +93,9 @@ enum FerryMetrics {
             for (listener, n) in metrics.noRoute { noRoute[listener, default: 0] += n }
             for (listener, kinds) in metrics.protocolErrors {
                 for (kind, n) in kinds { protocolErrors[listener, default: [:]][kind, default: 0] += n }
+            }
+            for (listener, reasons) in metrics.connectionsClosed {
+                for (reason, n) in reasons { connectionsClosed[listener, default: [:]][reason, default: 0] += n }
             }
             for (listener, n) in loopGauges.connections { gauges.connections[listener, default: 0] += n }
             for (listener, n) in loopGauges.streams { gauges.streams[listener, default: 0] += n }
@@ -161,10 +166,21 @@ enum FerryMetrics {
                 w.sample("ferry_protocol_errors_total", [("listener", listener), ("kind", kind)], n)
             }
         }
+        w.family("ferry_downstream_connections_closed_total", "counter",
+                 "Downstream connections the proxy closed or refused for a limit, by listener and reason.")
+        for (listener, reasons) in connectionsClosed.sorted(by: { $0.key < $1.key }) {
+            for (reason, n) in reasons.sorted(by: { $0.key < $1.key }) {
+                w.sample("ferry_downstream_connections_closed_total", [("listener", listener), ("reason", reason)], n)
+            }
+        }
         w.family("ferry_downstream_connections", "gauge", "Open downstream connections, by listener.")
         for (listener, n) in gauges.connections.sorted(by: { $0.key < $1.key }) { w.sample("ferry_downstream_connections", [("listener", listener)], n) }
         w.family("ferry_downstream_streams", "gauge", "Open downstream streams, by listener.")
         for (listener, n) in gauges.streams.sorted(by: { $0.key < $1.key }) { w.sample("ferry_downstream_streams", [("listener", listener)], n) }
+        w.family("ferry_h2_sessions", "gauge", "nghttp2 sessions created and not yet deleted (downstream and upstream connections, admin excluded).")
+        w.sample("ferry_h2_sessions", [], H2Connection.liveSessions)
+        w.family("ferry_h2_connection_objects", "gauge", "HTTP/2 connection objects not yet freed; above ferry_h2_sessions only while a closed connection is still held.")
+        w.sample("ferry_h2_connection_objects", [], H2Connection.liveObjects)
 
         let sortedEndpoints = endpoints.sorted { ($0.key.service, $0.key.endpoint) < ($1.key.service, $1.key.endpoint) }
         func e(_ k: EndpointKey) -> [(String, String)] { [("service", k.service), ("endpoint", k.endpoint)] }

@@ -1,0 +1,55 @@
+import NIOCore
+
+/// Ends something that sat idle too long, at no cost while it is busy: going busy only clears
+/// `idleSince`, and the one scheduled check either lapses (busy), re-arms for the rest (idle
+/// for less than the timeout), or fires `expired`. So a connection that goes idle between
+/// every call does not schedule and cancel an event-loop task per call (each costs a
+/// promise, a future and a heap search). Touched only on its event loop.
+final class IdleTimeout {
+    private let eventLoop: EventLoop
+    private let timeoutNanoseconds: Int64
+    private var timer: Scheduled<Void>?
+    /// When the owner last went idle (monotonic nanoseconds); 0 while busy.
+    private var idleSince: Int64 = 0
+    /// Called once the owner has been idle for the whole timeout. Holds the owner weakly.
+    var expired: () -> Void = {}
+
+    init(eventLoop: EventLoop, timeout: TimeAmount) {
+        self.eventLoop = eventLoop
+        self.timeoutNanoseconds = timeout.nanoseconds
+    }
+
+    func busy() {
+        idleSince = 0
+    }
+
+    func idle(now: Int64 = Int64(NIODeadline.now().uptimeNanoseconds)) {
+        idleSince = now
+        if timer == nil { schedule() }
+    }
+
+    func cancel() {
+        timer?.cancel()
+        timer = nil
+        idleSince = 0
+    }
+
+    private func schedule() {
+        let due = UInt64(idleSince) &+ UInt64(timeoutNanoseconds)
+        timer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: .uptimeNanoseconds(due)) { [weak self] in
+            guard let self else { return }
+            self.timer = nil
+            self.check()
+        }
+    }
+
+    private func check() {
+        guard idleSince != 0 else { return }
+        if Int64(NIODeadline.now().uptimeNanoseconds) - idleSince >= timeoutNanoseconds {
+            idleSince = 0
+            expired()
+        } else {
+            schedule()
+        }
+    }
+}
