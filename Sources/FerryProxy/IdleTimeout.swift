@@ -11,7 +11,8 @@ final class IdleTimeout {
     private var timer: Scheduled<Void>?
     /// When the owner last went idle (monotonic nanoseconds); 0 while busy.
     private var idleSince: Int64 = 0
-    /// Called once the owner has been idle for the whole timeout. Holds the owner weakly.
+    /// Called once the owner has been idle for the whole timeout. It may hold the owner
+    /// unowned: the owner cancels the timeout before it goes.
     var expired: () -> Void = {}
 
     init(eventLoop: EventLoop, timeout: TimeAmount) {
@@ -36,8 +37,7 @@ final class IdleTimeout {
 
     private func schedule() {
         let due = UInt64(idleSince) &+ UInt64(timeoutNanoseconds)
-        timer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: .uptimeNanoseconds(due)) { [weak self] in
-            guard let self else { return }
+        timer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: .uptimeNanoseconds(due)) {
             self.timer = nil
             self.check()
         }

@@ -29,10 +29,17 @@ final class UpstreamConnection {
     init(pool: UpstreamPool) {
         self.pool = pool
         self.idleTimeout = IdleTimeout(eventLoop: pool.eventLoop, timeout: pool.idleTimeout)
-        idleTimeout.expired = { [weak self] in
-            guard let self, case .ready(let h2) = self.state, h2.openStreamCount == 0 else { return }
+        // Unowned: the timeout is this connection's own and is cancelled when it closes (a weak
+        // reference would put this object's reference count in a side table, slowing every
+        // retain and release of it).
+        idleTimeout.expired = { [unowned self] in
+            guard case .ready(let h2) = self.state, h2.openStreamCount == 0 else { return }
             self.retire(h2)
         }
+    }
+
+    deinit {
+        idleTimeout.cancel()
     }
 
     var h2: H2Connection? {
