@@ -1,6 +1,8 @@
 #include "ferry_nghttp2_memory.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,11 @@
 #define CLASSES 32                        // classes hold 64 .. 2048 bytes including the header
 #define CLASS_BUDGET (128 * 1024)         // bytes each class keeps at most, per thread
 #define LARGE UINT32_MAX
+#define MAPPED (UINT32_MAX - 1)
+// Blocks this large get pages of their own: nghttp2's 16 KiB outbound frame buffer, one per
+// session, is mostly untouched on an idle connection, and untouched mapped pages are not
+// resident (from the heap they would be recycled pages, resident already).
+#define MAP_THRESHOLD (16 * 1024)
 
 typedef struct {
     uint32_t size_class;
@@ -76,6 +83,16 @@ static void *memory_malloc(size_t size, void *user_data) {
         h->usable = (uint64_t)(c + 1) * CLASS_BYTES - HEADER;
         return (char *)h + HEADER;
     }
+    if (total >= MAP_THRESHOLD) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t mapped = (total + page - 1) / page * page;
+        void *m = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        block_header *h = m;
+        h->size_class = MAPPED;
+        h->usable = mapped - HEADER;
+        return (char *)h + HEADER;
+    }
     block_header *h = malloc(total);
     if (!h) return NULL;
     h->size_class = LARGE;
@@ -88,6 +105,10 @@ static void memory_free(void *ptr, void *user_data) {
     if (!ptr) return;
     block_header *h = (block_header *)((char *)ptr - HEADER);
     uint32_t c = h->size_class;
+    if (c == MAPPED) {
+        munmap(h, h->usable + HEADER);
+        return;
+    }
     if (c != LARGE && cache.count[c] < class_limit(c)) {
         if (!cache.registered) register_cache();
         free_block *b = (free_block *)h;
@@ -102,7 +123,8 @@ static void memory_free(void *ptr, void *user_data) {
 static void *memory_calloc(size_t count, size_t size, void *user_data) {
     if (size && count > SIZE_MAX / size) return NULL;
     void *p = memory_malloc(count * size, user_data);
-    if (p) memset(p, 0, count * size);
+    // Fresh mappings are zero already (and stay untouched, so not resident).
+    if (p && ((block_header *)((char *)p - HEADER))->size_class != MAPPED) memset(p, 0, count * size);
     return p;
 }
 

@@ -90,10 +90,12 @@ extension H2Connection {
         guard inboundBlock.streamID == streamID else { return NG.ok }
         if !inboundBlock.add(name: name, value: value, neverIndex: neverIndex, limit: headerListLimit,
                              cutoff: headerDecodeCutoff) {
-            // Far over the limit: stop. nghttp2 decodes the rest for HPACK's sake without
-            // validating or handing over fields, and resets the stream (counted when sent).
+            // Far over the limit we advertised: no client that honours SETTINGS sends this, and
+            // the rest of the block would still have to be decoded (an HPACK bomb decodes to
+            // megabytes). The connection ends here, as haproxy ends it.
             if let abandoned = inboundBlock.end() { headerBlocks.give(abandoned.headers) }
-            return NG.temporalFailure
+            return reject("sent GOAWAY ENHANCE_YOUR_CALM: a header block over \(headerDecodeCutoff) bytes decoded on stream \(streamID)",
+                          code: H2ErrorCode.enhanceYourCalm)
         }
         return NG.ok
     }

@@ -23,8 +23,8 @@ public struct H2Settings: Sendable, Equatable {
     /// (names plus values plus 32 bytes per field, as RFC 9113 counts it).
     public var maxHeaderListSize: UInt32 = 64 * 1024
     /// A header block over the limit is still decoded (HPACK needs it) and answered 431 while
-    /// its decoded size stays within this many times the limit; past that nghttp2 stops
-    /// handing us its fields and the stream is reset (an HPACK bomb decodes to megabytes).
+    /// its decoded size stays within this many times the limit; past that the connection ends
+    /// with GOAWAY ENHANCE_YOUR_CALM (an HPACK bomb decodes to megabytes).
     public var headerDecodeCutoffFactor: Int = 2
     /// Stream errors the peer may cause (resets for its protocol errors, 431s, frames on
     /// closed streams): a burst, then this many per second; past it the connection ends

@@ -36,4 +36,17 @@ final class Nghttp2MemoryTests: XCTestCase {
         XCTAssertGreaterThan(kept, 0)
         XCTAssertLessThanOrEqual(kept * 2048, 128 * 1024, "the class keeps at most its budget; the rest went back to malloc")
     }
+
+    func testLargeBlocksHaveTheirOwnPagesAndWorkLikeAnyOther() throws {
+        // nghttp2's 16 KiB outbound frame buffer (one per session) takes this path.
+        let big = try XCTUnwrap(memory.calloc(1, 20_000, nil)).assumingMemoryBound(to: UInt8.self)
+        XCTAssertEqual(Int(bitPattern: UnsafeRawPointer(big)) % 4096, 16, "page-aligned, after the 16-byte header")
+        XCTAssertTrue((0..<20_000).allSatisfy { big[$0] == 0 }, "zeroed")
+        for i in 0..<20_000 { big[i] = UInt8(truncatingIfNeeded: i) }
+        let grown = try XCTUnwrap(memory.realloc(big, 50_000, nil)).assumingMemoryBound(to: UInt8.self)
+        XCTAssertTrue((0..<20_000).allSatisfy { grown[$0] == UInt8(truncatingIfNeeded: $0) }, "realloc keeps the contents")
+        let same = try XCTUnwrap(memory.realloc(grown, 50_000, nil))
+        XCTAssertEqual(UnsafeMutableRawPointer(grown), same, "a block large enough already is kept")
+        memory.free(same, nil)
+    }
 }
