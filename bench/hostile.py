@@ -12,6 +12,8 @@ report gives its p50/p99 and failures, and the proxy's RSS after the attack:
                   death inside a header block, GOAWAY first), RSS growth per connection
   hpack bomb      requests whose 16 KB header block names one 4 KiB table entry 16,000 times
                   (~66 MB decoded each), sent on one connection after another
+  empty fields    requests of 4,000 empty header fields each (malformed: a stream error each)
+  window overrun  requests sending 320 KB of DATA into a 256 KiB (Ferry) stream window
   slow reader     8 connections x 100 GETs of a 4 MiB file, never read
   silent          2,000 connections that finish the handshake and say nothing (RSS per connection)
 
@@ -20,11 +22,8 @@ left out when it is not installed. The tests assert the behaviour (Tests/interop
 this reports what it costs and how the others fare.
 """
 import argparse
-import glob
 import os
-import shutil
 import socket
-import statistics
 import sys
 import tempfile
 import threading
@@ -33,51 +32,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "interop", "peers"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import FERRY, RESPONSE, REQUEST, Processes, ferry_config, haproxy_config, process_tree, table  # noqa: E402
+from harness import (FERRY, RESPONSE, REQUEST, Processes, envoy_binary, envoy_config, ferry_config,  # noqa: E402
+                     haproxy_config, process_tree, table)
 from netutil import free_port, rss_kib  # noqa: E402
-from raw_h2 import RawClient, churn_one, CHURN_MODES  # noqa: E402
-from hyperframe.frame import HeadersFrame  # noqa: E402
-import hpack  # noqa: E402
+from raw_h2 import (CHURN_MODES, RawClient, churn_one, empty_field_requests, hpack_bomb_requests,  # noqa: E402
+                    window_overrun_requests)
+from hyperframe.frame import HeadersFrame, WindowUpdateFrame  # noqa: E402
 import subprocess  # noqa: E402
-
-
-def envoy_binary():
-    found = glob.glob(os.path.join(ROOT, ".venv", "lib", "python3*", "site-packages", "envoy", "_bin", "envoy"))
-    return found[0] if found else shutil.which("envoy")
-
-
-def envoy_config(workdir, port, upstream):
-    path = os.path.join(workdir, "envoy.yaml")
-    with open(path, "w") as f:
-        f.write(f"""static_resources:
-  listeners:
-  - address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: in
-          codec_type: HTTP2
-          route_config:
-            virtual_hosts:
-            - {{name: all, domains: ["*"], routes: [{{match: {{prefix: "/"}}, route: {{cluster: up}}}}]}}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
-  clusters:
-  - name: up
-    connect_timeout: 1s
-    type: STATIC
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    load_assignment:
-      cluster_name: up
-      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}}}]}}]
-""")
-    return path
 
 
 def side_client(port, workdir, seconds):
@@ -103,28 +64,20 @@ def side_client(port, workdir, seconds):
     return pct(0.5), pct(0.99), len(durations), failed
 
 
-def hpack_bomb(port, stop):
-    """One connection after another, each sending bomb requests until the proxy ends it."""
+def attack(port, requests, stop):
+    """One connection after another, each sending `requests` (a raw_h2 generator) until the
+    proxy ends it or `stop` is set. Returns the requests sent."""
     sent = 0
     while not stop.is_set():
         try:
             c = RawClient(port, timeout=2)
             c.handshake()
-            entry = hpack.HeaderTuple("x-bomb", "b" * 4000)
-            base = [(":method", "POST"), (":scheme", "http"), (":path", "/echo"), (":authority", "test")]
-            first = HeadersFrame(1, c.encoder.encode(base + [entry]))
-            first.flags.add("END_HEADERS")
-            first.flags.add("END_STREAM")
-            c.send(first)
-            prefix = c.encoder.encode(base)
-            for i in range(1, 5000):
+            c.send(WindowUpdateFrame(0, 1 << 30))
+            for frame in requests(c, 5000, path="/echo"):
                 if stop.is_set():
                     break
-                frame = HeadersFrame(1 + 2 * i, prefix + bytes([0x80 | 62]) * 16000)
-                frame.flags.add("END_HEADERS")
-                frame.flags.add("END_STREAM")
                 c.send(frame)
-                sent += 1
+                sent += isinstance(frame, HeadersFrame)
             c.close(abrupt=True)
         except OSError:
             time.sleep(0.01)
@@ -197,16 +150,16 @@ def main():
             time.sleep(0.5)
             grown = rss(proc) - before
             row += [f"{grown * 1024 / churn_count:.0f} B ({grown / 1024:.1f} MiB)"]
-            # hpack bomb
-            stop = threading.Event()
-            result = []
-            attacker = threading.Thread(target=lambda: result.append(hpack_bomb(port, stop)))
-            attacker.start()
-            time.sleep(0.3)
-            p50, p99, ok, failed = side_client(port, workdir, seconds)
-            stop.set()
-            attacker.join()
-            row += [f"{p50} / {p99} ({failed} failed)"]
+            for requests in (hpack_bomb_requests, empty_field_requests, window_overrun_requests):
+                stop = threading.Event()
+                result = []
+                attacker = threading.Thread(target=lambda: result.append(attack(port, requests, stop)))
+                attacker.start()
+                time.sleep(0.3)
+                p50, p99, ok, failed = side_client(port, workdir, seconds)
+                stop.set()
+                attacker.join()
+                row += [f"{p50} / {p99} ({failed} failed; {result[0]:,} sent)"]
             # slow readers
             readers = slow_readers(port)
             time.sleep(1)
@@ -232,6 +185,7 @@ def main():
                   f"Side client: h2load, 1 connection at 100 req/s for {seconds} s; p50 / p99 in microseconds. "
                   f"Churn: {churn_count:,} connections ({', '.join(CHURN_MODES)}), RSS growth per connection.\n\n"
                   + table(["proxy", "side, baseline", "churn: RSS growth", "side, beside an HPACK bomb",
+                           "side, beside 4,000 empty header fields a request", "side, beside DATA past the window",
                            "side, beside 800 unread streams", "RSS per silent connection"], rows))
         print(report)
         os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)

@@ -153,6 +153,13 @@ def proxied(grpc_upstream, ferry_factory):
     channel.close()
 
 
+def assert_still_serving(target):
+    """A grpcio call through `target` (a Ferry, or host:port) succeeds: the others are still served."""
+    target = getattr(target, "target", target)
+    with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+        assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
+
+
 def method(channel, kind, name):
     path = f"/ferry.test.Echo/{name}"
     return getattr(channel, kind)(path)

@@ -1,83 +1,13 @@
 """Hostile and malformed input from a client: the right HTTP/2 error, and everyone else keeps being served."""
-import socket
-import time
-
-import grpc
 import hpack
-from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame,
-                              SettingsFrame)
+from hyperframe.frame import ContinuationFrame, DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
-from conftest import CHANNEL_OPTIONS, method
+from conftest import assert_still_serving
+from raw_h2 import RawClient
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PROTOCOL_ERROR = 0x1
 INTERNAL_ERROR = 0x2
 ENHANCE_YOUR_CALM = 0xB
-
-
-class RawClient:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.encoder = hpack.Encoder()
-        self.buffer = b""
-
-    def send(self, *frames):
-        self.sock.sendall(b"".join(f.serialize() for f in frames))
-
-    def handshake(self):
-        self.sock.sendall(PREFACE)
-        self.send(SettingsFrame(0))
-
-    def request_headers(self, stream_id, path="/ferry.test.Echo/Unary", end_stream=True, extra=()):
-        block = self.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", path),
-                                     (":authority", "test"), ("content-type", "application/grpc"), ("te", "trailers")]
-                                    + list(extra))
-        frame = HeadersFrame(stream_id, block)
-        frame.flags.add("END_HEADERS")
-        if end_stream:
-            frame.flags.add("END_STREAM")
-        return frame
-
-    def frames(self, timeout=5.0, until=None):
-        """Reads frames until the peer closes the connection, `timeout` passes, or `until(frame)`
-        is true for a frame read (that frame is the last one returned)."""
-        deadline = time.monotonic() + timeout
-        out = []
-        while time.monotonic() < deadline and not (until and out and until(out[-1])):
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            self.buffer += data
-            while len(self.buffer) >= 9:
-                frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
-                if len(self.buffer) < 9 + length:
-                    break
-                frame.parse_body(memoryview(self.buffer[9:9 + length]))
-                self.buffer = self.buffer[9 + length:]
-                out.append(frame)
-                if until and until(frame):
-                    return out
-        return out
-
-    def goaway(self, timeout=5.0):
-        for frame in self.frames(timeout):
-            if isinstance(frame, GoAwayFrame):
-                return frame
-        return None
-
-    def close(self):
-        self.sock.close()
-
-
-def assert_still_serving(ferry):
-    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
-        assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
 
 
 def test_headers_on_a_lower_stream_id_is_a_connection_error(grpc_upstream, ferry_factory):

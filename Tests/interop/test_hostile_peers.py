@@ -6,20 +6,18 @@ timings are left to bench/hostile.py."""
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import tempfile
 import threading
 import time
 
 import grpc
-import hpack
 import pytest
-from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame, WindowUpdateFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame, WindowUpdateFrame
 
-from conftest import CHANNEL_OPTIONS, free_port, method, wait_for_port
+from conftest import CHANNEL_OPTIONS, assert_still_serving, free_port, method, wait_for_port
 from netutil import wait_until
-from raw_h2 import PREFACE, RawClient, grpc_message
+from raw_h2 import PREFACE, RawClient, parse_frames, empty_field_requests, grpc_message, hpack_bomb_requests, window_overrun_requests
 
 SETTINGS_TIMEOUT = 0x4
 STREAM_CLOSED = 0x5
@@ -153,47 +151,6 @@ def test_streams_nobody_reads_do_not_stall_other_clients_on_the_same_upstream_co
     assert rss < 40 * 1024 + stalled * 300, f"RSS {rss} KiB with {stalled} stalled streams"
 
 
-def hpack_bomb_requests(client, count, first_stream=1):
-    """One 4 KiB header added to the HPACK table, then `count` requests whose 16 KB header
-    block names it 16,000 times: each decodes to ~66 MB of header fields."""
-    entry = hpack.HeaderTuple("x-bomb", "b" * 4000)
-    block = client.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", "/ferry.test.Echo/Unary"),
-                                   (":authority", "test"), ("content-type", "application/grpc"), entry])
-    first = HeadersFrame(first_stream, block)
-    first.flags.add("END_HEADERS")
-    first.flags.add("END_STREAM")
-    yield first
-    index = 62                                           # the newest dynamic table entry
-    base = client.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", "/ferry.test.Echo/Unary"),
-                                  (":authority", "test")])
-    for i in range(1, count + 1):
-        frame = HeadersFrame(first_stream + 2 * i, base + bytes([0x80 | index]) * 16000)
-        frame.flags.add("END_HEADERS")
-        frame.flags.add("END_STREAM")
-        yield frame
-
-
-def empty_field_requests(client, count, first_stream=1):
-    """Requests carrying 4,000 empty header fields each (an empty name is malformed)."""
-    base = client.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", "/ferry.test.Echo/Unary"),
-                                  (":authority", "test")])
-    empty = b"\x00\x00\x00" * 4000                      # literal without indexing, new name: "" = ""
-    for i in range(count):
-        frame = HeadersFrame(first_stream + 2 * i, base + empty)
-        frame.flags.add("END_HEADERS")
-        frame.flags.add("END_STREAM")
-        yield frame
-
-
-def window_overrun_requests(client, count, first_stream=1):
-    """Requests that send more DATA than the stream window allows (Ferry's is 256 KiB)."""
-    for i in range(count):
-        stream_id = first_stream + 2 * i
-        yield client.request_headers(stream_id, end_stream=False)
-        for _ in range(20):
-            yield DataFrame(stream_id, b"\x00" * 16000)
-
-
 @pytest.mark.parametrize("attack", [hpack_bomb_requests, empty_field_requests, window_overrun_requests])
 def test_a_connection_that_keeps_causing_stream_errors_is_ended(attack, grpc_upstream, ferry_factory):
     port, _ = grpc_upstream
@@ -227,16 +184,7 @@ def test_a_connection_that_keeps_causing_stream_errors_is_ended(attack, grpc_ups
 
 def goaways(data):
     """The GOAWAY frames in bytes a server sent."""
-    out = []
-    while len(data) >= 9:
-        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
-        if len(data) < 9 + length:
-            break
-        frame.parse_body(memoryview(data[9:9 + length]))
-        data = data[9 + length:]
-        if isinstance(frame, GoAwayFrame):
-            out.append(frame)
-    return out
+    return [f for f in parse_frames(data)[0] if isinstance(f, GoAwayFrame)]
 
 
 def test_connections_that_never_finish_the_handshake_or_stay_silent_are_closed(grpc_upstream, ferry_factory):
@@ -288,8 +236,7 @@ services:
     assert 'ferry_downstream_connections_closed_total{listener="edge",reason="idle_timeout"} 1000' in text
     for s in half + [c.sock for c in silent]:
         s.close()
-    with grpc.insecure_channel(f"127.0.0.1:{listen}", options=CHANNEL_OPTIONS) as channel:
-        assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
+    assert_still_serving(f"127.0.0.1:{listen}")
 
 
 def test_connections_over_the_listener_limit_are_refused_with_goaway(grpc_upstream, ferry_factory):
@@ -327,8 +274,7 @@ services:
         c.close()
     # Places given back: new connections are served again.
     assert wait_until(lambda: 'ferry_downstream_connections{listener="edge"} 45' in ferry.admin("/metrics")[1], timeout=5)
-    with grpc.insecure_channel(f"127.0.0.1:{listen}", options=CHANNEL_OPTIONS) as channel:
-        assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
+    assert_still_serving(f"127.0.0.1:{listen}")
     for c in held[5:]:
         c.close()
 
@@ -372,8 +318,7 @@ def test_frames_on_closed_streams_get_stream_closed(case, grpc_upstream, ferry_f
         assert isinstance(answer, RstStreamFrame) and answer.stream_id == 1   # a stream error
     else:
         assert isinstance(answer, GoAwayFrame)                                # a connection error
-    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
-        assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
+    assert_still_serving(ferry.target)
 
 
 def test_frames_in_flight_on_a_stream_ferry_reset_are_ignored(grpc_upstream, ferry_factory):

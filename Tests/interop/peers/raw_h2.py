@@ -16,6 +16,27 @@ def grpc_message(payload):
     return b"\x00" + struct.pack(">I", len(payload)) + payload
 
 
+def parse_frame(data):
+    """The first whole frame in `data` and the bytes after it, or (None, data) if there is none."""
+    if len(data) < 9:
+        return None, data
+    frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+    if len(data) < 9 + length:
+        return None, data
+    frame.parse_body(memoryview(data[9:9 + length]))
+    return frame, data[9 + length:]
+
+
+def parse_frames(data):
+    """The whole frames at the start of `data`, and the bytes left after them."""
+    frames = []
+    frame, data = parse_frame(data)
+    while frame is not None:
+        frames.append(frame)
+        frame, data = parse_frame(data)
+    return frames, data
+
+
 class RawClient:
     def __init__(self, port, timeout=5):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -60,15 +81,12 @@ class RawClient:
             if not data:
                 break
             self.buffer += data
-            while len(self.buffer) >= 9:
-                frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
-                if len(self.buffer) < 9 + length:
-                    break
-                frame.parse_body(memoryview(self.buffer[9:9 + length]))
-                self.buffer = self.buffer[9 + length:]
+            frame, self.buffer = parse_frame(self.buffer)
+            while frame is not None:
                 out.append(frame)
                 if until and until(frame):
-                    return out
+                    return out          # frames after it stay in the buffer for the next read
+                frame, self.buffer = parse_frame(self.buffer)
         return out
 
     def stream_ended(self, stream_id, timeout=5.0):
@@ -86,6 +104,49 @@ class RawClient:
         if abrupt:   # RST instead of FIN
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.close()
+
+
+# Requests that cost the server work and the client nothing; each a generator of frames.
+
+def hpack_bomb_requests(client, count, first_stream=1, path=ECHO_UNARY):
+    """One 4 KiB header added to the HPACK table, then `count` requests whose 16 KB header
+    block names it 16,000 times: each decodes to ~66 MB of header fields."""
+    entry = hpack.HeaderTuple("x-bomb", "b" * 4000)
+    block = client.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", path),
+                                   (":authority", "test"), ("content-type", "application/grpc"), entry])
+    first = HeadersFrame(first_stream, block)
+    first.flags.add("END_HEADERS")
+    first.flags.add("END_STREAM")
+    yield first
+    index = 62                                           # the newest dynamic table entry
+    base = client.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", path),
+                                  (":authority", "test")])
+    for i in range(1, count + 1):
+        frame = HeadersFrame(first_stream + 2 * i, base + bytes([0x80 | index]) * 16000)
+        frame.flags.add("END_HEADERS")
+        frame.flags.add("END_STREAM")
+        yield frame
+
+
+def empty_field_requests(client, count, first_stream=1, path=ECHO_UNARY):
+    """Requests carrying 4,000 empty header fields each (an empty name is malformed)."""
+    base = client.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", path),
+                                  (":authority", "test")])
+    empty = b"\x00\x00\x00" * 4000                      # literal without indexing, new name: "" = ""
+    for i in range(count):
+        frame = HeadersFrame(first_stream + 2 * i, base + empty)
+        frame.flags.add("END_HEADERS")
+        frame.flags.add("END_STREAM")
+        yield frame
+
+
+def window_overrun_requests(client, count, first_stream=1, path=ECHO_UNARY):
+    """Requests that send more DATA than the stream window allows (Ferry's is 256 KiB; 320 KB each)."""
+    for i in range(count):
+        stream_id = first_stream + 2 * i
+        yield client.request_headers(stream_id, path=path, end_stream=False)
+        for _ in range(20):
+            yield DataFrame(stream_id, b"\x00" * 16000)
 
 
 CHURN_MODES = ("clean", "abrupt", "mid_header_block", "after_goaway")
