@@ -101,7 +101,7 @@ extension ProxyCall {
         dispatch()
     }
 
-    /// Arms the attempt's per-try timeout, if the policy has one (when its stream opens).
+    /// Arms the attempt's per-try timeout, if the policy has one (when the attempt is placed).
     func armPerTry() {
         guard let perTry = policy?.perTryTimeoutNanoseconds else { return }
         disarmPerTry()
@@ -110,11 +110,17 @@ extension ProxyCall {
 
     func disarmPerTry() { disarm(&perTryID) }
 
-    /// The attempt ran past its per-try timeout before the response started: cancel it and
-    /// retry if allowed, else end the call with DEADLINE_EXCEEDED.
+    /// The attempt ran past its per-try timeout before the response started (waiting for a
+    /// connection, or for the response): cancel it and retry if allowed, else end the call
+    /// with DEADLINE_EXCEEDED.
     func perTryTimerFired() {
         perTryID = 0
-        guard case .forwarding = phase, !responseStarted, let timeout = policy?.perTryTimeoutNanoseconds else { return }
+        guard !responseStarted, let timeout = policy?.perTryTimeoutNanoseconds else { return }
+        switch phase {
+        case .forwarding: break
+        case .awaitingUpstream: pool?.cancel(self)
+        case .awaitingRequestHeaders, .retryPending, .finished: return
+        }
         let error = ProxyError.perTryTimeout(timeout, endpoint: endpointName)
         // The attempt, not the call, ran out of time: that is what a per-try timeout is for, so
         // it is retried whatever the status list says, within the same limits and budget.
@@ -193,8 +199,15 @@ extension ProxyCall {
             proxyError = .upstreamLost(endpoint: endpointName)
         case .resetByPeer(let reset):
             code = GRPCStatusMapping.status(forResetCode: reset)
-            proxyError = .upstreamReset(endpoint: endpointName, code: reset)
-        case .refusedByGoAway, .resetLocally:
+            proxyError = reset == H2ErrorCode.refusedStream ? .upstreamRefused(endpoint: endpointName)
+                : .upstreamReset(endpoint: endpointName, code: reset)
+        case .refusedByGoAway:
+            // Never processed, like a REFUSED_STREAM: once the transparent retries are spent,
+            // the retry policy decides (UNAVAILABLE), with its attempts and budget.
+            guard mayRetry(status: .unavailable, pushback: .none) else { return false }
+            scheduleRetry(after: .upstreamRefused(endpoint: endpointName), pushback: .none, endpointFailed: false)
+            return true
+        case .resetLocally:
             return false
         }
         guard mayRetry(status: code, pushback: .none) else { return false }

@@ -242,6 +242,9 @@ final class ProxyCall {
         attemptRTT = nil
         pool.attemptStarted()
         phase = .awaitingUpstream
+        // The per-try clock starts when the attempt is placed: waiting for a connection to
+        // the endpoint counts (a connection being set up again can take the connect timeout).
+        armPerTry()
         pool.acquire(self)
     }
 
@@ -330,7 +333,6 @@ final class ProxyCall {
         upstream = stream
         phase = .forwarding
         attemptOpenedAt = Self.now()
-        armPerTry()
         if replayOnOpen {
             replayOnOpen = false
             replayedBytesToSend = replay.byteCount
@@ -352,14 +354,20 @@ final class ProxyCall {
 
     /// Sends the request again on a new upstream stream if the upstream never processed it,
     /// nothing of the response was forwarded, and the whole body sent so far is still held.
+    /// A REFUSED_STREAM counts against the endpoint in failure accrual (an endpoint that refuses
+    /// everything is ejected, not tried first again and again); a GOAWAY's refusal does not
+    /// (the endpoint is leaving gracefully). Neither spends the caller's retry budget.
     func retryTransparently(after error: H2StreamError) -> Bool {
+        let endpointRefused: Bool
         switch error {
-        case .refusedByGoAway, .resetByPeer(H2ErrorCode.refusedStream): break
+        case .refusedByGoAway: endpointRefused = false
+        case .resetByPeer(H2ErrorCode.refusedStream): endpointRefused = true
         default: return false
         }
         guard !responseStarted, replay.canReplay, requestHeaders != nil,
               transparentRetries < Self.maxTransparentRetries else { return false }
         transparentRetries += 1
+        if endpointRefused { finishAttempt(.failure) }
         upstream = nil
         replayOnOpen = true
         replayedBytesToSend = 0

@@ -1,6 +1,7 @@
 """Retries by policy, within a budget: against grpcio upstreams (each its own process) and
 python-h2 upstreams scripted to fail once in a given way."""
 import math
+import socket
 import threading
 import time
 
@@ -160,6 +161,29 @@ def test_a_per_try_timeout_moves_the_call_to_another_endpoint(ferry_factory):
                 assert time.monotonic() - t0 < 1.0
     finally:
         slow.stop()
+        fast.stop()
+
+
+def test_the_per_try_timeout_covers_waiting_for_a_connection(ferry_factory):
+    """Issue 17: a call placed on an endpoint whose connection is still being set up waited the
+    whole connect timeout (here 3 s, past the callers' 2 s deadline) instead of its per-try
+    timeout. The endpoint accepts TCP and never says a word (no SETTINGS): every attempt
+    placed there must move on after 100 ms."""
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(64)                                 # the kernel completes handshakes; nothing is read
+    fast = EchoProcess("fast")
+    try:
+        port = free_port()
+        ferry = ferry_factory(config=service_config(port, [mute.getsockname()[1], fast.port],
+                                                    "    balancer: round-robin\n    connect_timeout: 3s\n"
+                                                    "    retry: {per_try_timeout: 100ms}\n"),
+                              ports={"in": port})
+        outcomes = fixed_calls(ferry.target, 40, 8, body=b"x", timeout=2.0)
+        failures = [err for _, _, err in outcomes if err is not None]
+        assert failures == [] and len(outcomes) == 40, failures[:3]
+    finally:
+        mute.close()
         fast.stop()
 
 

@@ -122,3 +122,54 @@ def test_upstream_that_stops_reading_pushes_back_on_the_client(grpc_upstream, fe
             assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
     finally:
         stuck.stop()
+
+
+def test_streams_refused_by_goaway_go_on_to_policy_retries_after_the_transparent_ones(ferry_factory):
+    """Issue 17: a stream refused by GOAWAY was failed after 3 transparent retries with attempts
+    and budget left. Never processed, it is as safe to retry as a REFUSED_STREAM: the retry
+    policy (3 attempts by default) takes over."""
+    upstream = H2Upstream()
+    try:
+        ferry = ferry_factory([upstream.port])
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            # The first 5 requests are refused by GOAWAY: 1 + 3 transparent retries, then a
+            # policy retry is refused too, and the next one is served.
+            got = channel.unary_unary("/goaway-first/5/a")(b"hi", timeout=10)
+        assert got == b"hi"
+        assert upstream.refused_by_goaway == 5
+        assert upstream.completed == 1
+        _, text = ferry.admin("/metrics")
+        retries = sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("ferry_retries_total{"))
+        assert retries == 2, text
+        # A call whose refusals outlast the policy's attempts still gets a clean UNAVAILABLE.
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            with pytest.raises(grpc.RpcError) as failed:
+                channel.unary_unary("/goaway-first/100/b")(b"hi", timeout=10)
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "refused" in failed.value.details()
+    finally:
+        upstream.stop()
+
+
+def test_an_upstream_refusing_every_stream_is_ejected(ferry_factory):
+    """Issue 17: REFUSED_STREAM on every call left the endpoint active, taking about half the
+    first attempts (each an extra hop). Refusals now count in failure accrual."""
+    refuser = H2Upstream(refuse_all=True)
+    good = H2Upstream()
+    try:
+        # Round-robin: PeakEWMA alone would already avoid an endpoint that never answers; the
+        # point is that failure accrual sees refusals, whatever the balancer.
+        ferry = ferry_factory([refuser.port, good.port], event_loops=1, service_options="    balancer: round-robin")
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            call = channel.unary_unary("/ok/echo")
+            for i in range(300):
+                call(struct.pack(">I", i), timeout=5)
+        refused = len(refuser.requests)
+        # 7 consecutive failures eject it for 1 s (doubling); a probe per backoff after that.
+        # Without accrual round-robin gave it half of the 300 first attempts.
+        assert refused <= 30, f"the refusing upstream got {refused} of 300 calls"
+        assert good.completed == 300
+        assert ferry.count_in_logs("endpoint ejected after consecutive failures") >= 1, ferry.logs()
+    finally:
+        refuser.stop()
+        good.stop()

@@ -11,6 +11,8 @@ The request path chooses the behaviour:
   /fail-once/<key>             the first request with <key>: Trailers-Only UNAVAILABLE; later ones: echo
   /trailers-fail-once/<key>    the first: a message "bad", then grpc-status 14 in trailers; later: "good", 0
   /pushback-once/<ms>/<key>    the first: Trailers-Only UNAVAILABLE with grpc-retry-pushback-ms: <ms>; later: echo
+  /goaway-first/<n>/<key>      the first <n> requests with <key>: GOAWAY naming the stream before it as the last
+                               processed (the request was never processed); later ones: echo
   anything else                200 + echo of the body + grpc-status 0 trailers
 
 Connection-wide behaviours, chosen when the server is made:
@@ -19,6 +21,7 @@ Connection-wide behaviours, chosen when the server is made:
   ping_storm=N                 N PINGs right after the preface, and again with every response
   max_concurrent_streams=N     advertise and enforce N (excess streams: REFUSED_STREAM)
   stop_reading=True            read the preface and the first request's headers, then never read again
+  refuse_all=True              RST_STREAM(REFUSED_STREAM) on every request
 """
 import socket
 import threading
@@ -39,8 +42,9 @@ MALFORMED_DATA_ON_STREAM_0 = b"\x00\x00\x04\x00\x00\x00\x00\x00\x00oops"
 
 
 class H2Upstream:
-    def __init__(self, goaway_after=0, ping_storm=0, max_concurrent_streams=None, stop_reading=False):
+    def __init__(self, goaway_after=0, ping_storm=0, max_concurrent_streams=None, stop_reading=False, refuse_all=False):
         self.goaway_after = goaway_after
+        self.refuse_all = refuse_all
         self.ping_storm = ping_storm
         self.max_concurrent_streams = max_concurrent_streams
         self.stop_reading = stop_reading
@@ -123,6 +127,21 @@ class H2Upstream:
                                 self.refused_by_goaway += len(requests_seen) - 1
                         elif goaway_here and len(requests_seen) > self.goaway_after:
                             ignored.add(event.stream_id)
+                        if self.refuse_all:
+                            h2c.reset_stream(event.stream_id, error_code=0x7)
+                            ignored.add(event.stream_id)
+                            with self.lock:
+                                self.resets_sent += 1
+                            conn.sendall(h2c.data_to_send())
+                            continue
+                        if self._goaway_first(paths[event.stream_id]):
+                            last = max(0, event.stream_id - 2)
+                            conn.sendall(h2c.data_to_send() + GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
+                            ignored.add(event.stream_id)
+                            with self.lock:
+                                self.goaways_sent += 1
+                                self.refused_by_goaway += 1
+                            continue
                         if paths[event.stream_id] == "/details":
                             h2c.send_headers(event.stream_id, [(":status", "200"), ("content-type", "application/grpc"),
                                                                ("grpc-status", "3"), ("grpc-message", "bad field"),
@@ -185,6 +204,16 @@ class H2Upstream:
             return
         finally:
             conn.close()
+
+    def _goaway_first(self, path):
+        """True for the first <n> requests of /goaway-first/<n>/<key>."""
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "goaway-first":
+            return False
+        key = "/".join(parts)
+        with self.lock:
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+            return self.attempts[key] <= int(parts[1])
 
     def _once(self, path):
         """The response of a *-once path: [(headers, data or None or True for the echo, trailers)]."""
