@@ -2,6 +2,11 @@
 /// is ejected for a backoff; when the backoff ends exactly one probe call is let through;
 /// the probe's success restores the endpoint, its failure ejects it again for twice as long
 /// (with jitter, within `minBackoff`..`maxBackoff`). Pure: time and randomness come in.
+///
+/// When every endpoint of a service is failing the fault is likely not theirs (a shared
+/// dependency, the network): the caller then asks for a failed probe not to grow the backoff,
+/// and once any endpoint's probe succeeds, the others' waits are cut short
+/// (`shortenWait`), so all of them come back within about one minimum backoff of recovery.
 public struct FailureAccrual: Sendable, Equatable {
     public enum State: Sendable, Equatable {
         /// Taking calls; `failures` consecutive failures so far.
@@ -62,8 +67,10 @@ public struct FailureAccrual: Sendable, Equatable {
 
     /// Records a failure; returns true when it ejected the endpoint. `mayEject` false (the
     /// floor of available endpoints would be crossed) keeps it active however many failed.
+    /// `growBackoff` false (every endpoint is failing) keeps a failed probe's backoff as it was.
     @discardableResult
-    public mutating func recordFailure<R: RandomNumberGenerator>(at now: Int64, random: inout R, mayEject: Bool = true) -> Bool {
+    public mutating func recordFailure<R: RandomNumberGenerator>(at now: Int64, random: inout R, mayEject: Bool = true,
+                                                                 growBackoff: Bool = true) -> Bool {
         switch state {
         case .active(let failures):
             let count = failures + 1
@@ -74,12 +81,18 @@ public struct FailureAccrual: Sendable, Equatable {
             eject(at: now, backoff: settings.minBackoff, random: &random)
             return true
         case .probing(let backoff):
-            eject(at: now, backoff: min(settings.maxBackoff, backoff * 2), random: &random)
+            eject(at: now, backoff: growBackoff ? min(settings.maxBackoff, backoff * 2) : backoff, random: &random)
             return true
         case .ejected:
             // A call admitted before the ejection failed late: the ejection stands.
             return false
         }
+    }
+
+    /// Another endpoint of the service recovered: an ejected one may be probed at once, and its
+    /// backoff starts again from the minimum (a probe out already is left to finish).
+    public mutating func shortenWait(at now: Int64) {
+        if case .ejected(let until, _) = state { state = .ejected(until: min(until, now), backoff: settings.minBackoff) }
     }
 
     /// Ejects for `backoff` with jitter: a time drawn from [backoff/2, backoff], at least the minimum.

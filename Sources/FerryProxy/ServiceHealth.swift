@@ -78,6 +78,19 @@ final class ServiceHealth: Sendable {
         }
     }
 
+    /// Whether every endpoint but `address` is ejected (or probing): all failing together.
+    fileprivate func everyOtherEjected(than address: HostPort) -> Bool {
+        let others = state.withLockedValue { state in state.endpoints.filter { $0.key != address }.map(\.value) }
+        return !others.isEmpty && others.allSatisfy(\.isEjected)
+    }
+
+    /// `address` came back (its probe succeeded): the other ejected endpoints may be probed
+    /// at once, with their backoffs from the minimum again.
+    fileprivate func endpointRecovered(_ address: HostPort, at now: Int64) {
+        let others = state.withLockedValue { state in state.endpoints.filter { $0.key != address }.map(\.value) }
+        for other in others where other.isEjected { other.shortenWait(at: now) }
+    }
+
     /// Takes a slot for a call, or false when the service is at its limit.
     func admitCall(limit: Int?) -> Bool {
         guard let limit else { return true }
@@ -148,11 +161,17 @@ final class EndpointHealth: Sendable {
         accrual.withLockedValue { $0.abandonProbe(at: now) }
     }
 
-    func recordSuccess() {
+    func recordSuccess(at now: Int64) {
         guard failures.load(ordering: .relaxed) || ejected.load(ordering: .relaxed) else { return }
+        let wasEjected = ejected.load(ordering: .relaxed)
         accrual.withLockedValue { $0.recordSuccess() }
         failures.store(false, ordering: .relaxed)
         ejected.store(false, ordering: .relaxed)
+        if wasEjected { service?.endpointRecovered(address, at: now) }
+    }
+
+    fileprivate func shortenWait(at now: Int64) {
+        accrual.withLockedValue { $0.shortenWait(at: now) }
     }
 
     /// Returns true when this failure ejected the endpoint.
@@ -165,8 +184,12 @@ final class EndpointHealth: Sendable {
             return false
         }
         let mayEject = wouldEject ? (service?.mayEjectAnother() ?? true) : true
+        // A failed probe while every other endpoint is out too: the fault is likely shared, so
+        // the backoff does not grow (it would keep endpoints out long after a recovery).
+        let probing = accrual.withLockedValue { if case .probing = $0.state { return true } else { return false } }
+        let grow = probing ? !(service?.everyOtherEjected(than: address) ?? false) : true
         var random = SystemRandomNumberGenerator()
-        let didEject = accrual.withLockedValue { $0.recordFailure(at: now, random: &random, mayEject: mayEject) }
+        let didEject = accrual.withLockedValue { $0.recordFailure(at: now, random: &random, mayEject: mayEject, growBackoff: grow) }
         if accrual.withLockedValue({ $0.isEjected }) { ejected.store(true, ordering: .relaxed) }
         return didEject
     }

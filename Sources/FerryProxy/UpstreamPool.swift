@@ -101,7 +101,7 @@ final class UpstreamPool {
         switch outcome {
         case .success(let rtt):
             if let rtt { latency.observe(rtt, at: now) }
-            health.recordSuccess()
+            health.recordSuccess(at: now)
         case .failure:
             if health.recordFailure(at: now) {
                 logger.warning("endpoint ejected after consecutive failures",

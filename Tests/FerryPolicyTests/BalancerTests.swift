@@ -119,6 +119,47 @@ final class FailureAccrualTests: XCTestCase {
         XCTAssertEqual(a.state, .active(failures: 0), "a successful probe restores the endpoint")
     }
 
+    func testAFailedProbeKeepsItsBackoffWhenEveryEndpointIsFailing() {
+        // Issue 17: with every endpoint failing together the backoff used to double for as long
+        // as the outage lasted, keeping healthy endpoints out 10-15 s after it ended.
+        var a = FailureAccrual()
+        var random = FastRandom(seed: 3)
+        for _ in 0..<7 { a.recordFailure(at: 0, random: &random) }
+        var now: Int64 = 0
+        for _ in 0..<8 {                                 // 8 failed probes through a shared outage
+            guard case .ejected(let until, _) = a.state else { return XCTFail("\(a.state)") }
+            now = until
+            XCTAssertTrue(a.admit(at: now))
+            a.recordFailure(at: now, random: &random, growBackoff: false)
+            guard case .ejected(_, let backoff) = a.state else { return XCTFail("\(a.state)") }
+            XCTAssertEqual(backoff, 1 * s, "the backoff stays at the minimum")
+        }
+    }
+
+    func testAnotherEndpointsRecoveryCutsAnEjectionShort() {
+        var a = FailureAccrual()
+        var random = FastRandom(seed: 5)
+        for _ in 0..<7 { a.recordFailure(at: 0, random: &random) }
+        for _ in 0..<4 {                                 // backoff grown to 16 s
+            guard case .ejected(let until, _) = a.state else { return XCTFail("\(a.state)") }
+            XCTAssertTrue(a.admit(at: until))
+            a.recordFailure(at: until, random: &random)
+        }
+        guard case .ejected(let until, let backoff) = a.state else { return XCTFail("\(a.state)") }
+        XCTAssertEqual(backoff, 16 * s)
+        let recovery = until - 5 * s
+        XCTAssertFalse(a.isAvailable(at: recovery))
+        a.shortenWait(at: recovery)
+        XCTAssertTrue(a.admit(at: recovery), "probed at once")
+        a.recordFailure(at: recovery, random: &random)   // still failing: from the minimum again
+        guard case .ejected(_, let after) = a.state else { return XCTFail("\(a.state)") }
+        XCTAssertEqual(after, 2 * s)
+        // A probe already out is left alone.
+        XCTAssertTrue(a.admit(at: recovery + 3 * s))
+        a.shortenWait(at: recovery + 3 * s)
+        XCTAssertEqual(a.state, .probing(backoff: 2 * s))
+    }
+
     func testAnAbandonedProbeLetsAnotherGo() {
         var a = FailureAccrual()
         var random = FastRandom(seed: 4)

@@ -12,6 +12,7 @@ Methods of service ferry.test.Echo:
 Run as a process: python echo_server.py --port N [--name NAME]
 """
 import argparse
+import os
 import random
 import struct
 import sys
@@ -38,6 +39,7 @@ class EchoState:
         self.call_times = []         # time.monotonic() of every call's arrival
         self.unary_delay = 0.0       # seconds Unary waits before answering (a slow endpoint)
         self.unary_fails = None      # a grpc.StatusCode Unary answers with instead (a failing endpoint)
+        self.fail_while = None       # a path: Unary answers UNAVAILABLE while it exists (an outage)
         self.unary_fail_rate = 0.0   # the share of Unary calls answered UNAVAILABLE, at random
         self.unary_stall_rate = 0.0  # the share of Unary calls that stall for unary_stall seconds first
         self.unary_stall = 0.0
@@ -70,6 +72,8 @@ class Echo:
             time.sleep(self.state.unary_stall)
         if self.state.unary_fails is not None:
             context.abort(self.state.unary_fails, f"{self.name} is failing")
+        if self.state.fail_while and os.path.exists(self.state.fail_while):
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} is failing while {self.state.fail_while} exists")
         if self.state.unary_fail_rate and random.random() < self.state.unary_fail_rate:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} failed this one")
         md = self._echo_metadata(context)
@@ -146,6 +150,7 @@ def main():
     parser.add_argument("--delay-ms", type=float, default=0, help="Unary waits this long before answering")
     parser.add_argument("--fail-rate", type=float, default=0, help="the share of Unary calls answered UNAVAILABLE")
     parser.add_argument("--fail-all", action="store_true", help="answer every Unary call with UNAVAILABLE")
+    parser.add_argument("--fail-while", default=None, help="answer Unary calls with UNAVAILABLE while this file exists")
     parser.add_argument("--stall-rate", type=float, default=0, help="the share of Unary calls that stall first")
     parser.add_argument("--stall-ms", type=float, default=1000, help="how long a stalled call waits")
     parser.add_argument("--workers", type=int, default=64, help="handler threads (stalled calls hold one each)")
@@ -157,6 +162,7 @@ def main():
     state.unary_stall = args.stall_ms / 1000
     if args.fail_all:
         state.unary_fails = grpc.StatusCode.UNAVAILABLE
+    state.fail_while = args.fail_while
     print(f"listening {port}", flush=True)
     server.wait_for_termination()
 
