@@ -8,6 +8,11 @@ extension H2Connection {
         // A stream the peer opened before this frame (a new one has a higher id) that is no
         // longer open may be one it closed.
         let mayBeClosed = type == NG.typeHeaders && streamID > 0 && streamID <= frameGuard.highestPeerStreamID
+        if type == NG.typeHeaders {
+            lastHeaderBlock = (streamID, length)
+        } else if type == NG.typeContinuation {
+            lastHeaderBlock.bytes += length
+        }
         switch frameGuard.check(type: type, flags: flags, streamID: streamID, length: length) {
         case .accept:
             break
@@ -49,12 +54,16 @@ extension H2Connection {
         }
     }
 
-    /// The peer caused a stream error (counted when its reset or 431 is sent). Past the
-    /// budget the connection ends with GOAWAY ENHANCE_YOUR_CALM.
-    func peerCausedStreamError(_ what: String) {
+    /// The peer caused a stream error on `streamID` (counted when its reset or 431 is sent).
+    /// It costs one token, plus, for a reset, one per 256 bytes of the stream's header block when
+    /// that block was the last received (the work it took: HPACK decodes all of a malformed
+    /// block). A 431's block was decoded only up to the cutoff, so it costs one. Past the budget the connection ends with GOAWAY
+    /// ENHANCE_YOUR_CALM.
+    func peerCausedStreamError(_ what: String, streamID: Int32, weighByHeaderBlock: Bool = true) {
         peerStreamErrors += 1
         guard state == .active || state == .draining, let session else { return }
-        if !peerErrorBudget.spend(at: Int64(NIODeadline.now().uptimeNanoseconds)) {
+        let cost = 1 + (weighByHeaderBlock && lastHeaderBlock.streamID == streamID ? lastHeaderBlock.bytes / 256 : 0)
+        if !peerErrorBudget.spend(cost, at: Int64(NIODeadline.now().uptimeNanoseconds)) {
             if failureReason == nil {
                 failureReason = "sent GOAWAY ENHANCE_YOUR_CALM: too many stream errors caused by the peer "
                     + "(\(peerStreamErrors), the last: \(what))"
@@ -159,7 +168,7 @@ extension H2Connection {
     /// section 10.5.1); a client resets the stream. Nothing of the block was kept.
     private func rejectOversizedHeaders(_ stream: H2Stream) {
         let delegate = stream.delegate.take()
-        peerCausedStreamError("header list over \(settings.maxHeaderListSize) bytes")
+        peerCausedStreamError("header list over \(settings.maxHeaderListSize) bytes", streamID: stream.id, weighByHeaderBlock: false)
         if role == .server && stream.inboundPhase == .awaitingHeaders {
             stream.inboundPhase = .ended
             sendHeaders(stream, H2Headers([(":status", "431"), ("content-length", "0")]), endStream: true)
@@ -218,7 +227,7 @@ extension H2Connection {
     /// protocol error of the peer's on that stream (or ours to a frame on a closed stream).
     func sentReset(streamID: Int32, errorCode: UInt32) {
         if let stream = lookupStream(streamID), stream.localResetCode != nil { return }
-        peerCausedStreamError("RST_STREAM \(H2ErrorCode.name(errorCode)) on stream \(streamID)")
+        peerCausedStreamError("RST_STREAM \(H2ErrorCode.name(errorCode)) on stream \(streamID)", streamID: streamID)
     }
 
     /// A GOAWAY with an error code left: nghttp2's debug data says why (it may end a

@@ -99,6 +99,8 @@ public final class H2Connection: ChannelInboundHandler {
     var peerErrorBudget: PeerStreamErrorBudget
     /// Stream errors the peer caused on this connection (for logs and tests).
     public internal(set) var peerStreamErrors = 0
+    /// The stream and wire size of the last header block received (HEADERS and CONTINUATIONs).
+    var lastHeaderBlock: (streamID: Int32, bytes: Int) = (0, 0)
 
     private var flushScheduled = false
     private var flushWhenWritable = false

@@ -100,6 +100,7 @@ enum NG {
     static let dataFlagNoEndStream = UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
     static let typeData = UInt8(NGHTTP2_DATA.rawValue)
     static let typeHeaders = UInt8(NGHTTP2_HEADERS.rawValue)
+    static let typeContinuation = UInt8(NGHTTP2_CONTINUATION.rawValue)
     static let typeRstStream = UInt8(NGHTTP2_RST_STREAM.rawValue)
     static let typeSettings = UInt8(NGHTTP2_SETTINGS.rawValue)
     static let typeGoAway = UInt8(NGHTTP2_GOAWAY.rawValue)

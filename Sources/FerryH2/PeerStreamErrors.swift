@@ -3,6 +3,8 @@
 /// header block) and costs the peer nothing, so a peer that keeps causing them is cut off
 /// with GOAWAY ENHANCE_YOUR_CALM instead of holding an event loop (each error is counted:
 /// resets nghttp2 sends for the peer's protocol errors, 431 answers, frames on closed streams).
+/// An error whose header block was large costs more: one token, plus one per 256 bytes of the
+/// block (HPACK must decode all of a malformed block, so its size is the work it caused).
 struct PeerStreamErrorBudget {
     let burst: Int
     let perSecond: Int
@@ -15,8 +17,8 @@ struct PeerStreamErrorBudget {
         self.tokens = burst
     }
 
-    /// Spends one error at `now` (monotonic nanoseconds); false once the budget is spent.
-    mutating func spend(at now: Int64) -> Bool {
+    /// Spends `cost` tokens at `now` (monotonic nanoseconds); false once the budget is spent.
+    mutating func spend(_ cost: Int = 1, at now: Int64) -> Bool {
         if perSecond > 0 {
             let interval = 1_000_000_000 / Int64(perSecond)
             if refilledAt == 0 { refilledAt = now }
@@ -26,8 +28,11 @@ struct PeerStreamErrorBudget {
                 refilledAt += earned * interval
             }
         }
-        guard tokens > 0 else { return false }
-        tokens -= 1
+        guard tokens >= cost else {
+            tokens = 0
+            return false
+        }
+        tokens -= cost
         return true
     }
 }

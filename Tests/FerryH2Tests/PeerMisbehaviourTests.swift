@@ -16,6 +16,16 @@ final class PeerStreamErrorBudgetTests: XCTestCase {
     }
 }
 
+extension PeerStreamErrorBudgetTests {
+    func testAnExpensiveErrorCostsMoreAndEmptiesWhatIsLeft() {
+        var budget = PeerStreamErrorBudget(burst: 100, perSecond: 10)
+        XCTAssertTrue(budget.spend(17, at: 1), "a 4 KiB malformed header block: 17 tokens")
+        for _ in 0..<5 { XCTAssertTrue(budget.spend(16, at: 1)) }     // 97 spent
+        XCTAssertFalse(budget.spend(16, at: 1), "not enough left")
+        XCTAssertFalse(budget.spend(at: 1), "and a refused spend leaves nothing")
+    }
+}
+
 final class RecentlyClosedStreamsTests: XCTestCase {
     func testRemembersHowTheLatestStreamsClosedAndForgetsTheOldest() {
         var closed = RecentlyClosedStreams()

@@ -110,7 +110,8 @@ class RawClient:
 
 def hpack_bomb_requests(client, count, first_stream=1, path=ECHO_UNARY):
     """One 4 KiB header added to the HPACK table, then `count` requests whose 16 KB header
-    block names it 16,000 times: each decodes to ~66 MB of header fields."""
+    block names it 16,000 times: each decodes to ~66 MB of header fields. The requests' other
+    fields are never indexed, so the 4 KiB entry stays the newest in the table (index 62)."""
     entry = hpack.HeaderTuple("x-bomb", "b" * 4000)
     block = client.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", path),
                                    (":authority", "test"), ("content-type", "application/grpc"), entry])
@@ -118,11 +119,10 @@ def hpack_bomb_requests(client, count, first_stream=1, path=ECHO_UNARY):
     first.flags.add("END_HEADERS")
     first.flags.add("END_STREAM")
     yield first
-    index = 62                                           # the newest dynamic table entry
-    base = client.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", path),
-                                  (":authority", "test")])
+    base = client.encoder.encode([hpack.NeverIndexedHeaderTuple(name, value) for name, value in
+                                  ((":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "test"))])
     for i in range(1, count + 1):
-        frame = HeadersFrame(first_stream + 2 * i, base + bytes([0x80 | index]) * 16000)
+        frame = HeadersFrame(first_stream + 2 * i, base + bytes([0x80 | 62]) * 16000)
         frame.flags.add("END_HEADERS")
         frame.flags.add("END_STREAM")
         yield frame
@@ -130,8 +130,8 @@ def hpack_bomb_requests(client, count, first_stream=1, path=ECHO_UNARY):
 
 def empty_field_requests(client, count, first_stream=1, path=ECHO_UNARY):
     """Requests carrying 4,000 empty header fields each (an empty name is malformed)."""
-    base = client.encoder.encode([(":method", "POST"), (":scheme", "http"), (":path", path),
-                                  (":authority", "test")])
+    base = client.encoder.encode([hpack.NeverIndexedHeaderTuple(name, value) for name, value in
+                                  ((":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "test"))])
     empty = b"\x00\x00\x00" * 4000                      # literal without indexing, new name: "" = ""
     for i in range(count):
         frame = HeadersFrame(first_stream + 2 * i, base + empty)
