@@ -10,6 +10,8 @@ public enum ConfigSummary {
                 let route = listener.routes[index]
                 out.append("  \(route.match.description) -> \(route.service)")
             }
+            out.append("  limits: max_connections \(listener.maxConnections), max_concurrent_streams \(listener.http2.maxConcurrentStreams), "
+                       + "handshake_timeout \(format(listener.handshakeTimeout)), idle_timeout \(listener.idleTimeout.map(format) ?? "off")")
         }
         for service in config.services {
             out.append("service \(service.name): \(discovery(service.discovery))")

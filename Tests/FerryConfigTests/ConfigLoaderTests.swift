@@ -87,6 +87,29 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(window.key, "listeners[0].http2.initial_stream_window")
     }
 
+    func testListenerConnectionLimitsDecodeWithDefaultsAndRanges() throws {
+        let defaults = try ConfigLoader.parse(yaml: valid, source: "ferry.yaml").listeners[0]
+        XCTAssertEqual(defaults.maxConnections, 10_000)
+        XCTAssertEqual(defaults.handshakeTimeout, .seconds(10))
+        XCTAssertEqual(defaults.idleTimeout, .seconds(300))
+        XCTAssertEqual(HTTP2Config().maxConcurrentStreams, 100, "a client connection's default share of streams")
+
+        let set = valid.replacingOccurrences(of: "    max_deadline: 30s\n",
+                                             with: "    max_deadline: 30s\n    max_connections: 50\n    handshake_timeout: 2s\n    idle_timeout: false\n")
+        let listener = try ConfigLoader.parse(yaml: set, source: "ferry.yaml").listeners[0]
+        XCTAssertEqual(listener.maxConnections, 50)
+        XCTAssertEqual(listener.handshakeTimeout, .seconds(2))
+        XCTAssertNil(listener.idleTimeout, "false turns the idle timeout off")
+
+        let zero = try XCTUnwrap(error(set.replacingOccurrences(of: "max_connections: 50", with: "max_connections: 0")))
+        XCTAssertEqual(zero.key, "listeners[0].max_connections")
+        XCTAssertEqual(zero.line, 11)
+        let unitless = try XCTUnwrap(error(set.replacingOccurrences(of: "handshake_timeout: 2s", with: "handshake_timeout: 2")))
+        XCTAssertEqual(unitless.key, "listeners[0].handshake_timeout")
+        XCTAssertEqual(ConfigSummary.lines(try ConfigLoader.parse(yaml: set, source: "ferry.yaml"))[2],
+                       "  limits: max_connections 50, max_concurrent_streams 500, handshake_timeout 2s, idle_timeout off")
+    }
+
     func testUnknownServiceReferenceIsAnError() throws {
         let e = try XCTUnwrap(error(valid.replacingOccurrences(of: "service: greeter", with: "service: greter")))
         XCTAssertEqual(e.key, "listeners[0].service")
