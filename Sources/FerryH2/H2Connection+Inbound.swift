@@ -4,6 +4,39 @@ import NIOCore
 /// nghttp2's callbacks, turned into stream and connection events. Called only from inside
 /// `nghttp2_session_mem_recv` / `mem_send`, on the connection's event loop.
 extension H2Connection {
+    /// Hands `bytes` to nghttp2, split only before DATA frames whose stream may have closed
+    /// (see `InboundFrameScanner`), which get RFC 9113's STREAM_CLOSED answer. Returns
+    /// nghttp2's error, or 0.
+    func feed(_ session: OpaquePointer, _ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+        guard role == .server else {
+            // An upstream's DATA on a closed stream is left to nghttp2 (ignored): the check is
+            // for the streams clients open, where RFC 9113's answer is owed to strangers.
+            let rv = nghttp2_session_mem_recv(session, base, bytes.count)
+            return rv < 0 ? rv : 0
+        }
+        let highestAtStart = frameGuard.highestPeerStreamID
+        var fed = 0
+        var scanFrom = 0
+        inboundScanner.beginBuffer()
+        while let split = inboundScanner.nextSplit(in: bytes, from: scanFrom, needsCheck: { id in
+            id <= highestAtStart && lookupStream(id) == nil
+        }) {
+            if split.offset > fed {
+                let rv = nghttp2_session_mem_recv(session, base + fed, split.offset - fed)
+                if rv < 0 { return rv }
+                fed = split.offset
+            }
+            scanFrom = split.resume
+            if !dataFrameMayProceed(streamID: split.streamID) {
+                return 0       // a connection error was submitted: nothing more is read
+            }
+        }
+        guard fed < bytes.count else { return 0 }
+        let rv = nghttp2_session_mem_recv(session, base + fed, bytes.count - fed)
+        return rv < 0 ? rv : 0
+    }
+
     func onBeginFrame(type: UInt8, flags: UInt8, streamID: Int32, length: Int) -> Int32 {
         // A stream the peer opened before this frame (a new one has a higher id) that is no
         // longer open may be one it closed.
