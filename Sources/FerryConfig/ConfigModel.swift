@@ -119,9 +119,15 @@ public struct PoolConfig: Sendable, Equatable {
     public var maxPendingCalls: Int = 1024
     public var http2 = HTTP2Config()
     /// HTTP/2 PING on upstream connections that received nothing for `keepaliveInterval`; no
-    /// answer within `keepaliveTimeout` closes the connection.
-    public var keepaliveInterval: Duration = .seconds(30)
-    public var keepaliveTimeout: Duration = .seconds(10)
+    /// answer within `keepaliveTimeout` closes the connection. A connection to an upstream that
+    /// hung (SIGSTOP, a wedged runtime, a dropped path) is found within 13 s of its last byte and
+    /// its streams fail as lost (retryable). Within one deadline the balancer already keeps new
+    /// calls away (the age of unanswered calls is in an endpoint's cost, expired attempts count
+    /// in accrual); keepalive frees what is stuck on the connection: calls without a deadline,
+    /// long streams, the connection itself. 10 s is Linkerd's interval; 3 s is thousands of
+    /// round trips within a region, and longer than the pauses a busy upstream host makes.
+    public var keepaliveInterval: Duration = .seconds(10)
+    public var keepaliveTimeout: Duration = .seconds(3)
     public init() {}
 }
 
@@ -152,6 +158,14 @@ public struct FailureAccrualConfig: Sendable, Equatable {
     /// No more than this share of the endpoints is ejected at once (a floor of the set keeps
     /// taking calls); when every endpoint is unavailable anyway, all are used (panic mode).
     public var maxEjectedPercent = 100
+    /// An attempt still unanswered when the call's deadline (or stream idle timeout) ran out
+    /// counts as a failure: an endpoint that hangs is ejected like one that resets.
+    public var countDeadlineExceeded = true
+    /// The same for an attempt still unanswered at its per-try timeout.
+    public var countPerTryTimeout = true
+    /// The same for an attempt still unanswered when its caller cancelled. Off by default:
+    /// callers cancel for reasons of their own (a user navigated away, a hedge won elsewhere).
+    public var countCancelled = false
     public init() {}
 }
 

@@ -4,10 +4,7 @@ public enum GRPCResponses {
 
     /// True for a request or response whose content-type is `application/grpc` or `application/grpc+...`/`;...`.
     public static func isGRPCContentType(_ value: String) -> Bool {
-        guard value.hasPrefix(contentType) else { return false }
-        let rest = value.utf8.dropFirst(contentType.utf8.count)
-        guard let next = rest.first else { return true }
-        return next == UInt8(ascii: "+") || next == UInt8(ascii: ";")
+        GRPCHeaderValues.isGRPCContentType(value.utf8)
     }
 
     /// A Trailers-Only response: one HEADERS frame with END_STREAM carrying the status.

@@ -48,8 +48,7 @@ public enum GRPCStatusCode: Int, Sendable, CaseIterable, CustomStringConvertible
 
     /// Parses a `grpc-status` value: decimal digits only, 0 to 16.
     public init?(headerValue: String) {
-        guard !headerValue.isEmpty, headerValue.utf8.count <= 2, headerValue.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-              let n = Int(headerValue), let code = GRPCStatusCode(rawValue: n) else { return nil }
+        guard let n = GRPCHeaderValues.status(headerValue.utf8), let code = GRPCStatusCode(rawValue: n) else { return nil }
         self = code
     }
 

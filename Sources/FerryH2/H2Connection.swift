@@ -553,8 +553,6 @@ public final class H2Connection: ChannelInboundHandler {
         return copy
     }
 
-    func stream(_ id: Int32) -> H2Stream? { lookupStream(id) }
-
     /// Client role: the id the next `openStream` uses (replaying a recorded client's ids).
     func setNextStreamID(_ id: Int32) -> Bool {
         guard let session else { return false }

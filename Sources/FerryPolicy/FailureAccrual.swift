@@ -26,6 +26,17 @@ public struct FailureAccrual: Sendable, Equatable {
 
     public private(set) var state = State.active(failures: 0)
     public let settings: Settings
+    /// Whether the wait may end early on a sign of life (`endWait`): once per backoff, so an
+    /// endpoint that accepts connections and fails every call is still probed at most twice a backoff.
+    private var earlyProbe = EarlyProbe.available
+
+    private enum EarlyProbe: Sendable, Equatable {
+        case available
+        /// The wait was ended early; the next probe is the early one.
+        case granted
+        /// The early probe failed: the next one waits for the backoff.
+        case spent
+    }
 
     public init(settings: Settings = Settings()) {
         self.settings = settings
@@ -63,6 +74,7 @@ public struct FailureAccrual: Sendable, Equatable {
 
     public mutating func recordSuccess() {
         state = .active(failures: 0)
+        earlyProbe = .available
     }
 
     /// Records a failure; returns true when it ejected the endpoint. `mayEject` false (the
@@ -81,6 +93,7 @@ public struct FailureAccrual: Sendable, Equatable {
             eject(at: now, backoff: settings.minBackoff, random: &random)
             return true
         case .probing(let backoff):
+            earlyProbe = earlyProbe == .granted ? .spent : .available
             eject(at: now, backoff: growBackoff ? min(settings.maxBackoff, backoff * 2) : backoff, random: &random)
             return true
         case .ejected:
@@ -93,6 +106,17 @@ public struct FailureAccrual: Sendable, Equatable {
     /// backoff starts again from the minimum (a probe out already is left to finish).
     public mutating func shortenWait(at now: Int64) {
         if case .ejected(let until, _) = state { state = .ejected(until: min(until, now), backoff: settings.minBackoff) }
+    }
+
+    /// The endpoint shows a sign of life (a connection to it was made): it may be probed at
+    /// once. Its backoff is kept, so a probe that fails still ejects it for longer, and the
+    /// wait ends early at most once per backoff. Returns whether it did.
+    @discardableResult
+    public mutating func endWait(at now: Int64) -> Bool {
+        guard case .ejected(let until, let backoff) = state, earlyProbe == .available, until > now else { return false }
+        state = .ejected(until: now, backoff: backoff)
+        earlyProbe = .granted
+        return true
     }
 
     /// Ejects for `backoff` with jitter: a time drawn from [backoff/2, backoff], at least the minimum.

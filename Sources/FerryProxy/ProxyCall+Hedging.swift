@@ -13,15 +13,16 @@ import NIOCore
 extension ProxyCall {
     struct Racer {
         let stream: H2Stream
-        let pool: UpstreamPool
+        var attempt: UpstreamAttempt
         let openedAt: Int64
+        var pool: UpstreamPool { attempt.pool }
     }
 
     var hedgePolicy: HedgePolicy? { policy?.hedge }
 
     /// Arms the timer for the next hedge, if one may be sent.
     func armHedgeIfWanted() {
-        guard let hedge = hedgePolicy, hedgeID == 0, hedgeWaitingPool == nil, !responseStarted,
+        guard let hedge = hedgePolicy, hedgeID == 0, hedgeWaiting == nil, !responseStarted,
               case .forwarding = phase, case .ended = requestEnd, replay.canReplay,
               1 + hedgesSent < hedge.maxAttempts, let service, let policy else { return }
         let delay: Int64
@@ -47,37 +48,45 @@ extension ProxyCall {
         guard let pool = service.pickPool(avoiding: tried) else { return }
         hedgesSent += 1
         routeMetrics?.hedges += 1
-        hedgeWaitingPool = pool
-        pool.attemptStarted()
+        hedgeWaiting = UpstreamAttempt(in: pool, at: Self.now())
         pool.acquire(self)
     }
 
     /// The hedge's pool lends a connection: open the racing stream with the whole request.
     func openHedge(on connection: H2Connection) {
-        guard let pool = hedgeWaitingPool else { return }
-        hedgeWaitingPool = nil
+        guard let attempt = hedgeWaiting.take() else { return }
         guard !responseStarted, case .forwarding = phase, let requestHeaders, var headers = headersForAttempt(requestHeaders) else {
-            pool.attemptFinished(.neutral, at: Self.now())
+            attempt.finish(.neutral, at: Self.now())
             return
         }
         headers = headers.replacingValue(of: Self.previousAttemptsHeader, with: String(countedAttempts + hedgesSent - 1))
         let empty = replay.byteCount == 0
         let trailers: H2Headers? = { if case .trailers(let t) = requestEnd { return t } else { return nil } }()
         guard let stream = connection.openStream(headers: headers, endStream: empty && trailers == nil, delegate: self) else {
-            pool.attemptFinished(.neutral, at: Self.now())
+            attempt.finish(.neutral, at: Self.now())
             return
         }
-        racers.append(Racer(stream: stream, pool: pool, openedAt: Self.now()))
+        racers.append(Racer(stream: stream, attempt: attempt, openedAt: Self.now()))
         for chunk in replay.chunks { stream.sendData(chunk) }
         if let trailers { stream.sendTrailers(trailers) } else if !empty { stream.sendEnd() }
         armHedgeIfWanted()
     }
 
+    /// Stops the hedge timer and a hedge still waiting for a connection. The primary is placed
+    /// again (a retry) or the call ends: the hedge belonged to the attempt that is gone, and
+    /// left waiting it would be lent a connection as if it were the new primary (the call
+    /// waiting in two pools, its outcome told to the wrong endpoint).
+    func cancelHedgeWait() {
+        if hedgeID != 0 { disarm(&hedgeID) }
+        if hedgeWaiting != nil, let waiting = hedgeWaiting.take() {
+            waiting.pool.cancel(self)
+            waiting.finish(.neutral, at: Self.now())
+        }
+    }
+
     /// The hedge could not get a connection (connect failure, the pool retired): give up on it.
     func hedgeWaitFailed(_ error: ProxyError) {
-        guard let pool = hedgeWaitingPool else { return }
-        hedgeWaitingPool = nil
-        pool.attemptFinished(error.isEndpointFailure ? .failure : .neutral, at: Self.now())
+        hedgeWaiting.take()?.finish(error.attemptOutcome, at: Self.now())
     }
 
     func racerIndex(_ stream: H2Stream) -> Int? {
@@ -105,13 +114,13 @@ extension ProxyCall {
             let winner = racers.remove(at: index)
             if let previous = upstream {
                 upstream = nil
-                finishAttempt(.neutral)
+                finishAttempt(.expired(.lostRace))
                 if !previous.isClosed { previous.reset(H2ErrorCode.cancel) }
                 previous.consumeAll()
             }
             upstream = winner.stream
             pool = winner.pool
-            attemptPool = winner.pool
+            attempt = winner.attempt
             attemptOpenedAt = winner.openedAt
             attemptRTT = nil
         }
@@ -130,30 +139,26 @@ extension ProxyCall {
             let next = racers.removeFirst()
             upstream = next.stream
             pool = next.pool
-            attemptPool = next.pool
+            attempt = next.attempt
             attemptOpenedAt = next.openedAt
             attemptRTT = nil
             return
         }
         guard let index = racerIndex(stream) else { return }
         let racer = racers.remove(at: index)
-        racer.pool.attemptFinished(outcome, at: Self.now())
+        racer.attempt.finish(outcome, at: Self.now())
         if !stream.isClosed { stream.reset(H2ErrorCode.cancel) }
         stream.consumeAll()
     }
 
-    /// Cancels every racer and a hedge still waiting for a connection.
-    func cancelRacers() {
-        disarm(&hedgeID)
-        if let waiting = hedgeWaitingPool {
-            hedgeWaitingPool = nil
-            waiting.cancel(self)
-            waiting.attemptFinished(.neutral, at: Self.now())
-        }
+    /// Cancels every racer and a hedge still waiting for a connection; `outcome` is what the
+    /// racers' endpoints are told (by default: another attempt answered first).
+    func cancelRacers(_ outcome: UpstreamPool.AttemptOutcome = .expired(.lostRace)) {
+        cancelHedgeWait()
         let losers = racers
         racers.removeAll()
         for racer in losers {
-            racer.pool.attemptFinished(.neutral, at: Self.now())
+            racer.attempt.finish(outcome, at: Self.now())
             if !racer.stream.isClosed { racer.stream.reset(H2ErrorCode.cancel) }
             racer.stream.consumeAll()
         }

@@ -36,16 +36,8 @@ extension ProxyCall {
         methodMetrics?.counts.timeToHeaders.observe(responseHeadersAt - arrivedAt)
     }
 
-    /// `grpc-status` as a number, read from the bytes.
+    /// `grpc-status` as a number (FerryGRPC reads it from the bytes).
     static func grpcStatus(in headers: H2Headers) -> Int? {
-        headers.withValue(of: "grpc-status") { value -> Int? in
-            guard let value, (1...3).contains(value.count) else { return nil }
-            var n = 0
-            for byte in value {
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-                n = n * 10 + Int(byte - UInt8(ascii: "0"))
-            }
-            return n
-        }
+        headers.withValue(of: "grpc-status") { $0.flatMap(GRPCHeaderValues.status) }
     }
 }

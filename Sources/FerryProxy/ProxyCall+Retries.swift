@@ -11,7 +11,6 @@ import NIOCore
 /// deadline leaves time for the attempt to finish.
 extension ProxyCall {
     static let previousAttemptsHeader = "grpc-previous-rpc-attempts"
-    static let pushbackHeader = "grpc-retry-pushback-ms"
 
     var retriesEnabled: Bool { policy?.retry.enabled ?? false }
 
@@ -22,7 +21,7 @@ extension ProxyCall {
 
     /// Whether a failed attempt with `status` may be retried, taking one retry from the budget
     /// if so. `pushback` is the server's `grpc-retry-pushback-ms` (nil: none sent).
-    func mayRetry(status: GRPCStatusCode, pushback: Pushback, anyStatus: Bool = false) -> Bool {
+    func mayRetry(status: GRPCStatusCode, pushback: GRPCRetryPushback, anyStatus: Bool = false) -> Bool {
         guard let policy, policy.retry.enabled, anyStatus || policy.retryOn.contains(status.rawValue), !responseStarted,
               replay.canReplay, requestHeaders != nil, countedAttempts < policy.retry.maxAttempts else { return false }
         if case .refuse = pushback { return false }
@@ -34,33 +33,18 @@ extension ProxyCall {
         return true
     }
 
-    enum Pushback {
-        case none
-        /// The server asked to wait this long (nanoseconds) before retrying.
-        case after(Int64)
-        /// Negative or malformed: the server asks not to retry.
-        case refuse
-    }
-
-    static func pushback(in headers: H2Headers) -> Pushback {
-        headers.withValue(of: pushbackHeader) { value -> Pushback in
-            guard let value else { return .none }
-            guard (1...10).contains(value.count) else { return .refuse }
-            var ms: Int64 = 0
-            for byte in value {
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return .refuse }
-                ms = ms * 10 + Int64(byte - UInt8(ascii: "0"))
-            }
-            return .after(ms * 1_000_000)
-        }
+    /// The server's `grpc-retry-pushback-ms` (FerryGRPC reads it from the bytes).
+    static func pushback(in headers: H2Headers) -> GRPCRetryPushback {
+        headers.withValue(of: GRPCRetryPushback.headerName) { GRPCHeaderValues.retryPushback($0) }
     }
 
     // MARK: - Doing
 
     /// Ends the current attempt and schedules the next after the backoff (or pushback).
-    func scheduleRetry(after error: ProxyError, pushback: Pushback, endpointFailed: Bool) {
+    func scheduleRetry(after error: ProxyError, pushback: GRPCRetryPushback, attemptOutcome: UpstreamPool.AttemptOutcome) {
         guard let policy else { return }
-        finishAttempt(endpointFailed ? .failure : .neutral)
+        finishAttempt(attemptOutcome)
+        cancelHedgeWait()
         // Forget the attempt's stream before cancelling it: its close is then an earlier attempt's.
         let previous = upstream
         upstream = nil
@@ -125,7 +109,7 @@ extension ProxyCall {
         // The attempt, not the call, ran out of time: that is what a per-try timeout is for, so
         // it is retried whatever the status list says, within the same limits and budget.
         if mayRetry(status: .deadlineExceeded, pushback: .none, anyStatus: true) {
-            scheduleRetry(after: error, pushback: .none, endpointFailed: false)
+            scheduleRetry(after: error, pushback: .none, attemptOutcome: .expired(.perTryTimeout))
         } else {
             fail(error)
         }
@@ -143,12 +127,14 @@ extension ProxyCall {
             let pushback = Self.pushback(in: headers)
             guard mayRetry(status: code, pushback: pushback) else { return false }
             let failed = policy?.failureStatuses.contains(code.rawValue) ?? false
-            scheduleRetry(after: ProxyError.upstreamStatus(code, endpoint: endpointName), pushback: pushback, endpointFailed: failed)
+            scheduleRetry(after: ProxyError.upstreamStatus(code, endpoint: endpointName), pushback: pushback,
+                          attemptOutcome: failed ? .failure : .neutral)
             return true
         }
         guard holdsResponse else { return false }
         heldHeaders = headers
         if attemptRTT == nil { attemptRTT = rttSample() }
+        attempt?.markAnswered()
         return true
     }
 
@@ -168,7 +154,8 @@ extension ProxyCall {
         let pushback = Self.pushback(in: trailers)
         guard mayRetry(status: code, pushback: pushback) else { return false }
         let failed = policy?.failureStatuses.contains(code.rawValue) ?? false
-        scheduleRetry(after: ProxyError.upstreamStatus(code, endpoint: endpointName), pushback: pushback, endpointFailed: failed)
+        scheduleRetry(after: ProxyError.upstreamStatus(code, endpoint: endpointName), pushback: pushback,
+                          attemptOutcome: failed ? .failure : .neutral)
         return true
     }
 
@@ -205,13 +192,13 @@ extension ProxyCall {
             // Never processed, like a REFUSED_STREAM: once the transparent retries are spent,
             // the retry policy decides (UNAVAILABLE), with its attempts and budget.
             guard mayRetry(status: .unavailable, pushback: .none) else { return false }
-            scheduleRetry(after: .upstreamRefused(endpoint: endpointName), pushback: .none, endpointFailed: false)
+            scheduleRetry(after: .upstreamRefused(endpoint: endpointName), pushback: .none, attemptOutcome: .neutral)
             return true
         case .resetLocally:
             return false
         }
         guard mayRetry(status: code, pushback: .none) else { return false }
-        scheduleRetry(after: proxyError, pushback: .none, endpointFailed: true)
+        scheduleRetry(after: proxyError, pushback: .none, attemptOutcome: .failure)
         return true
     }
 }

@@ -56,8 +56,8 @@ final class ProxyCall {
     /// The pool the call was sent to (for its endpoint's name in errors).
     var pool: UpstreamPool?
     var endpointName: String { pool?.endpointName ?? "?" }
-    /// The pool whose `pending` count this attempt holds, until the attempt's outcome is told.
-    var attemptPool: UpstreamPool?
+    /// The current attempt's claim on its pool, until the attempt's outcome is told.
+    var attempt: UpstreamAttempt?
     /// When the current attempt's stream opened, and the time to its response headers.
     var attemptOpenedAt: Int64 = 0
     var attemptRTT: Int64?
@@ -96,6 +96,11 @@ final class ProxyCall {
     var replayedBytesToSend = 0
     var transparentRetries = 0
     static let maxTransparentRetries = 3
+    /// Streams refused by a GOAWAY may be sent again more often: a connection sends one GOAWAY,
+    /// so each such refusal means the call met another connection ending before it got to the
+    /// stream (seen in storms where every connection ends after a few streams), and the
+    /// upstream did no work for it. Then the retry policy decides, as for the other refusals.
+    static let maxTransparentRetriesAfterGoAway = 10
     var responseStarted = false
     var responseEnded = false
     /// The forwarded response headers declared a content-length: a body cut short can then only
@@ -126,7 +131,7 @@ final class ProxyCall {
     // Hedging (ProxyCall+Hedging.swift): attempts racing the primary `upstream`, the pool a
     // hedge waits in for a connection, its timer, and how many were sent.
     var racers: [Racer] = []
-    var hedgeWaitingPool: UpstreamPool?
+    var hedgeWaiting: UpstreamAttempt?
     var hedgeID: UInt64 = 0
     var hedgesSent = 0
     let environment: CallEnvironment
@@ -152,7 +157,7 @@ final class ProxyCall {
     // MARK: - Reaching an upstream
 
     func requestHeadersArrived(_ headers: H2Headers, endStream: Bool) {
-        isGRPC = headers.value(of: "content-type", hasPrefix: GRPCResponses.contentType)
+        isGRPC = headers.withValue(of: "content-type") { $0.map(GRPCHeaderValues.isGRPCContentType) ?? false }
         arrivedAt = downstream.connection.readStartedAt
         if environment.accessLog != nil {
             accessLogged = environment.accessLog!.sampled()
@@ -228,6 +233,7 @@ final class ProxyCall {
     /// Picks an endpoint of the call's service and waits in its pool for a stream.
     func dispatch() {
         finishAttempt(.neutral)
+        if attempts > 0 { cancelHedgeWait() }
         // A call placed again (a retry) prefers endpoints it has not tried yet. The list is made
         // only then, so a first attempt allocates nothing for it.
         if let previous = pool, triedPools.count < 5 { triedPools.append(ObjectIdentifier(previous)) }
@@ -236,11 +242,12 @@ final class ProxyCall {
             fail(.noEndpoints(service: serviceName))
             return
         }
+        // The first attempt starts when the request was read (no clock read on the common path).
+        let startedAt = attempts == 0 && arrivedAt > 0 ? arrivedAt : Self.now()
         attempts += 1
         self.pool = pool
-        attemptPool = pool
+        attempt = UpstreamAttempt(in: pool, at: startedAt)
         attemptRTT = nil
-        pool.attemptStarted()
         phase = .awaitingUpstream
         // The per-try clock starts when the attempt is placed: waiting for a connection to
         // the endpoint counts (a connection being set up again can take the connect timeout).
@@ -250,8 +257,7 @@ final class ProxyCall {
 
     /// Tells the attempt's pool how it went (once per attempt).
     func finishAttempt(_ outcome: UpstreamPool.AttemptOutcome) {
-        guard let pool = attemptPool.take() else { return }
-        pool.attemptFinished(outcome, at: Self.now())
+        attempt.take()?.finish(outcome, at: Self.now())
     }
 
     /// The response is complete: success or failure by its status, for the balancer and accrual.
@@ -278,7 +284,7 @@ final class ProxyCall {
 
     /// The pool the call waited in retired (its endpoint left the service): place it again.
     func poolRetired() {
-        if case .forwarding = phase, hedgeWaitingPool != nil {
+        if case .forwarding = phase, hedgeWaiting != nil {
             hedgeWaitFailed(.shuttingDown())
             return
         }
@@ -311,7 +317,7 @@ final class ProxyCall {
 
     /// The pool lends `connection`, which has room for one more stream.
     func upstreamReady(_ connection: H2Connection) {
-        if case .forwarding = phase, hedgeWaitingPool != nil {
+        if case .forwarding = phase, hedgeWaiting != nil {
             openHedge(on: connection)
             return
         }
@@ -364,8 +370,8 @@ final class ProxyCall {
         case .resetByPeer(H2ErrorCode.refusedStream): endpointRefused = true
         default: return false
         }
-        guard !responseStarted, replay.canReplay, requestHeaders != nil,
-              transparentRetries < Self.maxTransparentRetries else { return false }
+        let limit = endpointRefused ? Self.maxTransparentRetries : Self.maxTransparentRetriesAfterGoAway
+        guard !responseStarted, replay.canReplay, requestHeaders != nil, transparentRetries < limit else { return false }
         transparentRetries += 1
         if endpointRefused { finishAttempt(.failure) }
         upstream = nil
@@ -376,7 +382,7 @@ final class ProxyCall {
     }
 
     func upstreamFailed(_ error: ProxyError) {
-        if case .forwarding = phase, hedgeWaitingPool != nil {
+        if case .forwarding = phase, hedgeWaiting != nil {
             hedgeWaitFailed(error)
             return
         }
@@ -397,13 +403,13 @@ final class ProxyCall {
     func fail(_ error: ProxyError) {
         if case .awaitingUpstream = phase { pool?.cancel(self) }
         dropHeldResponse()
-        cancelRacers()
+        cancelRacers(error.expiry.map { .expired($0) } ?? .neutral)
         phase = .finished
         if !downstream.isClosed && !responseEnded {
             if !responseStarted { responseHeadersSent() }
             recordOutcome(grpcStatus: error.grpcStatus.rawValue, httpStatus: responseStarted ? responseHTTPStatus : error.httpStatus)
         }
-        finishAttempt(error.isEndpointFailure ? .failure : .neutral)
+        finishAttempt(error.attemptOutcome)
         callOver()
         pendingBody.removeAll()
         releaseRequestHeaders()
@@ -448,6 +454,7 @@ final class ProxyCall {
         if error != nil && !responseEnded {
             // The caller went away before the response ended: gRPC's CANCELLED, nginx's 499.
             recordOutcome(grpcStatus: GRPCStatusCode.cancelled.rawValue, httpStatus: 499)
+            finishAttempt(.expired(.cancelled))
         }
         callOver()
         switch phase {
@@ -460,7 +467,7 @@ final class ProxyCall {
             break
         }
         dropHeldResponse()
-        cancelRacers()
+        cancelRacers(error != nil && !responseEnded ? .expired(.cancelled) : .neutral)
         phase = .finished
         pendingBody.removeAll()
         upstream?.consumeAll()
@@ -487,6 +494,7 @@ extension ProxyCall: H2StreamDelegate {
     func forwardResponseHeaders(_ headers: H2Headers, endStream: Bool) {
         commit()
         if attemptRTT == nil { attemptRTT = rttSample() }
+        attempt?.markAnswered()
         responseHeadersSent()
         if !isGRPC || methodMetrics == nil {
             responseHTTPStatus = headers.withValue(of: ":status") { status in

@@ -11,6 +11,15 @@ struct ProxyError: Error, CustomStringConvertible {
     var isEndpointFailure = false
     /// Nothing was sent: the connection to the endpoint could not be made.
     var isConnectFailure = false
+    /// A timer of the call ran out (deadline, idle, per-try): the attempt's outcome is an expiry.
+    var expiry: UpstreamPool.Expiry?
+
+    /// What the error means for the attempt it ended, for the balancer and failure accrual.
+    var attemptOutcome: UpstreamPool.AttemptOutcome {
+        if isEndpointFailure { return .failure }
+        if let expiry { return .expired(expiry) }
+        return .neutral
+    }
 
     var description: String { message }
 
@@ -75,12 +84,13 @@ struct ProxyError: Error, CustomStringConvertible {
         case .listener: source = "the max_deadline of listener \"\(listener)\""
         }
         return ProxyError(grpcStatus: .deadlineExceeded, httpStatus: 504,
-                          message: "ferry: deadline exceeded (\(budget), set by \(source))")
+                          message: "ferry: deadline exceeded (\(budget), set by \(source))", expiry: .deadline)
     }
 
     static func streamIdle(_ nanoseconds: Int64, policyOrigin: String) -> ProxyError {
         ProxyError(grpcStatus: .deadlineExceeded, httpStatus: 408,
-                   message: "ferry: no message either way for \(formatDuration(nanoseconds)) (stream_idle_timeout at \(policyOrigin))")
+                   message: "ferry: no message either way for \(formatDuration(nanoseconds)) (stream_idle_timeout at \(policyOrigin))",
+                   expiry: .deadline)
     }
 
     static func malformedDeadlineHeader() -> ProxyError {
@@ -89,7 +99,8 @@ struct ProxyError: Error, CustomStringConvertible {
 
     static func perTryTimeout(_ nanoseconds: Int64, endpoint: String) -> ProxyError {
         ProxyError(grpcStatus: .deadlineExceeded, httpStatus: 504,
-                   message: "ferry: attempt to \(endpoint) exceeded its per_try_timeout of \(formatDuration(nanoseconds))")
+                   message: "ferry: attempt to \(endpoint) exceeded its per_try_timeout of \(formatDuration(nanoseconds))",
+                   expiry: .perTryTimeout)
     }
 
     /// An upstream answered with `status` (kept in case retries run out before a better answer).

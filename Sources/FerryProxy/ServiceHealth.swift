@@ -170,6 +170,11 @@ final class EndpointHealth: Sendable {
         if wasEjected { service?.endpointRecovered(address, at: now) }
     }
 
+    /// A connection to the ejected endpoint was made: it may be probed at once.
+    func endWait(at now: Int64) {
+        accrual.withLockedValue { $0.endWait(at: now) }
+    }
+
     fileprivate func shortenWait(at now: Int64) {
         accrual.withLockedValue { $0.shortenWait(at: now) }
     }

@@ -132,17 +132,16 @@ final class ServiceRuntime {
         return methodPolicies[index]
     }
 
-    private static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
 
     /// The pool for the next call, by the service's balancer, among endpoints that are not
     /// ejected by failure accrual nor just failed to connect. If none is left, every endpoint
     /// is a candidate again (panic mode: better to try than to fail every call). An ejected
     /// endpoint whose backoff ended takes exactly one probe call, whichever loop claims it.
     /// `avoiding`: pools an earlier attempt of the call used; passed over while another is available.
-    func pickPool(avoiding tried: [ObjectIdentifier] = []) -> UpstreamPool? {
+    func pickPool(avoiding tried: [ObjectIdentifier] = [], at now: Int64 = ServiceRuntime.now()) -> UpstreamPool? {
         let pools = self.pools
         guard !pools.isEmpty else { return nil }
-        let now = Self.now()
         if !tried.isEmpty, pools.count > 1,
            let index = pick(pools, now: now, isAvailable: { i in
                !tried.contains(ObjectIdentifier(pools[i])) && pools[i].health.isAvailable(at: now)
@@ -165,7 +164,7 @@ final class ServiceRuntime {
         switch config.balancer.kind {
         case .p2cPeakEWMA:
             return PowerOfTwoChoices.pick(count: pools.count, using: &random, isAvailable: isAvailable) { i in
-                pools[i].latency.cost(pending: pools[i].health.inFlight, at: now) / Double(max(1, pools[i].weight))
+                pools[i].cost(at: now)
             }
         case .p2cLeastRequest:
             return PowerOfTwoChoices.pick(count: pools.count, using: &random, isAvailable: isAvailable) { i in
@@ -216,7 +215,7 @@ final class ServiceRuntime {
                 next.append(pool)
             } else {
                 next.append(UpstreamPool(endpoint: endpoint, service: config.name, settings: config.pool, balancer: config.balancer,
-                                         health: health.endpoint(address), eventLoop: eventLoop, headerBlocks: headerBlocks,
+                                         accrual: config.failureAccrual, health: health.endpoint(address), eventLoop: eventLoop, headerBlocks: headerBlocks,
                                          logger: logger))
             }
         }

@@ -15,7 +15,10 @@ final class UpstreamConnection {
         case closed
     }
 
-    private weak var pool: UpstreamPool?
+    /// Strong, and let go when the connection closes (`finish()`): a connection keeps its pool
+    /// alive until it is over. Not weak: a weak reference would move the pool's reference count
+    /// to a side table, and every call retains its pool (a slow retain and release per call).
+    private var pool: UpstreamPool?
     private(set) var state = State.connecting
     /// The pool's idle timeout, counted from the last stream's close.
     private let idleTimeout: IdleTimeout
@@ -85,8 +88,7 @@ final class UpstreamConnection {
                 case .success(let channel):
                     self.connected(channel)
                 case .failure(let error):
-                    self.state = .closed
-                    self.pool?.connectFailed(self, reason: "\(error)")
+                    self.finish()?.connectFailed(self, reason: "\(error)")
                 }
             }
     }
@@ -95,7 +97,7 @@ final class UpstreamConnection {
         let h2 = try? channel.pipeline.syncOperations.handler(type: H2Connection.self)
         h2?.activateIfChannelActive()
         guard let h2, h2.isActive else {
-            state = .closed
+            let pool = finish()
             channel.close(promise: nil)
             pool?.connectFailed(self, reason: "connection closed while starting")
             return
@@ -115,10 +117,16 @@ final class UpstreamConnection {
         }
         handshakeTimer = channel.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: connectTimeout) {
             guard case .handshaking(let h2) = self.state else { return }
-            self.state = .closed
+            let pool = self.finish()
             h2.terminate(errorCode: H2ErrorCode.settingsTimeout, reason: "no SETTINGS from the upstream")
-            self.pool?.connectFailed(self, reason: "no HTTP/2 SETTINGS received within the connect timeout")
+            pool?.connectFailed(self, reason: "no HTTP/2 SETTINGS received within the connect timeout")
         }
+    }
+
+    /// The connection is over: it lets go of its pool, returned for a last word to it.
+    private func finish() -> UpstreamPool? {
+        state = .closed
+        return pool.take()
     }
 
     private func handshakeDone(_ h2: H2Connection) {
@@ -153,14 +161,17 @@ final class UpstreamConnection {
         h2.beginGracefulShutdown()
     }
 
-    /// Every keepalive interval: a connection that received nothing for that long gets a PING;
-    /// one that received nothing within the timeout after a PING is closed, and its streams
-    /// fail (the upstream may have processed them, so they are not retried transparently).
+    /// A connection that received nothing for the keepalive interval gets a PING; one that
+    /// received nothing within the timeout after a PING is closed, and its streams fail (the
+    /// upstream may have processed them, so they are not retried transparently). The check
+    /// runs an interval after the last read, so a connection gone silent is found within
+    /// interval + timeout of its last byte (not up to twice the interval).
     private func armKeepalive() {
         guard let pool, let h2 = liveConnection else { return }
         let interval = pool.settings.keepaliveInterval.totalNanoseconds
         let timeout = pool.settings.keepaliveTimeout.totalNanoseconds
-        let delay = pingSentAt == 0 ? interval : timeout
+        let sinceRead = Int64(NIODeadline.now().uptimeNanoseconds) - h2.readStartedAt
+        let delay = pingSentAt == 0 ? max(1_000_000, interval - max(0, sinceRead)) : timeout
         keepaliveTimer = pool.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(delay)) {
             self.keepaliveTimer = nil
             switch self.state {
@@ -224,7 +235,7 @@ extension UpstreamConnection: H2ConnectionDelegate {
         keepaliveTimer?.cancel()
         keepaliveTimer = nil
         let previous = state
-        state = .closed
+        let pool = finish()
         switch previous {
         case .ready:
             pool?.connectionLeftPool(self)

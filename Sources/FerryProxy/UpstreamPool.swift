@@ -24,6 +24,10 @@ final class UpstreamPool {
     private(set) var pending = 0
     /// This loop's latency estimate for the endpoint (time to response headers).
     private(set) var latency: PeakEWMA
+    /// This loop's attempts here still waiting for their response headers.
+    private(set) var unanswered = UnansweredAttempts()
+    /// Which attempts that end unanswered count as failures in accrual.
+    private let accrual: FailureAccrualConfig
     let eventLoop: EventLoop
     let logger: Logger
     private let h2Settings: H2Settings
@@ -43,9 +47,11 @@ final class UpstreamPool {
     /// Streams a connection is assumed to allow before the peer's SETTINGS say otherwise.
     static let assumedStreamsPerConnection = 100
 
-    init(endpoint: Endpoint, service: String, settings: PoolConfig, balancer: BalancerConfig, health: EndpointHealth,
+    init(endpoint: Endpoint, service: String, settings: PoolConfig, balancer: BalancerConfig,
+         accrual: FailureAccrualConfig = FailureAccrualConfig(), health: EndpointHealth,
          eventLoop: EventLoop, headerBlocks: HeaderBlockPool = HeaderBlockPool(), logger: Logger) {
         self.headerBlocks = headerBlocks
+        self.accrual = accrual
         self.endpoint = endpoint
         self.health = health
         self.latency = PeakEWMA(initial: balancer.initialRTT.totalNanoseconds, decay: balancer.decay.totalNanoseconds,
@@ -79,10 +85,28 @@ final class UpstreamPool {
 
     // MARK: - Attempts (for the balancer and failure accrual)
 
-    /// A call chose this endpoint.
-    func attemptStarted() {
+    /// An attempt was placed here (see `UpstreamAttempt`, which makes these calls).
+    func attemptStarted(at now: Int64) {
         pending += 1
+        unanswered.started(at: now)
         health.callStarted()
+    }
+
+    /// The attempt placed at `startedAt` got its response headers.
+    func attemptAnswered(startedAt: Int64) {
+        unanswered.ended(startedAt: startedAt)
+    }
+
+    /// Why an attempt ended before it was answered, when neither side failed outright.
+    enum Expiry {
+        /// The call's deadline (or its stream idle timeout) ran out.
+        case deadline
+        /// The attempt's per-try timeout ran out.
+        case perTryTimeout
+        /// The caller cancelled (reset its stream, or its connection was lost).
+        case cancelled
+        /// Another attempt of a hedged call answered first.
+        case lostRace
     }
 
     /// How an attempt here ended, for the balancer's estimate and failure accrual.
@@ -91,25 +115,48 @@ final class UpstreamPool {
         case success(rtt: Int64?)
         /// Connect failure, reset, lost connection, or a status the route counts as failure.
         case failure
-        /// Neither: cancelled by the caller, ended by the deadline, or moved elsewhere unsent.
+        /// Ended for `Expiry`. If it was still unanswered, the time it waited is a lower bound
+        /// of the endpoint's latency (the estimate rises to it), and failure accrual counts it
+        /// as the service's `failure_accrual` settings say for that expiry.
+        case expired(Expiry)
+        /// No verdict: moved elsewhere unsent, or the call failed for reasons not the endpoint's.
         case neutral
     }
 
-    func attemptFinished(_ outcome: AttemptOutcome, at now: Int64) {
+    /// The outcome of the attempt placed at `startedAt` (`answered`: its response headers came).
+    func attemptFinished(_ outcome: AttemptOutcome, at now: Int64, startedAt: Int64, answered: Bool) {
         pending -= 1
+        if !answered { unanswered.ended(startedAt: startedAt) }
         health.callEnded()
         switch outcome {
         case .success(let rtt):
             if let rtt { latency.observe(rtt, at: now) }
             health.recordSuccess(at: now)
         case .failure:
-            if health.recordFailure(at: now) {
-                logger.warning("endpoint ejected after consecutive failures",
-                               metadata: ["service": "\(serviceName)", "endpoint": "\(endpointName)"])
+            recordFailure(at: now)
+        case .expired(let expiry):
+            guard !answered else {
+                health.recordNeutral(at: now)
+                return
             }
+            latency.observeAtLeast(now - startedAt, at: now)
+            if accrual.counts(expiry) { recordFailure(at: now) } else { health.recordNeutral(at: now) }
         case .neutral:
             health.recordNeutral(at: now)
         }
+    }
+
+    private func recordFailure(at now: Int64) {
+        if health.recordFailure(at: now) {
+            logger.warning("endpoint ejected after consecutive failures",
+                           metadata: ["service": "\(serviceName)", "endpoint": "\(endpointName)"])
+            if !connections.contains(where: \.isReady) { scheduleReconnectProbe() }
+        }
+    }
+
+    /// The balancer's cost of sending one more call here at `now` (lower is better).
+    func cost(at now: Int64) -> Double {
+        latency.cost(pending: health.inFlight, unanswered: unanswered, at: now) / Double(max(1, weight))
     }
 
     // MARK: - Lending streams
@@ -165,15 +212,42 @@ final class UpstreamPool {
         let connecting = connections.filter(\.isConnecting).count
         guard waiters.count > connecting * Self.assumedStreamsPerConnection,
               connections.count < settings.maxConnectionsPerEndpoint else { return }
+        openConnection()
+    }
+
+    private func openConnection() {
         let connection = UpstreamConnection(pool: self)
         connections.append(connection)
         connection.connect(settings: h2Settings, connectTimeout: .nanoseconds(settings.connectTimeout.totalNanoseconds))
+    }
+
+    // MARK: - Ending an ejection early
+
+    /// How often a pool whose endpoint is ejected, with no connection up, tries to connect.
+    static let reconnectProbeInterval = TimeAmount.milliseconds(200)
+    private var reconnectProbe: Scheduled<Void>?
+
+    /// The endpoint was ejected while this pool has no connection up (it crashed, or refuses
+    /// connections): try to connect now and then, without a call. Once a connection is made,
+    /// the endpoint's wait ends and the next call is its probe, so an endpoint that restarted
+    /// is back within about one interval instead of the rest of its backoff. An endpoint that
+    /// accepts connections but fails calls gains nothing: its connection is up, so no attempt
+    /// is made, and a failed probe grows its backoff as before.
+    private func scheduleReconnectProbe() {
+        guard reconnectProbe == nil, !draining else { return }
+        reconnectProbe = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: Self.reconnectProbeInterval) {
+            self.reconnectProbe = nil
+            guard !self.draining, self.health.isEjected, !self.connections.contains(where: \.isReady) else { return }
+            if self.connections.isEmpty { self.openConnection() }
+            self.scheduleReconnectProbe()
+        }
     }
 
     // MARK: - Connection events
 
     func connectionReady(_ connection: UpstreamConnection) {
         lastConnectFailure = nil
+        if health.isEjected { health.endWait(at: Int64(NIODeadline.now().uptimeNanoseconds)) }
         logger.debug("upstream connected", metadata: ["endpoint": "\(endpoint)"])
         serveWaiters()
     }
@@ -207,6 +281,8 @@ final class UpstreamPool {
     /// Stops lending: waiting calls fail, idle connections close, busy ones close when done.
     func drain() {
         draining = true
+        reconnectProbe?.cancel()
+        reconnectProbe = nil
         for call in waiters.removeAll() { call.upstreamFailed(.shuttingDown()) }
         for connection in connections { connection.closeWhenIdle() }
     }
@@ -217,6 +293,8 @@ final class UpstreamPool {
         guard !retired else { return }
         retired = true
         draining = true
+        reconnectProbe?.cancel()
+        reconnectProbe = nil
         for call in waiters.removeAll() { call.poolRetired() }
         for connection in connections { connection.closeWhenIdle() }
     }

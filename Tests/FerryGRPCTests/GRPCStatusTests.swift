@@ -66,4 +66,32 @@ final class GRPCStatusTests: XCTestCase {
         XCTAssertFalse(GRPCResponses.isGRPCContentType("application/grpcx"))
         XCTAssertFalse(GRPCResponses.isGRPCContentType("application/json"))
     }
+
+    func testStatusIsReadFromTheHeaderBytes() {
+        XCTAssertEqual(GRPCHeaderValues.status("0".utf8), 0)
+        XCTAssertEqual(GRPCHeaderValues.status("14".utf8), 14)
+        XCTAssertEqual(GRPCHeaderValues.status("99".utf8), 99, "an unknown code is kept as a number")
+        for bad in ["", "1000", "-1", "1a", " 1", "+1"] {
+            XCTAssertNil(GRPCHeaderValues.status(bad.utf8), bad)
+        }
+    }
+
+    func testContentTypeNamesGRPCOnlyWithACodecOrParametersAfterIt() {
+        for good in ["application/grpc", "application/grpc+proto", "application/grpc;charset=utf-8"] {
+            XCTAssertTrue(GRPCHeaderValues.isGRPCContentType(good.utf8), good)
+            XCTAssertTrue(GRPCResponses.isGRPCContentType(good), good)
+        }
+        for bad in ["", "application/grp", "application/grpcx", "application/json", "text/application/grpc"] {
+            XCTAssertFalse(GRPCHeaderValues.isGRPCContentType(bad.utf8), bad)
+        }
+    }
+
+    func testRetryPushback() {
+        XCTAssertEqual(GRPCHeaderValues.retryPushback(Optional<String.UTF8View>.none), .none)
+        XCTAssertEqual(GRPCHeaderValues.retryPushback("250".utf8), .after(nanoseconds: 250_000_000))
+        XCTAssertEqual(GRPCHeaderValues.retryPushback("0".utf8), .after(nanoseconds: 0))
+        for refused in ["", "-1", "1.5", "abc", "12345678901"] {
+            XCTAssertEqual(GRPCHeaderValues.retryPushback(refused.utf8), .refuse, refused)
+        }
+    }
 }

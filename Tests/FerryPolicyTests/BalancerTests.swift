@@ -176,4 +176,77 @@ final class FailureAccrualTests: XCTestCase {
         for _ in 0..<20 { XCTAssertFalse(a.recordFailure(at: 0, random: &random, mayEject: false)) }
         XCTAssertTrue(a.isAvailable(at: 0))
     }
+
+    /// A connection to an ejected endpoint was made (it restarted): it is probed at once, but
+    /// only once per backoff, so one that accepts connections and fails calls is not hammered.
+    func testASignOfLifeEndsTheWaitOncePerBackoff() {
+        var a = FailureAccrual()
+        var random = FastRandom(seed: 5)
+        for _ in 0..<7 { a.recordFailure(at: 0, random: &random) }
+        XCTAssertFalse(a.isAvailable(at: 100))
+        XCTAssertTrue(a.endWait(at: 100))
+        XCTAssertTrue(a.admit(at: 100), "the early probe")
+        a.recordFailure(at: 200, random: &random)
+        guard case .ejected(let until, let backoff) = a.state else { return XCTFail("\(a.state)") }
+        XCTAssertEqual(backoff, 2 * s, "a failed early probe still grows the backoff")
+        XCTAssertFalse(a.endWait(at: 300), "one early end per backoff")
+        XCTAssertFalse(a.isAvailable(at: 300))
+        XCTAssertTrue(a.admit(at: until), "the regular probe")
+        a.recordFailure(at: until, random: &random)
+        XCTAssertTrue(a.endWait(at: until + 1), "after a regular probe, a sign of life counts again")
+        XCTAssertTrue(a.admit(at: until + 1))
+        a.recordSuccess()
+        XCTAssertEqual(a.state, .active(failures: 0))
+        XCTAssertFalse(a.endWait(at: until + 2), "nothing to end when active")
+    }
+}
+
+final class UnansweredAttemptsTests: XCTestCase {
+    let ms: Int64 = 1_000_000
+
+    func testTheMeanAgeOfWhatIsUnansweredIsKeptInConstantSpace() {
+        var u = UnansweredAttempts()
+        XCTAssertEqual(u.meanAge(at: 10 * ms), 0)
+        u.started(at: 0)
+        u.started(at: 1000 * ms)
+        XCTAssertEqual(u.meanAge(at: 2000 * ms), 1500 * ms)
+        u.ended(startedAt: 0)
+        XCTAssertEqual(u.meanAge(at: 2000 * ms), 1000 * ms)
+        u.ended(startedAt: 1000 * ms)
+        XCTAssertEqual(u.count, 0)
+        XCTAssertEqual(u.meanAge(at: 3000 * ms), 0)
+        u.ended(startedAt: 5)                     // more ends than starts cannot go negative
+        XCTAssertEqual(u.count, 0)
+    }
+
+    /// Peak EWMA alone: the silent endpoint's estimate decays while it holds calls (before,
+    /// 8.6 -> 5.3 ms in the SIGSTOP run). With the unanswered age it rises instead.
+    func testASilentEndpointsCostRisesWhileItIsSilent() {
+        var silent = PeakEWMA(initial: 5 * ms, decay: 10_000 * ms, now: 0)
+        var healthy = PeakEWMA(initial: 5 * ms, decay: 10_000 * ms, now: 0)
+        silent.observe(5 * ms, at: 0)
+        healthy.observe(5 * ms, at: 0)
+        var unanswered = UnansweredAttempts()
+        for i: Int64 in 0..<3 { unanswered.started(at: i * ms) }
+        var costs: [Double] = []
+        for t in stride(from: 100 * ms, through: 2000 * ms, by: Int64.Stride(100 * ms)) {
+            healthy.observe(5 * ms, at: t)
+            costs.append(silent.cost(pending: 3, unanswered: unanswered, at: t))
+            XCTAssertGreaterThan(costs.last!, healthy.cost(pending: 0, unanswered: UnansweredAttempts(), at: t))
+        }
+        XCTAssertEqual(costs, costs.sorted(), "the cost grows every moment the endpoint is silent")
+        XCTAssertLessThan(silent.current(at: 2000 * ms), 5 * Double(ms), "the estimate alone decayed")
+        // Once it is no longer silent, its cost is its estimate again.
+        for i: Int64 in 0..<3 { unanswered.ended(startedAt: i * ms) }
+        XCTAssertEqual(silent.cost(pending: 0, unanswered: unanswered, at: 2000 * ms), silent.current(at: 2000 * ms))
+    }
+
+    func testAWaitIsALowerBoundOfTheLatency() {
+        var e = PeakEWMA(initial: 5 * ms, decay: 10_000 * ms, now: 0)
+        e.observe(5 * ms, at: 0)
+        e.observeAtLeast(1 * ms, at: 1 * ms)
+        XCTAssertEqual(e.estimate, Double(5 * ms), "a short wait does not pull the estimate down")
+        e.observeAtLeast(2000 * ms, at: 2000 * ms)
+        XCTAssertEqual(e.estimate, Double(2000 * ms))
+    }
 }

@@ -85,13 +85,11 @@ final class ProxyForwardingTests: XCTestCase {
         // keeps one upstream connection and sees a call at least every 240 ms. Each upstream
         // connection is idle between its calls, and its first idle check (300 ms after its first
         // call) finds it idle for less than the timeout: it must wait on, not close.
-        let started = ContinuousClock.now
         for _ in 0..<8 {
             let report = try await DemoClient.run(host: "127.0.0.1", port: port, calls: 1, concurrency: 1, group: group)
             XCTAssertEqual(report.statuses, ["OK": 1])
             try await Task.sleep(for: .milliseconds(120))
         }
-        XCTAssertGreaterThan(ContinuousClock.now - started, .milliseconds(900))
         XCTAssertLessThanOrEqual(upstream.acceptedConnections, 2, "an upstream connection in use every 240 ms was closed as idle")
         let lastCall = ContinuousClock.now
         while upstream.openConnections > 0 && ContinuousClock.now - lastCall < .seconds(3) {

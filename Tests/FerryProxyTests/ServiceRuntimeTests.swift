@@ -72,13 +72,98 @@ final class ServiceRuntimeTests: XCTestCase {
                            eventLoop: loop, loopIndex: index, logger: logger)
         }
         // Loop 0 has five calls in flight at endpoint 1; loop 1 has none anywhere.
-        for _ in 0..<5 { loops[0].pools[0].attemptStarted() }
+        let attempts = (0..<5).map { _ in UpstreamAttempt(in: loops[0].pools[0], at: 0) }
         XCTAssertEqual(loops[1].pools[0].health.inFlight, 5)
         for _ in 0..<20 {
             XCTAssertEqual(loops[1].pickPool()?.address.port, 2, "loop 1 sees endpoint 1's calls from loop 0")
         }
-        for _ in 0..<5 { loops[0].pools[0].attemptFinished(.neutral, at: 0) }
+        for attempt in attempts { attempt.finish(.neutral, at: 0) }
         XCTAssertEqual(loops[1].pools[0].health.inFlight, 0)
         XCTAssertEqual(loops[0].pools[0].pending, 0)
+    }
+
+    // MARK: - An endpoint that stops answering (issue 17)
+
+    private func p2cService(_ ports: [Int], accrual: FailureAccrualConfig = FailureAccrualConfig()) -> ServiceRuntime {
+        var config = ServiceConfig(name: "s", endpoints: [])
+        config.failureAccrual = accrual
+        return runtime(config, ports)
+    }
+
+    /// Both endpoints answer in 5 ms; then endpoint 1 holds a call unanswered. Before, its cost
+    /// stayed at its last estimate while it was silent (only answers fed it) and it kept its
+    /// share; now the age of what it has not answered counts.
+    func testAnEndpointWithACallUnansweredFor2SecondsCostsMoreThanAHealthyOne() {
+        let service = p2cService([1, 2])
+        let (silent, healthy) = (service.pools[0], service.pools[1])
+        let t0: Int64 = 1_000_000_000_000
+        for pool in [silent, healthy] {
+            UpstreamAttempt(in: pool, at: t0).finish(.success(rtt: 5_000_000), at: t0 + 5_000_000)
+        }
+        let stuck = UpstreamAttempt(in: silent, at: t0 + 10_000_000)
+        let later = t0 + 10_000_000 + 2_000_000_000
+        XCTAssertEqual(silent.unanswered.meanAge(at: later), 2_000_000_000)
+        XCTAssertGreaterThan(silent.cost(at: later), 100 * healthy.cost(at: later))
+        for _ in 0..<50 {
+            XCTAssertTrue(service.pickPool(at: later) === healthy, "the balancer keeps away from the silent endpoint")
+        }
+        // Its answer (late) ends the unanswered age; the late answer itself is the new peak.
+        var answered = stuck
+        answered.markAnswered()
+        answered.finish(.success(rtt: 2_000_000_000), at: later)
+        XCTAssertEqual(silent.unanswered.count, 0)
+        XCTAssertEqual(silent.latency.estimate, 2_000_000_000)
+    }
+
+    /// The attempt that a deadline or per-try timeout ended unanswered is a latency sample (at
+    /// least that long) and a failure in accrual; a cancellation is a sample only, by default.
+    func testAttemptsEndedUnansweredRaiseTheEstimateAndCountAsConfigured() {
+        let service = p2cService([1])
+        let pool = service.pools[0]
+        let t0: Int64 = 5_000_000_000
+        UpstreamAttempt(in: pool, at: t0).finish(.success(rtt: 3_000_000), at: t0 + 3_000_000)
+        XCTAssertEqual(pool.latency.estimate, 3_000_000)
+        UpstreamAttempt(in: pool, at: t0).finish(.expired(.cancelled), at: t0 + 1_000_000)
+        XCTAssertEqual(pool.latency.estimate, 3_000_000, "a wait shorter than the estimate says nothing")
+        XCTAssertEqual(pool.health.accrualState, .active(failures: 0), "a cancellation is not a failure by default")
+        UpstreamAttempt(in: pool, at: t0).finish(.expired(.perTryTimeout), at: t0 + 400_000_000)
+        XCTAssertEqual(pool.latency.estimate, 400_000_000, "the per-try wait is a lower bound of the latency")
+        XCTAssertEqual(pool.health.accrualState, .active(failures: 1))
+        UpstreamAttempt(in: pool, at: t0).finish(.expired(.deadline), at: t0 + 500_000_000)
+        XCTAssertEqual(pool.health.accrualState, .active(failures: 2))
+        // An answered attempt that a deadline ends (a long stream) is neither.
+        var streaming = UpstreamAttempt(in: pool, at: t0)
+        streaming.markAnswered()
+        streaming.finish(.expired(.deadline), at: t0 + 30_000_000_000)
+        XCTAssertEqual(pool.health.accrualState, .active(failures: 2))
+        XCTAssertEqual(pool.unanswered.count, 0)
+        XCTAssertEqual(pool.pending, 0)
+
+        var quiet = FailureAccrualConfig()
+        quiet.countDeadlineExceeded = false
+        quiet.countPerTryTimeout = false
+        quiet.countCancelled = true
+        let other = p2cService([1], accrual: quiet).pools[0]
+        UpstreamAttempt(in: other, at: t0).finish(.expired(.deadline), at: t0 + 500_000_000)
+        UpstreamAttempt(in: other, at: t0).finish(.expired(.perTryTimeout), at: t0 + 500_000_000)
+        XCTAssertEqual(other.health.accrualState, .active(failures: 0))
+        UpstreamAttempt(in: other, at: t0).finish(.expired(.cancelled), at: t0 + 500_000_000)
+        XCTAssertEqual(other.health.accrualState, .active(failures: 1))
+        UpstreamAttempt(in: other, at: t0).finish(.expired(.lostRace), at: t0 + 500_000_000)
+        XCTAssertEqual(other.health.accrualState, .active(failures: 1), "losing a hedge race is never a failure")
+    }
+
+    /// A hung endpoint whose calls all end by deadline is ejected after the threshold, as one
+    /// that resets would be; its healthy peer stays in rotation.
+    func testAHungEndpointIsEjectedByItsExpiredAttempts() {
+        let service = p2cService([1, 2])
+        let (hung, healthy) = (service.pools[0], service.pools[1])
+        let t0: Int64 = 9_000_000_000
+        for i in 0..<7 {
+            UpstreamAttempt(in: hung, at: t0 + Int64(i)).finish(.expired(.deadline), at: t0 + 2_000_000_000)
+        }
+        XCTAssertTrue(hung.health.isEjected)
+        XCTAssertFalse(hung.health.isAvailable(at: t0 + 2_000_000_001))
+        for _ in 0..<20 { XCTAssertTrue(service.pickPool(at: t0 + 2_000_000_001) === healthy) }
     }
 }

@@ -6,7 +6,11 @@ import re
 import tempfile
 import time
 
-from load import Load
+import grpc
+
+from conftest import assert_still_serving
+from h2_upstream import H2Upstream
+from load import Load, fixed_calls
 from processes import EchoProcess
 
 
@@ -50,6 +54,101 @@ def test_every_endpoint_back_in_rotation_soon_after_a_shared_outage(ferry_factor
         assert all_active_after < 2.5, f"every endpoint active again only {all_active_after:.1f} s after the recovery"
         served = {up for t, up in load.events if t >= recovered + all_active_after}
         assert served == {"a", "b", "c"}, f"served after the recovery: {served}"
+    finally:
+        for u in upstreams:
+            u.stop()
+
+
+def test_a_frozen_upstream_loses_only_the_calls_it_held(ferry_factory):
+    """SIGSTOP of one of three grpcio upstreams for 5 s under load (8 callers, 2 s deadlines).
+    Before, the frozen endpoint stayed in rotation (its estimate even fell, as only answers fed
+    it): calls were lost in a wave per deadline, 8 to 16 per run, and once every caller sat on
+    it. Now the age of its unanswered calls is in its cost, so new calls go elsewhere at once,
+    and the attempts its freeze ended count in accrual. Only calls that reached it before the
+    freeze could be seen are lost: none started after the first second of the freeze."""
+    upstreams = [EchoProcess(name) for name in ("a", "b", "c")]
+    frozen = upstreams[1]
+    try:
+        ferry = ferry_factory([u.port for u in upstreams], event_loops=1)
+        load = Load(ferry.target, threads=8, timeout=2.0).start()
+        time.sleep(2)
+        assert load.upstreams_since(0)["b"] > 0, load.summary()
+        frozen.freeze()
+        froze = time.monotonic()
+        time.sleep(5)
+        frozen.thaw()
+        time.sleep(1)
+        load.stop()
+        lost = load.failures
+        print(f"frozen upstream: {len(lost)} lost; {load.summary()}")
+        late = [f for f in lost if f[3] > froze + 1.0]
+        assert late == [], f"calls started after the freeze was seen were lost: {late[:5]}"
+        # At most one call per caller was on the frozen endpoint when the freeze began.
+        assert len(lost) <= 8, lost[:10]
+        assert all(code == grpc.StatusCode.DEADLINE_EXCEEDED for _, code, _, _ in lost), lost[:5]
+        during = load.upstreams_since(froze + 2.5)
+        # Every caller kept calling through the freeze: nobody sat on the frozen endpoint.
+        served_during = sum(n for up, n in during.items())
+        assert served_during >= 100, f"only {served_during} calls served in the freeze's last 2.5 s+: {load.summary()}"
+        assert set(during) <= {"a", "b", "c"}
+    finally:
+        for u in upstreams:
+            u.stop()
+
+
+def test_an_upstream_killed_and_restarted_loses_nothing_and_serves_again(ferry_factory):
+    """kill -9 of one of three upstreams under load, restarted on the same port 2 s later.
+    Calls it held fail as a lost connection, are retried by policy elsewhere: none is lost.
+    While it is down it is ejected; a pool whose endpoint is ejected tries to connect every
+    200 ms, and the connection made once it is back ends the ejection with a probe, so it
+    takes calls again soon after (before, it waited out its backoff: 0.2-2.8 s)."""
+    upstreams = [EchoProcess(name) for name in ("a", "b", "c")]
+    crashed = upstreams[1]
+    try:
+        ferry = ferry_factory([u.port for u in upstreams], event_loops=1)
+        load = Load(ferry.target, threads=8, timeout=2.0).start()
+        time.sleep(1.5)
+        crashed.stop()
+        time.sleep(2)
+        crashed.start()
+        restarted = time.monotonic()
+        deadline = restarted + 8
+        back = None
+        while time.monotonic() < deadline and back is None:
+            back = load.first_call_to("b", after=restarted)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        load.stop()
+        print(f"killed upstream: back {None if back is None else round(back - restarted, 2)} s after restart; {load.summary()}")
+        assert load.failures == [], load.failures[:5]
+        assert back is not None, f"the restarted upstream got no call within 8 s: {load.summary()}"
+        # The state the metrics show went through the ejection and back.
+        assert endpoint_states(ferry).get(f"127.0.0.1:{crashed.port}") == "active", endpoint_states(ferry)
+    finally:
+        for u in upstreams:
+            u.stop()
+
+
+def test_a_goaway_storm_from_every_upstream_loses_nothing(ferry_factory):
+    """Every upstream (python-h2) sends GOAWAY on every connection at its 5th stream, refusing
+    that stream and any later: before, 30-45 calls per ~15,000 failed once a call's 3
+    transparent retries were spent. Refused streams were never processed, so after the
+    transparent retries the retry policy takes them on."""
+    upstreams = [H2Upstream(goaway_every=5) for _ in range(3)]
+    try:
+        ferry = ferry_factory([u.port for u in upstreams], event_loops=1)
+        outcomes = fixed_calls(ferry.target, 3000, callers=8, timeout=10.0)
+        failed = [o for o in outcomes if o[2] is not None]
+        goaways = sum(u.goaways_sent for u in upstreams)
+        refused = sum(u.refused_by_goaway for u in upstreams)
+        print(f"GOAWAY storm: {goaways} GOAWAYs, {refused} streams refused, {len(failed)} of {len(outcomes)} calls failed")
+        assert len(outcomes) == 3000
+        assert failed == [], failed[:5]
+        # The storm really happened: hundreds of connections each ended by a GOAWAY.
+        assert goaways >= 3000 // 5 // 2, goaways
+        assert refused >= goaways
+        assert sum(u.completed for u in upstreams) == 3000
+        assert_still_serving(ferry)
     finally:
         for u in upstreams:
             u.stop()

@@ -132,11 +132,12 @@ def test_streams_refused_by_goaway_go_on_to_policy_retries_after_the_transparent
     try:
         ferry = ferry_factory([upstream.port])
         with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
-            # The first 5 requests are refused by GOAWAY: 1 + 3 transparent retries, then a
-            # policy retry is refused too, and the next one is served.
-            got = channel.unary_unary("/goaway-first/5/a")(b"hi", timeout=10)
+            # The first 12 requests are refused by GOAWAY: 1 + 10 transparent retries (a GOAWAY
+            # refusal gets more of those than a REFUSED_STREAM), then a policy retry is refused
+            # too, and the next one (the policy's third attempt) is served.
+            got = channel.unary_unary("/goaway-first/12/a")(b"hi", timeout=10)
         assert got == b"hi"
-        assert upstream.refused_by_goaway == 5
+        assert upstream.refused_by_goaway == 12
         assert upstream.completed == 1
         _, text = ferry.admin("/metrics")
         retries = sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("ferry_retries_total{"))

@@ -100,7 +100,7 @@ private final class EchoStream: H2StreamDelegate {
     }
 
     func streamReceivedHeaders(_ stream: H2Stream, headers: H2Headers, endStream: Bool) {
-        isGRPC = headers.value(of: "content-type", hasPrefix: GRPCResponses.contentType)
+        isGRPC = headers.withValue(of: "content-type") { $0.map(GRPCHeaderValues.isGRPCContentType) ?? false }
         if fail && isGRPC {
             var response = H2Headers(GRPCResponses.trailersOnly(.unavailable, message: "demo: \(upstreamName) is shedding load"))
             response.append(name: "ferry-upstream", value: upstreamName)

@@ -22,6 +22,9 @@ Connection-wide behaviours, chosen when the server is made:
   max_concurrent_streams=N     advertise and enforce N (excess streams: REFUSED_STREAM)
   stop_reading=True            read the preface and the first request's headers, then never read again
   refuse_all=True              RST_STREAM(REFUSED_STREAM) on every request
+  goaway_every=N               on every connection, when its N-th request arrives, GOAWAY naming the
+                               stream before it as the last processed: that request and any later on
+                               the connection are refused (never processed); the earlier ones are answered
 """
 import socket
 import threading
@@ -42,8 +45,10 @@ MALFORMED_DATA_ON_STREAM_0 = b"\x00\x00\x04\x00\x00\x00\x00\x00\x00oops"
 
 
 class H2Upstream:
-    def __init__(self, goaway_after=0, ping_storm=0, max_concurrent_streams=None, stop_reading=False, refuse_all=False):
+    def __init__(self, goaway_after=0, ping_storm=0, max_concurrent_streams=None, stop_reading=False, refuse_all=False,
+                 goaway_every=0):
         self.goaway_after = goaway_after
+        self.goaway_every = goaway_every
         self.refuse_all = refuse_all
         self.ping_storm = ping_storm
         self.max_concurrent_streams = max_concurrent_streams
@@ -97,6 +102,7 @@ class H2Upstream:
         bodies = {}
         requests_seen = []
         ignored = set()
+        gone_away = False            # goaway_every: this connection sent its GOAWAY
         try:
             while True:
                 data = conn.recv(65536)
@@ -127,6 +133,17 @@ class H2Upstream:
                                 self.refused_by_goaway += len(requests_seen) - 1
                         elif goaway_here and len(requests_seen) > self.goaway_after:
                             ignored.add(event.stream_id)
+                        if self.goaway_every and (gone_away or len(requests_seen) == self.goaway_every):
+                            if not gone_away:
+                                gone_away = True
+                                last = max(0, event.stream_id - 2)
+                                conn.sendall(h2c.data_to_send() + GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
+                                with self.lock:
+                                    self.goaways_sent += 1
+                            ignored.add(event.stream_id)
+                            with self.lock:
+                                self.refused_by_goaway += 1
+                            continue
                         if self.refuse_all:
                             h2c.reset_stream(event.stream_id, error_code=0x7)
                             ignored.add(event.stream_id)

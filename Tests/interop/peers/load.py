@@ -24,7 +24,7 @@ class Load:
         self.payload = payload
         self.lock = threading.Lock()
         self.ok = 0
-        self.failures = []                 # (time, code, details)
+        self.failures = []                 # (time, code, details, when the call started)
         self.by_upstream = collections.Counter()
         self.events = []                   # (time, upstream) of every successful call
         self.stopping = threading.Event()
@@ -35,6 +35,7 @@ class Load:
     def _run(self, index):
         call = self.channels[index % len(self.channels)].unary_unary(self.path)
         while not self.stopping.is_set():
+            started = time.monotonic()
             try:
                 _, rpc = call.with_call(self.payload, timeout=self.timeout)
                 upstream = dict(rpc.initial_metadata()).get("x-upstream", "?")
@@ -44,7 +45,7 @@ class Load:
                     self.events.append((time.monotonic(), upstream))
             except grpc.RpcError as e:
                 with self.lock:
-                    self.failures.append((time.monotonic(), e.code(), e.details()))
+                    self.failures.append((time.monotonic(), e.code(), e.details(), started))
 
     def start(self):
         self.started = time.monotonic()

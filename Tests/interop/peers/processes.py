@@ -1,5 +1,6 @@
 """Test peers in processes of their own, so their latency and GIL are theirs, not the test's."""
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -14,13 +15,26 @@ PEERS = os.path.dirname(os.path.abspath(__file__))
 class EchoProcess:
     """echo_server.py in its own process; `flags` are its options (--delay-ms, --fail-rate, ...)."""
 
-    def __init__(self, name, *flags):
-        self.port = free_port()
+    def __init__(self, name, *flags, port=None):
+        self.name, self.flags = name, flags
+        self.port = port or free_port()
+        self.start()
+
+    def start(self):
         self.proc = subprocess.Popen([sys.executable, os.path.join(PEERS, "echo_server.py"), "--port", str(self.port),
-                                      "--name", name, *flags], stdout=subprocess.DEVNULL)
+                                      "--name", self.name, *self.flags], stdout=subprocess.DEVNULL)
         wait_for_port(self.port)
 
+    def freeze(self):
+        """SIGSTOP: the process stops answering; its sockets stay open (the kernel still accepts bytes)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self):
+        """kill -9 (a crash); `start()` runs it again on the same port."""
+        self.proc.send_signal(signal.SIGCONT)
         self.proc.kill()
         self.proc.wait()
 
