@@ -260,6 +260,7 @@ extension H2Connection {
     /// protocol error of the peer's on that stream (or ours to a frame on a closed stream).
     func sentReset(streamID: Int32, errorCode: UInt32) {
         if let stream = lookupStream(streamID), stream.localResetCode != nil { return }
+        if resetsAskedFor.remove(streamID) { return }      // ours, sent after the stream closed
         peerCausedStreamError("RST_STREAM \(H2ErrorCode.name(errorCode)) on stream \(streamID)", streamID: streamID)
     }
 

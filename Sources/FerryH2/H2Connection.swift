@@ -93,6 +93,9 @@ public final class H2Connection: ChannelInboundHandler {
     var frameGuard: FrameGuard
     /// Streams the peer closed lately, to answer frames on them as RFC 9113 section 5.1 says.
     var recentlyClosed = RecentlyClosedStreams()
+    /// Streams we asked to reset whose RST_STREAM may go out after the stream closed (so it
+    /// is not taken for nghttp2's answer to a peer's error): the last few, bounded.
+    var resetsAskedFor = RecentStreamIDs(capacity: 32)
     /// Frame headers read ahead of nghttp2, to catch DATA on closed streams.
     var inboundScanner: InboundFrameScanner
     /// Stream errors the peer may still cause before the connection is ended.
@@ -504,7 +507,11 @@ public final class H2Connection: ChannelInboundHandler {
 
     func reset(_ stream: H2Stream, code: UInt32) {
         guard let session, !stream.isClosed else { return }
+        // Both sides ended (the peer's END_STREAM is being delivered and ours went out): the
+        // stream closes by itself as this callback returns, and a reset would only follow it.
+        if stream.inboundPhase == .ended && nghttp2_session_get_stream_local_close(session, stream.id) == 1 { return }
         stream.localResetCode = code
+        resetsAskedFor.insert(stream.id)
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code)
         scheduleFlush()
     }

@@ -66,3 +66,29 @@ struct RecentlyClosedStreams {
         return nil
     }
 }
+
+/// The last few stream ids of some kind, in a fixed ring (no allocation after the first):
+/// membership is a short scan, and the oldest id is forgotten when the ring is full.
+struct RecentStreamIDs {
+    private var ids: [Int32] = []
+    private var next = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func insert(_ id: Int32) {
+        if ids.count < capacity {
+            ids.append(id)
+        } else {
+            ids[next] = id
+            next = (next + 1) % capacity
+        }
+    }
+
+    /// Forgets `id`; true if it was there.
+    mutating func remove(_ id: Int32) -> Bool {
+        guard let index = ids.firstIndex(of: id) else { return false }
+        ids[index] = 0
+        return true
+    }
+}

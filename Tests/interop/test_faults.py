@@ -152,3 +152,23 @@ def test_a_goaway_storm_from_every_upstream_loses_nothing(ferry_factory):
     finally:
         for u in upstreams:
             u.stop()
+
+
+def test_an_upstream_failing_every_call_fast_keeps_its_connection(ferry_factory):
+    """A grpcio upstream answering every call with UNAVAILABLE at once, under load, behind the
+    default retry policy. Each retry cancels the failed attempt's stream, which both sides had
+    already ended: the RST_STREAM went out after the stream closed and was counted as
+    nghttp2's answer to an upstream's protocol error, so after the error budget (100, then
+    10 a second) Ferry sent the upstream GOAWAY ENHANCE_YOUR_CALM and the calls on the
+    connection were lost. The upstream did nothing wrong: its connection must stay up."""
+    upstream = EchoProcess("a", "--fail-all")
+    try:
+        ferry = ferry_factory([upstream.port], event_loops=1)
+        load = Load(ferry.target, threads=8, timeout=2.0).start()
+        time.sleep(3)
+        load.stop()
+        assert len(load.failures) > 1000, load.summary()
+        other = [f for f in load.failures if f[1] != grpc.StatusCode.UNAVAILABLE or "a is failing" not in f[2]]
+        assert other == [], other[:5]
+    finally:
+        upstream.stop()
