@@ -81,7 +81,8 @@ extension H2Connection {
         case .peerReset:
             // nghttp2 ignores the frame (and counts ignored DATA as consumed); the reset is ours.
             if let session {
-                nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.streamClosed)
+                check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.streamClosed),
+                      "nghttp2_submit_rst_stream")
             }
             return NG.ok
         }
@@ -101,14 +102,14 @@ extension H2Connection {
                 failureReason = "sent GOAWAY ENHANCE_YOUR_CALM: too many stream errors caused by the peer "
                     + "(\(peerStreamErrors), the last: \(what))"
             }
-            nghttp2_session_terminate_session(session, H2ErrorCode.enhanceYourCalm)
+            check(nghttp2_session_terminate_session(session, H2ErrorCode.enhanceYourCalm), "nghttp2_session_terminate_session")
             scheduleFlush()
         }
     }
 
     private func reject(_ why: String, code: UInt32) -> Int32 {
         if failureReason == nil { failureReason = why }
-        if let session { nghttp2_session_terminate_session(session, code) }
+        if let session { check(nghttp2_session_terminate_session(session, code), "nghttp2_session_terminate_session") }
         return NG.callbackFailure
     }
 
@@ -119,7 +120,8 @@ extension H2Connection {
             delegate?.connection(self, didOpen: stream)
             if stream.delegate == nil, let session {
                 stream.localResetCode = H2ErrorCode.refusedStream
-                nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream)
+                check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream),
+                      "nghttp2_submit_rst_stream")
             }
         }
         if let abandoned = inboundBlock.end() { headerBlocks.give(abandoned.headers) }
@@ -215,11 +217,11 @@ extension H2Connection {
     func onDataChunk(streamID: Int32, bytes: UnsafeRawBufferPointer) -> Int32 {
         guard let stream = lookupStream(streamID), let delegate = stream.delegate else {
             // Nobody will take these bytes: hand the window back at once.
-            if let session { nghttp2_session_consume(session, streamID, bytes.count) }
+            if let session { check(nghttp2_session_consume(session, streamID, bytes.count), "nghttp2_session_consume") }
             return NG.ok
         }
         // The connection window goes back at once; the stream's when the bytes are taken.
-        if let session { nghttp2_session_consume_connection(session, bytes.count) }
+        if let session { check(nghttp2_session_consume_connection(session, bytes.count), "nghttp2_session_consume_connection") }
         stream.unconsumedInbound += bytes.count
         delegate.streamReceivedData(stream, data: sliceOfCurrentInput(bytes))
         return NG.ok
@@ -314,11 +316,19 @@ extension H2Connection {
                 flags.pointee |= NG.dataFlagEOF
             case .trailers(let trailers):
                 flags.pointee |= NG.dataFlagEOF | NG.dataFlagNoEndStream
-                if let session {
-                    _ = trailers.withNghttp2Headers { nva, count in nghttp2_submit_trailer(session, streamID, nva, count) }
-                }
+                let rv = session.map { session in
+                    trailers.withNghttp2Headers { nva, count in nghttp2_submit_trailer(session, streamID, nva, count) }
+                } ?? NG.callbackFailure
                 stream.outboundEnd = .endStream        // nghttp2 copied the fields: the block is free
                 headerBlocks.give(trailers)
+                if rv != 0 {
+                    // The trailers cannot follow: nghttp2 resets the stream (INTERNAL_ERROR)
+                    // when this callback fails, so the peer does not wait for them.
+                    stream.localResetCode = H2ErrorCode.internalError
+                    resetsAskedFor.insert(streamID)
+                    if nghttp2_is_fatal(rv) != 0 { check(rv, "nghttp2_submit_trailer") }
+                    return Int(NG.temporalCallbackFailure)
+                }
             }
         }
         if written > 0 { stream.delegate?.streamSentData(stream, byteCount: written) }

@@ -180,7 +180,7 @@ public final class H2Connection: ChannelInboundHandler {
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         var options: OpaquePointer?
-        nghttp2_option_new(&options)
+        precondition(nghttp2_option_new(&options) == 0, "nghttp2 options: out of memory")
         defer { nghttp2_option_del(options) }
         nghttp2_option_set_no_auto_window_update(options, 1)
         nghttp2_option_set_no_closed_streams(options, 1)
@@ -344,7 +344,7 @@ public final class H2Connection: ChannelInboundHandler {
     public func beginGracefulShutdown(gracePeriod: TimeAmount = .milliseconds(500)) {
         guard let session, let context, state == .active else { return }
         if role == .server {
-            nghttp2_submit_shutdown_notice(session)
+            check(nghttp2_submit_shutdown_notice(session), "nghttp2_submit_shutdown_notice")
             flushNow()
             context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: gracePeriod) { self.sendFinalGoAway() }
         } else {
@@ -355,8 +355,9 @@ public final class H2Connection: ChannelInboundHandler {
     private func sendFinalGoAway() {
         guard let session, state == .active else { return }
         state = .draining
-        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
-                              nghttp2_session_get_last_proc_stream_id(session), H2ErrorCode.noError, nil, 0)
+        check(nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                                    nghttp2_session_get_last_proc_stream_id(session), H2ErrorCode.noError, nil, 0),
+              "nghttp2_submit_goaway")
         flushNow()
     }
 
@@ -364,7 +365,7 @@ public final class H2Connection: ChannelInboundHandler {
     public func terminate(errorCode: UInt32 = H2ErrorCode.noError, reason: String) {
         guard let session, state != .closed else { return }
         if failureReason == nil { failureReason = reason }
-        nghttp2_session_terminate_session(session, errorCode)
+        check(nghttp2_session_terminate_session(session, errorCode), "nghttp2_session_terminate_session")
         flushNow()
         closeChannel()
     }
@@ -374,7 +375,7 @@ public final class H2Connection: ChannelInboundHandler {
         if failureReason == nil { failureReason = "nghttp2: \(message)" }
         if let session, state != .closed {
             let code = libError == NGHTTP2_ERR_FLOODED.rawValue ? H2ErrorCode.enhanceYourCalm : H2ErrorCode.protocolError
-            nghttp2_session_terminate_session(session, code)
+            _ = nghttp2_session_terminate_session(session, code)     // ending already: nothing more to do if it fails
             // Send what is queued (our SETTINGS and the GOAWAY) before closing, writable or not.
             var out: ByteBuffer?
             nghttp2Depth += 1
@@ -382,6 +383,12 @@ public final class H2Connection: ChannelInboundHandler {
             nghttp2Depth -= 1
             if let out, let context { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
         }
+        closeChannel()
+        finishTeardownIfPending()
+    }
+
+    /// nghttp2 failed fatally (its session is unusable): close without calling into it again.
+    func endAfterFatalError() {
         closeChannel()
         finishTeardownIfPending()
     }
@@ -439,7 +446,10 @@ public final class H2Connection: ChannelInboundHandler {
                 ? nghttp2_submit_request(session, nil, nva, count, nil, nil)
                 : nghttp2_submit_request(session, nil, nva, count, &provider, nil)
         }
-        guard id > 0 else { return nil }
+        guard id > 0 else {
+            check(id, "nghttp2_submit_request")         // a fatal code ends the connection; any other: no stream
+            return nil
+        }
         let stream = H2Stream(id: id, connection: self, delegate: delegate)
         stream.sentHeaders = true
         stream.hasDataProvider = !endStream
@@ -459,7 +469,7 @@ public final class H2Connection: ChannelInboundHandler {
                 ? nghttp2_submit_response(session, stream.id, nva, count, nil)
                 : nghttp2_submit_response(session, stream.id, nva, count, &provider)
         }
-        guard rv == 0 else { return }
+        guard check(rv, "nghttp2_submit_response", stream: stream) else { return }
         stream.sentHeaders = true
         stream.hasDataProvider = !endStream
         if endStream { stream.outboundEnd = .endStream }
@@ -500,7 +510,7 @@ public final class H2Connection: ChannelInboundHandler {
         guard let session else { return }
         if stream.deferred {
             stream.deferred = false
-            nghttp2_session_resume_data(session, stream.id)
+            check(nghttp2_session_resume_data(session, stream.id), "nghttp2_session_resume_data")
         }
         scheduleFlush()
     }
@@ -512,7 +522,7 @@ public final class H2Connection: ChannelInboundHandler {
         if stream.inboundPhase == .ended && nghttp2_session_get_stream_local_close(session, stream.id) == 1 { return }
         stream.localResetCode = code
         resetsAskedFor.insert(stream.id)
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code)
+        check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code), "nghttp2_submit_rst_stream")
         scheduleFlush()
     }
 
@@ -525,7 +535,7 @@ public final class H2Connection: ChannelInboundHandler {
         guard n > 0 else { return }
         stream.unconsumedInbound -= n
         if !stream.isClosed {
-            nghttp2_session_consume_stream(session, stream.id, n)
+            check(nghttp2_session_consume_stream(session, stream.id, n), "nghttp2_session_consume_stream")
             flushIfWanted()
         }
     }
@@ -542,8 +552,15 @@ public final class H2Connection: ChannelInboundHandler {
         if role == .client {
             entries.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
         }
-        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
-        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(settings.connectionWindow))
+        // Our SETTINGS and window are what the peer is told: without them the connection cannot start.
+        guard check(nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count),
+                    "nghttp2_submit_settings"),
+              check(nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0,
+                                                          Int32(settings.connectionWindow)), "nghttp2_session_set_local_window_size")
+        else {
+            endAfterFatalError()
+            return
+        }
     }
 
     // MARK: - Helpers for the inbound side

@@ -93,6 +93,7 @@ extension H2Connection {
 enum NG {
     static let ok: Int32 = 0
     static let callbackFailure: Int32 = NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+    static let temporalCallbackFailure: Int32 = NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
     static let deferred = Int(NGHTTP2_ERR_DEFERRED.rawValue)
     static let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
     static let flagAck = UInt8(NGHTTP2_FLAG_ACK.rawValue)

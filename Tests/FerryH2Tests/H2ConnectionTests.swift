@@ -1,4 +1,5 @@
 @testable import FerryH2
+import CNghttp2
 import NIOCore
 import NIOEmbedded
 import XCTest
@@ -262,5 +263,62 @@ final class H2ConnectionTests: XCTestCase {
         pair.serverH2.sendHeaders(serverStream, H2Headers([(":status", "200")]), endStream: true)
         try pair.pump()
         XCTAssertEqual(client.headers?.first(":status"), "200")
+    }
+}
+
+/// nghttp2 calls that fail are not passed over (issue 23: 16 return codes were ignored, the
+/// trailer and response submissions among them). What a failure means is decided in one place,
+/// `check`; these drive it with nghttp2's own codes on live streams and sessions.
+final class H2SubmissionFailureTests: XCTestCase {
+    private func openStream(_ pair: ConnectionPair, _ recorder: StreamRecorder) throws -> H2Stream {
+        let stream = try XCTUnwrap(pair.clientH2.openStream(headers: H2Headers([(":method", "POST"), (":scheme", "http"),
+                                                                                (":path", "/x"), (":authority", "a")]),
+                                                           endStream: false, delegate: recorder))
+        try pair.pump()
+        return stream
+    }
+
+    /// A submission on a stream that failed (before: the stream waited forever for frames that
+    /// were never queued) resets it with INTERNAL_ERROR: its owner and its peer both hear of it,
+    /// and the reset is not counted as the peer's error.
+    func testAFailedSubmissionOnAStreamResetsIt() throws {
+        let pair = try ConnectionPair()
+        let recorder = StreamRecorder()
+        let stream = try openStream(pair, recorder)
+        XCTAssertFalse(pair.clientH2.check(NGHTTP2_ERR_INVALID_ARGUMENT.rawValue, "nghttp2_submit_trailer", stream: stream))
+        try pair.pump()
+        XCTAssertTrue(recorder.closed, "the stream's owner hears the stream ended")
+        XCTAssertEqual(recorder.closeError, .resetLocally(H2ErrorCode.internalError))
+        let peer = try XCTUnwrap(pair.serverRecorder.recorders.first)
+        XCTAssertTrue(peer.closed, "the peer is told (RST_STREAM), not left waiting")
+        XCTAssertEqual(peer.closeError, .resetByPeer(H2ErrorCode.internalError))
+        XCTAssertEqual(pair.clientH2.peerStreamErrors, 0, "our own reset is not counted as the peer's error")
+        XCTAssertTrue(pair.client.isActive, "a stream's failure leaves the connection up")
+    }
+
+    /// A fatal code (the session is unusable) ends the connection; its streams hear it lost.
+    func testAFatalCodeEndsTheConnection() throws {
+        let pair = try ConnectionPair()
+        let recorder = StreamRecorder()
+        _ = try openStream(pair, recorder)
+        XCTAssertFalse(pair.clientH2.check(NGHTTP2_ERR_NOMEM.rawValue, "nghttp2_submit_request"))
+        try pair.pump()
+        XCTAssertFalse(pair.client.isActive)
+        XCTAssertEqual(recorder.closeError, .connectionLost)
+        XCTAssertTrue(pair.clientH2.failureReason?.contains("nghttp2_submit_request failed") ?? false,
+                      pair.clientH2.failureReason ?? "no reason")
+    }
+
+    /// A failure that is a no-op for the connection (a second GOAWAY, data not deferred)
+    /// changes nothing.
+    func testANonFatalCodeForTheConnectionChangesNothing() throws {
+        let pair = try ConnectionPair()
+        let recorder = StreamRecorder()
+        _ = try openStream(pair, recorder)
+        XCTAssertFalse(pair.clientH2.check(NGHTTP2_ERR_INVALID_STATE.rawValue, "nghttp2_submit_goaway"))
+        try pair.pump()
+        XCTAssertTrue(pair.client.isActive)
+        XCTAssertFalse(recorder.closed)
+        XCTAssertTrue(pair.clientH2.check(0, "nghttp2_session_consume"))
     }
 }
