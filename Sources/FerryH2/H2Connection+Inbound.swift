@@ -81,7 +81,7 @@ extension H2Connection {
         case .peerReset:
             // nghttp2 ignores the frame (and counts ignored DATA as consumed); the reset is ours.
             if let session {
-                check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.streamClosed),
+                check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.streamClosed.rawValue),
                       "nghttp2_submit_rst_stream")
             }
             return NG.ok
@@ -98,18 +98,16 @@ extension H2Connection {
         guard state == .active || state == .draining, let session else { return }
         let cost = 1 + (weighByHeaderBlock && lastHeaderBlock.streamID == streamID ? lastHeaderBlock.bytes / 256 : 0)
         if !peerErrorBudget.spend(cost, at: Int64(NIODeadline.now().uptimeNanoseconds)) {
-            if failureReason == nil {
-                failureReason = "sent GOAWAY ENHANCE_YOUR_CALM: too many stream errors caused by the peer "
-                    + "(\(peerStreamErrors), the last: \(what))"
-            }
-            check(nghttp2_session_terminate_session(session, H2ErrorCode.enhanceYourCalm), "nghttp2_session_terminate_session")
+            noteFailure(.sentGoAway(.enhanceYourCalm,
+                                    detail: "too many stream errors caused by the peer (\(peerStreamErrors), the last: \(what))"))
+            check(nghttp2_session_terminate_session(session, H2ErrorCode.enhanceYourCalm.rawValue), "nghttp2_session_terminate_session")
             scheduleFlush()
         }
     }
 
-    private func reject(_ why: String, code: UInt32) -> Int32 {
-        if failureReason == nil { failureReason = why }
-        if let session { check(nghttp2_session_terminate_session(session, code), "nghttp2_session_terminate_session") }
+    private func reject(_ why: String, code: H2ErrorCode) -> Int32 {
+        noteFailure(.sentGoAway(code, detail: why))
+        if let session { check(nghttp2_session_terminate_session(session, code.rawValue), "nghttp2_session_terminate_session") }
         return NG.callbackFailure
     }
 
@@ -120,7 +118,7 @@ extension H2Connection {
             delegate?.connection(self, didOpen: stream)
             if stream.delegate == nil, let session {
                 stream.localResetCode = H2ErrorCode.refusedStream
-                check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream),
+                check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, H2ErrorCode.refusedStream.rawValue),
                       "nghttp2_submit_rst_stream")
             }
         }
@@ -138,7 +136,7 @@ extension H2Connection {
             // the rest of the block would still have to be decoded (an HPACK bomb decodes to
             // megabytes). The connection ends here, as haproxy ends it.
             if let abandoned = inboundBlock.end() { headerBlocks.give(abandoned.headers) }
-            return reject("sent GOAWAY ENHANCE_YOUR_CALM: a header block over \(headerDecodeCutoff) bytes decoded on stream \(streamID)",
+            return reject("a header block over \(headerDecodeCutoff) bytes decoded on stream \(streamID)",
                           code: H2ErrorCode.enhanceYourCalm)
         }
         return NG.ok
@@ -157,7 +155,7 @@ extension H2Connection {
                 headerBlockComplete(stream, endStream: hd.flags & NG.flagEndStream != 0)
             }
         case NG.typeRstStream:
-            lookupStream(hd.stream_id)?.peerResetCode = frame.pointee.rst_stream.error_code
+            lookupStream(hd.stream_id)?.peerResetCode = H2ErrorCode(frame.pointee.rst_stream.error_code)
         case NG.typeSettings:
             if hd.flags & NG.flagAck == 0 {
                 receivedRemoteSettingsNow()
@@ -227,7 +225,7 @@ extension H2Connection {
         return NG.ok
     }
 
-    func onStreamClose(streamID: Int32, errorCode: UInt32) -> Int32 {
+    func onStreamClose(streamID: Int32, errorCode: H2ErrorCode) -> Int32 {
         guard let stream = removeStream(streamID) else { return NG.ok }
         stream.isClosed = true
         stream.unconsumedInbound = 0          // the connection window had them back on arrival
@@ -260,21 +258,21 @@ extension H2Connection {
 
     /// We sent RST_STREAM. One the stream's owner did not ask for was nghttp2's answer to a
     /// protocol error of the peer's on that stream (or ours to a frame on a closed stream).
-    func sentReset(streamID: Int32, errorCode: UInt32) {
+    func sentReset(streamID: Int32, errorCode: H2ErrorCode) {
         if let stream = lookupStream(streamID), stream.localResetCode != nil { return }
         if resetsAskedFor.remove(streamID) { return }      // ours, sent after the stream closed
-        peerCausedStreamError("RST_STREAM \(H2ErrorCode.name(errorCode)) on stream \(streamID)", streamID: streamID)
+        peerCausedStreamError("RST_STREAM \(errorCode.name) on stream \(streamID)", streamID: streamID)
     }
 
     /// A GOAWAY with an error code left: nghttp2's debug data says why (it may end a
     /// connection by itself, inside mem_recv, without returning an error).
-    func sentGoAway(errorCode: UInt32, debug: String) {
-        guard errorCode != H2ErrorCode.noError, failureReason == nil else { return }
-        failureReason = "sent GOAWAY \(H2ErrorCode.name(errorCode))" + (debug.isEmpty ? "" : ": \(debug)")
+    func sentGoAway(errorCode: H2ErrorCode, debug: String) {
+        guard errorCode != H2ErrorCode.noError else { return }
+        noteFailure(.sentGoAway(errorCode, detail: debug))
     }
 
     func noteProtocolError(_ message: String) {
-        if failureReason == nil { failureReason = "nghttp2: \(message)" }
+        noteFailure(.peerProtocolError(message))
     }
 
     func onFrameNotSend(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {

@@ -16,14 +16,14 @@ extension H2Connection {
     func check(_ rv: Int32, _ call: StaticString, stream: H2Stream? = nil) -> Bool {
         guard rv < 0 else { return true }
         if nghttp2_is_fatal(rv) != 0 {
-            if failureReason == nil { failureReason = "nghttp2: \(call) failed: \(String(cString: nghttp2_strerror(rv)))" }
+            noteFailure(.internalError("\(call) failed: \(String(cString: nghttp2_strerror(rv)))"))
             endAfterFatalError()
             return false
         }
         if let stream, !stream.isClosed, stream.localResetCode == nil, let session {
             stream.localResetCode = H2ErrorCode.internalError
             resetsAskedFor.insert(stream.id)
-            check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, H2ErrorCode.internalError),
+            check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, H2ErrorCode.internalError.rawValue),
                   "nghttp2_submit_rst_stream")
             scheduleFlush()
         }

@@ -117,7 +117,14 @@ public final class H2Connection: ChannelInboundHandler {
     public private(set) var receivedGoAway = false
     public private(set) var receivedRemoteSettings = false
     /// Why the connection failed, if it did (for logs).
-    public internal(set) var failureReason: String?
+    public internal(set) var failure: H2ConnectionFailure?
+    /// `failure` as text, for logs and error messages.
+    public var failureReason: String? { failure?.description }
+
+    /// Keeps the first reason the connection failed (later ones are consequences).
+    func noteFailure(_ failure: H2ConnectionFailure) {
+        if self.failure == nil { self.failure = failure }
+    }
 
     public init(role: H2Role, settings: H2Settings = H2Settings(), delegate: H2ConnectionDelegate? = nil,
                 headerBlocks: HeaderBlockPool? = nil) {
@@ -260,7 +267,7 @@ public final class H2Connection: ChannelInboundHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
-        failureReason = "\(error)"
+        noteFailure(.channelError("\(error)"))
         context.close(promise: nil)
     }
 
@@ -356,26 +363,27 @@ public final class H2Connection: ChannelInboundHandler {
         guard let session, state == .active else { return }
         state = .draining
         check(nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
-                                    nghttp2_session_get_last_proc_stream_id(session), H2ErrorCode.noError, nil, 0),
+                                    nghttp2_session_get_last_proc_stream_id(session), H2ErrorCode.noError.rawValue, nil, 0),
               "nghttp2_submit_goaway")
         flushNow()
     }
 
     /// Closes at once: GOAWAY with `errorCode`, then the socket; open streams get `.connectionLost`.
-    public func terminate(errorCode: UInt32 = H2ErrorCode.noError, reason: String) {
+    public func terminate(errorCode: H2ErrorCode = .noError, reason: String) {
         guard let session, state != .closed else { return }
-        if failureReason == nil { failureReason = reason }
-        check(nghttp2_session_terminate_session(session, errorCode), "nghttp2_session_terminate_session")
+        noteFailure(.closedByUs(errorCode, reason: reason))
+        check(nghttp2_session_terminate_session(session, errorCode.rawValue), "nghttp2_session_terminate_session")
         flushNow()
         closeChannel()
     }
 
     private func failConnection(libError: Int32) {
         let message = String(cString: nghttp2_strerror(libError))
-        if failureReason == nil { failureReason = "nghttp2: \(message)" }
+        noteFailure(libError == NGHTTP2_ERR_FLOODED.rawValue ? .sentGoAway(.enhanceYourCalm, detail: "nghttp2: \(message)")
+                                                             : .peerProtocolError(message))
         if let session, state != .closed {
             let code = libError == NGHTTP2_ERR_FLOODED.rawValue ? H2ErrorCode.enhanceYourCalm : H2ErrorCode.protocolError
-            _ = nghttp2_session_terminate_session(session, code)     // ending already: nothing more to do if it fails
+            _ = nghttp2_session_terminate_session(session, code.rawValue)     // ending already: nothing more to do if it fails
             // Send what is queued (our SETTINGS and the GOAWAY) before closing, writable or not.
             var out: ByteBuffer?
             nghttp2Depth += 1
@@ -515,14 +523,14 @@ public final class H2Connection: ChannelInboundHandler {
         scheduleFlush()
     }
 
-    func reset(_ stream: H2Stream, code: UInt32) {
+    func reset(_ stream: H2Stream, code: H2ErrorCode) {
         guard let session, !stream.isClosed else { return }
         // Both sides ended (the peer's END_STREAM is being delivered and ours went out): the
         // stream closes by itself as this callback returns, and a reset would only follow it.
         if stream.inboundPhase == .ended && nghttp2_session_get_stream_local_close(session, stream.id) == 1 { return }
         stream.localResetCode = code
         resetsAskedFor.insert(stream.id)
-        check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code), "nghttp2_submit_rst_stream")
+        check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code.rawValue), "nghttp2_submit_rst_stream")
         scheduleFlush()
     }
 

@@ -21,34 +21,40 @@ public protocol H2StreamDelegate: AnyObject {
 /// Why a stream ended other than by both sides finishing.
 public enum H2StreamError: Error, Sendable, Equatable {
     /// The peer sent RST_STREAM with this HTTP/2 error code.
-    case resetByPeer(UInt32)
+    case resetByPeer(H2ErrorCode)
     /// This side reset the stream with this code.
-    case resetLocally(UInt32)
+    case resetLocally(H2ErrorCode)
     /// The peer's GOAWAY did not cover this stream: it was never processed and is safe to retry.
     case refusedByGoAway
     /// The connection failed or closed while the stream was open.
     case connectionLost
 }
 
-/// HTTP/2 error codes (RFC 9113 section 7).
-public enum H2ErrorCode {
-    public static let noError: UInt32 = 0x0
-    public static let protocolError: UInt32 = 0x1
-    public static let internalError: UInt32 = 0x2
-    public static let flowControlError: UInt32 = 0x3
-    public static let settingsTimeout: UInt32 = 0x4
-    public static let streamClosed: UInt32 = 0x5
-    public static let frameSizeError: UInt32 = 0x6
-    public static let refusedStream: UInt32 = 0x7
-    public static let cancel: UInt32 = 0x8
-    public static let compressionError: UInt32 = 0x9
-    public static let connectError: UInt32 = 0xa
-    public static let enhanceYourCalm: UInt32 = 0xb
-    public static let inadequateSecurity: UInt32 = 0xc
-    public static let http11Required: UInt32 = 0xd
+/// An HTTP/2 error code (RFC 9113 section 7), as RST_STREAM and GOAWAY carry it. A struct,
+/// not an enum: a peer may send any 32-bit value, and unknown codes must pass through intact.
+public struct H2ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public init(_ rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static func name(_ code: UInt32) -> String {
-        switch code {
+    public static let noError = H2ErrorCode(0x0)
+    public static let protocolError = H2ErrorCode(0x1)
+    public static let internalError = H2ErrorCode(0x2)
+    public static let flowControlError = H2ErrorCode(0x3)
+    public static let settingsTimeout = H2ErrorCode(0x4)
+    public static let streamClosed = H2ErrorCode(0x5)
+    public static let frameSizeError = H2ErrorCode(0x6)
+    public static let refusedStream = H2ErrorCode(0x7)
+    public static let cancel = H2ErrorCode(0x8)
+    public static let compressionError = H2ErrorCode(0x9)
+    public static let connectError = H2ErrorCode(0xa)
+    public static let enhanceYourCalm = H2ErrorCode(0xb)
+    public static let inadequateSecurity = H2ErrorCode(0xc)
+    public static let http11Required = H2ErrorCode(0xd)
+
+    /// The RFC's name (`REFUSED_STREAM`), or the value in hex for a code it does not define.
+    public var name: String {
+        switch rawValue {
         case 0x0: return "NO_ERROR"
         case 0x1: return "PROTOCOL_ERROR"
         case 0x2: return "INTERNAL_ERROR"
@@ -63,9 +69,11 @@ public enum H2ErrorCode {
         case 0xb: return "ENHANCE_YOUR_CALM"
         case 0xc: return "INADEQUATE_SECURITY"
         case 0xd: return "HTTP_1_1_REQUIRED"
-        default: return "0x\(String(code, radix: 16))"
+        default: return "0x\(String(rawValue, radix: 16))"
         }
     }
+
+    public var description: String { name }
 }
 
 /// One HTTP/2 stream on an `H2Connection`. Owned by the connection; the delegate hears its events.
@@ -104,8 +112,8 @@ public final class H2Stream {
     public internal(set) var sentHeaders = false
     public internal(set) var isClosed = false
     /// How the stream was reset, if it was: by us, by the peer, or refused by the peer's GOAWAY.
-    var localResetCode: UInt32?
-    var peerResetCode: UInt32?
+    var localResetCode: H2ErrorCode?
+    var peerResetCode: H2ErrorCode?
     var refusedByGoAway = false
 
     init(id: Int32, connection: H2Connection, delegate: H2StreamDelegate?) {
@@ -124,7 +132,7 @@ public final class H2Stream {
 
     public func sendTrailers(_ trailers: H2Headers) { connection.sendTrailers(self, trailers) }
 
-    public func reset(_ code: UInt32) { connection.reset(self, code: code) }
+    public func reset(_ code: H2ErrorCode) { connection.reset(self, code: code) }
 
     public func consume(_ byteCount: Int) { connection.consume(self, byteCount: byteCount) }
 

@@ -51,7 +51,7 @@ enum Nghttp2Callbacks {
     }
 
     private static let onStreamClose: nghttp2_on_stream_close_callback = { _, streamID, errorCode, userData in
-        H2Connection.with(userData) { $0.onStreamClose(streamID: streamID, errorCode: errorCode) }
+        H2Connection.with(userData) { $0.onStreamClose(streamID: streamID, errorCode: H2ErrorCode(errorCode)) }
     }
 
     /// nghttp2's own account of what went wrong (e.g. "DATA: flow control window exceeded"),
@@ -65,13 +65,13 @@ enum Nghttp2Callbacks {
     private static let onFrameSend: nghttp2_on_frame_send_callback = { _, frame, userData in
         guard let frame else { return 0 }
         if frame.pointee.hd.type == NG.typeRstStream {
-            H2Connection.with(userData) { $0.sentReset(streamID: frame.pointee.hd.stream_id, errorCode: frame.pointee.rst_stream.error_code) }
+            H2Connection.with(userData) { $0.sentReset(streamID: frame.pointee.hd.stream_id, errorCode: H2ErrorCode(frame.pointee.rst_stream.error_code)) }
             return 0
         }
         guard frame.pointee.hd.type == NG.typeGoAway else { return 0 }
         let goaway = frame.pointee.goaway
         let debug = goaway.opaque_data.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: goaway.opaque_data_len), as: UTF8.self) } ?? ""
-        H2Connection.with(userData) { $0.sentGoAway(errorCode: goaway.error_code, debug: debug) }
+        H2Connection.with(userData) { $0.sentGoAway(errorCode: H2ErrorCode(goaway.error_code), debug: debug) }
         return 0
     }
 

@@ -73,7 +73,7 @@ final class DownstreamConnection: H2ConnectionDelegate {
         loop.unregister(connection)
         if let reason = closedFor {
             loop.metrics.countConnectionClosed(listener: listener.name, reason: reason)
-        } else if let kind = LoopMetrics.protocolErrorKind(connection.failureReason) {
+        } else if let kind = connection.failure?.protocolErrorKind {
             loop.metrics.countProtocolError(listener: listener.name, kind: kind)
         }
         if let reason = connection.failureReason, reason != "connection closed" {

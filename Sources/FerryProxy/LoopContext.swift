@@ -156,7 +156,7 @@ final class LoopContext {
     /// Closes whatever is still open (after the drain timeout) and stops the upstream pools.
     func finishDrain() {
         for entry in downstreams.values {
-            entry.connection.terminate(errorCode: 0, reason: "drain timeout")
+            entry.connection.terminate(errorCode: .noError, reason: "drain timeout")
         }
         for service in services.values { service.drain() }
     }

@@ -185,7 +185,7 @@ extension ProxyCall {
             code = .unavailable
             proxyError = .upstreamLost(endpoint: endpointName)
         case .resetByPeer(let reset):
-            code = GRPCStatusMapping.status(forResetCode: reset)
+            code = GRPCStatusMapping.status(forResetCode: reset.rawValue)
             proxyError = reset == H2ErrorCode.refusedStream ? .upstreamRefused(endpoint: endpointName)
                 : .upstreamReset(endpoint: endpointName, code: reset)
         case .refusedByGoAway:

@@ -57,9 +57,9 @@ struct ProxyError: Error, CustomStringConvertible {
                    isEndpointFailure: true)
     }
 
-    static func upstreamReset(endpoint: String, code: UInt32) -> ProxyError {
-        ProxyError(grpcStatus: GRPCStatusMapping.status(forResetCode: code), httpStatus: 502,
-                   message: "ferry: upstream \(endpoint) reset the stream (\(H2ErrorCode.name(code)))", isEndpointFailure: true)
+    static func upstreamReset(endpoint: String, code: H2ErrorCode) -> ProxyError {
+        ProxyError(grpcStatus: GRPCStatusMapping.status(forResetCode: code.rawValue), httpStatus: 502,
+                   message: "ferry: upstream \(endpoint) reset the stream (\(code.name))", isEndpointFailure: true)
     }
 
     static func messageTooLarge(direction: String, _ error: GRPCMessageFramer.FramingError) -> ProxyError {

@@ -83,7 +83,7 @@ final class ReplayedStream: H2StreamDelegate, @unchecked Sendable {
         // A reset after the sender had already ended the stream finds it closed and is ignored
         // (RFC 9113 5.1); one that arrives while the stream is open must be seen with its code.
         if let reset = expected.reset, !(ended && closeError == nil) {
-            XCTAssertEqual(closeError, .resetByPeer(reset), "\(label): reset", file: file, line: line)
+            XCTAssertEqual(closeError, .resetByPeer(H2ErrorCode(reset)), "\(label): reset", file: file, line: line)
         }
     }
 }

@@ -236,7 +236,7 @@ final class H2ConnectionTests: XCTestCase {
         while var chunk = try server.readOutbound(as: ByteBuffer.self) { out.writeBuffer(&chunk) }
         let goaway = parseFrames(out).first { $0.type == 0x7 }
         XCTAssertNotNil(goaway)
-        XCTAssertEqual(goaway?.payload.getInteger(at: goaway!.payload.readerIndex + 4, as: UInt32.self), H2ErrorCode.protocolError)
+        XCTAssertEqual(goaway?.payload.getInteger(at: goaway!.payload.readerIndex + 4, as: UInt32.self), H2ErrorCode.protocolError.rawValue)
         XCTAssertFalse(server.isActive)
     }
 
@@ -320,5 +320,33 @@ final class H2SubmissionFailureTests: XCTestCase {
         XCTAssertTrue(pair.client.isActive)
         XCTAssertFalse(recorder.closed)
         XCTAssertTrue(pair.clientH2.check(0, "nghttp2_session_consume"))
+    }
+}
+
+final class H2ConnectionFailureTests: XCTestCase {
+    /// Metrics label protocol errors from the failure's case, not from its text.
+    func testProtocolErrorKindsComeFromTheCase() {
+        XCTAssertEqual(H2ConnectionFailure.sentGoAway(.enhanceYourCalm, detail: "more than 1000 empty DATA frames").protocolErrorKind,
+                       "enhance_your_calm")
+        XCTAssertEqual(H2ConnectionFailure.sentGoAway(.streamClosed, detail: "DATA on stream 1 after the peer ended it").protocolErrorKind,
+                       "stream_closed")
+        XCTAssertEqual(H2ConnectionFailure.peerProtocolError("Received bad client magic byte string").protocolErrorKind, "protocol_error")
+        XCTAssertNil(H2ConnectionFailure.closedByUs(.settingsTimeout, reason: "no SETTINGS").protocolErrorKind)
+        XCTAssertNil(H2ConnectionFailure.channelError("Connection reset by peer").protocolErrorKind)
+        XCTAssertNil(H2ConnectionFailure.internalError("nghttp2_submit_settings failed").protocolErrorKind)
+        XCTAssertEqual(H2ConnectionFailure.sentGoAway(.enhanceYourCalm, detail: "x").description, "sent GOAWAY ENHANCE_YOUR_CALM: x")
+        XCTAssertEqual(H2ErrorCode(0x1234).name, "0x1234", "an unknown code passes through")
+    }
+
+    /// A bad preface is the peer's protocol error, as the connection records it.
+    func testABadPrefaceIsRecordedAsThePeersProtocolError() throws {
+        let server = EmbeddedChannel(handler: H2Connection(role: .server, settings: H2Settings()))
+        try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let h2 = try server.pipeline.syncOperations.handler(type: H2Connection.self)
+        var junk = ByteBufferAllocator().buffer(capacity: 64)
+        junk.writeString("GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+        try server.writeInbound(junk)
+        guard case .peerProtocolError = h2.failure else { return XCTFail("\(String(describing: h2.failure))") }
+        XCTAssertEqual(h2.failure?.protocolErrorKind, "protocol_error")
     }
 }

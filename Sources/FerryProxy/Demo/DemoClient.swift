@@ -154,7 +154,7 @@ private final class DemoCall: H2StreamDelegate {
         let outcome: String
         if let error {
             switch error {
-            case .resetByPeer(let code), .resetLocally(let code): outcome = "RESET \(H2ErrorCode.name(code))"
+            case .resetByPeer(let code), .resetLocally(let code): outcome = "RESET \(code.name)"
             case .refusedByGoAway: outcome = "REFUSED"
             case .connectionLost: outcome = "CONNECTION_LOST"
             }

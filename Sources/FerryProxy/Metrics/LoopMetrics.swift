@@ -43,15 +43,4 @@ final class LoopMetrics {
                  connectionsClosed: connectionsClosed)
     }
 
-    /// The kind of protocol error that ended a connection, from its failure reason; nil when
-    /// it ended otherwise (closed, reset by the peer, drained).
-    static func protocolErrorKind(_ reason: String?) -> String? {
-        guard let reason else { return nil }
-        if reason.hasPrefix("sent GOAWAY ") {
-            let code = reason.dropFirst("sent GOAWAY ".count).prefix { $0 != ":" }
-            return code.lowercased()
-        }
-        if reason.hasPrefix("nghttp2: ") { return "protocol_error" }
-        return nil
-    }
 }
