@@ -97,7 +97,7 @@ extension H2Connection {
         peerStreamErrors += 1
         guard state == .active || state == .draining, let session else { return }
         let cost = 1 + (weighByHeaderBlock && lastHeaderBlock.streamID == streamID ? lastHeaderBlock.bytes / 256 : 0)
-        if !peerErrorBudget.spend(cost, at: Int64(NIODeadline.now().uptimeNanoseconds)) {
+        if !peerErrorBudget.spend(cost, at: clock.now()) {
             noteFailure(.sentGoAway(.enhanceYourCalm,
                                     detail: "too many stream errors caused by the peer (\(peerStreamErrors), the last: \(what))"))
             check(nghttp2_session_terminate_session(session, H2ErrorCode.enhanceYourCalm.rawValue), "nghttp2_session_terminate_session")

@@ -127,8 +127,9 @@ public final class H2Connection: ChannelInboundHandler {
     }
 
     public init(role: H2Role, settings: H2Settings = H2Settings(), delegate: H2ConnectionDelegate? = nil,
-                headerBlocks: HeaderBlockPool? = nil) {
+                headerBlocks: HeaderBlockPool? = nil, clock: MonotonicClock = .system) {
         self.role = role
+        self.clock = clock
         self.settings = settings
         self.delegate = delegate
         self.headerBlocks = headerBlocks ?? HeaderBlockPool()
@@ -166,6 +167,8 @@ public final class H2Connection: ChannelInboundHandler {
     /// When the bytes being processed were read from the socket (monotonic nanoseconds): the
     /// moment a request "arrived", however long the frames before it in the same read took.
     public private(set) var readStartedAt: Int64 = 0
+    /// Where `readStartedAt` and the error budget's time come from.
+    public let clock: MonotonicClock
     public var isActive: Bool { state == .active }
     public var openStreamCount: Int { streams.count }
 
@@ -236,7 +239,7 @@ public final class H2Connection: ChannelInboundHandler {
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard let session, state == .active || state == .draining else { return }
-        readStartedAt = Int64(NIODeadline.now().uptimeNanoseconds)
+        readStartedAt = clock.now()
         nghttp2Depth += 1
         let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
             currentInput = buffer

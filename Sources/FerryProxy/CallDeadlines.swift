@@ -1,3 +1,4 @@
+import FerryH2
 import FerryPolicy
 import NIOCore
 
@@ -6,12 +7,14 @@ import NIOCore
 /// number of calls in flight; the timer is moved only when a new deadline is earlier than it.
 final class CallDeadlines {
     private let eventLoop: EventLoop
+    private let clock: MonotonicClock
     private var queue = DeadlineQueue<ProxyCall>()
     private var timer: Scheduled<Void>?
     private var timerAt: Int64 = .max
 
-    init(eventLoop: EventLoop) {
+    init(eventLoop: EventLoop, clock: MonotonicClock = .system) {
         self.eventLoop = eventLoop
+        self.clock = clock
     }
 
     /// Calls `call.timerFired(id:)` at `expiresAt` (monotonic nanoseconds); returns the id.
@@ -40,7 +43,7 @@ final class CallDeadlines {
     private func fire() {
         timer = nil
         timerAt = .max
-        let now = Int64(NIODeadline.now().uptimeNanoseconds)
+        let now = clock.now()
         while let entry = queue.popExpired(now: now) {
             if entry.item.ownsTimer(entry.id) {
                 entry.item.timerFired(entry.id)

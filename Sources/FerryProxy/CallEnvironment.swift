@@ -6,6 +6,8 @@ import FerryPolicy
 /// burst of expiring deadlines sends the same Trailers-Only block hundreds of times).
 final class CallEnvironment {
     let deadlines: CallDeadlines
+    /// The loop's time (the system's monotonic clock; a test's virtual time).
+    let clock: MonotonicClock
     /// The loop's metrics when counting is on (nil: off).
     var metrics: LoopMetrics?
     var accessLog: AccessLog?
@@ -23,8 +25,9 @@ final class CallEnvironment {
     /// Distinct answers kept; beyond, the cache starts over (messages name endpoints and budgets).
     static let maxCachedErrors = 256
 
-    init(deadlines: CallDeadlines) {
+    init(deadlines: CallDeadlines, clock: MonotonicClock = .system) {
         self.deadlines = deadlines
+        self.clock = clock
     }
 
     func responseHeaders(for error: ProxyError, grpc: Bool) -> H2Headers {

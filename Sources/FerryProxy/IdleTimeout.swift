@@ -1,3 +1,4 @@
+import FerryH2
 import NIOCore
 
 /// Ends something that sat idle too long, at no cost while it is busy: going busy only clears
@@ -7,6 +8,7 @@ import NIOCore
 /// promise, a future and a heap search). Touched only on its event loop.
 final class IdleTimeout {
     private let eventLoop: EventLoop
+    private let clock: MonotonicClock
     private let timeoutNanoseconds: Int64
     private var timer: Scheduled<Void>?
     /// When the owner last went idle (monotonic nanoseconds); 0 while busy.
@@ -15,8 +17,9 @@ final class IdleTimeout {
     /// unowned: the owner cancels the timeout before it goes.
     var expired: () -> Void = {}
 
-    init(eventLoop: EventLoop, timeout: TimeAmount) {
+    init(eventLoop: EventLoop, timeout: TimeAmount, clock: MonotonicClock = .system) {
         self.eventLoop = eventLoop
+        self.clock = clock
         self.timeoutNanoseconds = timeout.nanoseconds
     }
 
@@ -24,8 +27,8 @@ final class IdleTimeout {
         idleSince = 0
     }
 
-    func idle(now: Int64 = Int64(NIODeadline.now().uptimeNanoseconds)) {
-        idleSince = now
+    func idle() {
+        idleSince = clock.now()
         if timer == nil { schedule() }
     }
 
@@ -45,7 +48,7 @@ final class IdleTimeout {
 
     private func check() {
         guard idleSince != 0 else { return }
-        if Int64(NIODeadline.now().uptimeNanoseconds) - idleSince >= timeoutNanoseconds {
+        if clock.now() - idleSince >= timeoutNanoseconds {
             idleSince = 0
             expired()
         } else {

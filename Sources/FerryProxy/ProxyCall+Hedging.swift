@@ -30,7 +30,7 @@ extension ProxyCall {
         case .fixed(let d): delay = d.totalNanoseconds
         case .p95: delay = service.latencyP95(origin: policy.origin) ?? 50_000_000
         }
-        hedgeID = deadlines.arm(self, expiresAt: Self.now() + delay)
+        hedgeID = deadlines.arm(self, expiresAt: now() + delay)
     }
 
     /// No answer yet: send a hedge, budget permitting.
@@ -38,7 +38,7 @@ extension ProxyCall {
         hedgeID = 0
         guard case .forwarding = phase, !responseStarted, case .ended = requestEnd, replay.canReplay,
               let service, let hedge = hedgePolicy, 1 + hedgesSent < hedge.maxAttempts else { return }
-        guard service.withdrawRetry(at: Self.now()) else {
+        guard service.withdrawRetry(at: now()) else {
             routeMetrics?.retryBudgetExhausted += 1
             return
         }
@@ -48,7 +48,7 @@ extension ProxyCall {
         guard let pool = service.pickPool(avoiding: tried) else { return }
         hedgesSent += 1
         routeMetrics?.hedges += 1
-        hedgeWaiting = UpstreamAttempt(in: pool, at: Self.now())
+        hedgeWaiting = UpstreamAttempt(in: pool, at: now())
         pool.acquire(self)
     }
 
@@ -56,17 +56,17 @@ extension ProxyCall {
     func openHedge(on connection: H2Connection) {
         guard let attempt = hedgeWaiting.take() else { return }
         guard !responseStarted, case .forwarding = phase, let requestHeaders, var headers = headersForAttempt(requestHeaders) else {
-            attempt.finish(.neutral, at: Self.now())
+            attempt.finish(.neutral, at: now())
             return
         }
         headers = headers.replacingValue(of: Self.previousAttemptsHeader, with: String(countedAttempts + hedgesSent - 1))
         let empty = replay.byteCount == 0
         let trailers: H2Headers? = { if case .trailers(let t) = requestEnd { return t } else { return nil } }()
         guard let stream = connection.openStream(headers: headers, endStream: empty && trailers == nil, delegate: self) else {
-            attempt.finish(.neutral, at: Self.now())
+            attempt.finish(.neutral, at: now())
             return
         }
-        racers.append(Racer(stream: stream, attempt: attempt, openedAt: Self.now()))
+        racers.append(Racer(stream: stream, attempt: attempt, openedAt: now()))
         for chunk in replay.chunks { stream.sendData(chunk) }
         if let trailers { stream.sendTrailers(trailers) } else if !empty { stream.sendEnd() }
         armHedgeIfWanted()
@@ -80,13 +80,13 @@ extension ProxyCall {
         if hedgeID != 0 { disarm(&hedgeID) }
         if hedgeWaiting != nil, let waiting = hedgeWaiting.take() {
             waiting.pool.cancel(self)
-            waiting.finish(.neutral, at: Self.now())
+            waiting.finish(.neutral, at: now())
         }
     }
 
     /// The hedge could not get a connection (connect failure, the pool retired): give up on it.
     func hedgeWaitFailed(_ error: ProxyError) {
-        hedgeWaiting.take()?.finish(error.attemptOutcome, at: Self.now())
+        hedgeWaiting.take()?.finish(error.attemptOutcome, at: now())
     }
 
     func racerIndex(_ stream: H2Stream) -> Int? {
@@ -146,7 +146,7 @@ extension ProxyCall {
         }
         guard let index = racerIndex(stream) else { return }
         let racer = racers.remove(at: index)
-        racer.attempt.finish(outcome, at: Self.now())
+        racer.attempt.finish(outcome, at: now())
         if !stream.isClosed { stream.reset(H2ErrorCode.cancel) }
         stream.consumeAll()
     }
@@ -158,7 +158,7 @@ extension ProxyCall {
         let losers = racers
         racers.removeAll()
         for racer in losers {
-            racer.attempt.finish(outcome, at: Self.now())
+            racer.attempt.finish(outcome, at: now())
             if !racer.stream.isClosed { racer.stream.reset(H2ErrorCode.cancel) }
             racer.stream.consumeAll()
         }

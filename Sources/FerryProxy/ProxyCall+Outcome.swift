@@ -8,14 +8,14 @@ extension ProxyCall {
     /// read time, so time the response then waited on a busy event loop is not the endpoint's).
     func rttSample() -> Int64 {
         let read = upstream?.connection.readStartedAt ?? 0
-        return (read > attemptOpenedAt ? read : Self.now()) - attemptOpenedAt
+        return (read > attemptOpenedAt ? read : now()) - attemptOpenedAt
     }
 
     /// Counts the call's final status and duration (once), and writes its access-log line.
     func recordOutcome(grpcStatus: Int?, httpStatus: Int) {
         guard !outcomeRecorded else { return }
         outcomeRecorded = true
-        let now = Self.now()
+        let now = now()
         if let method = methodMetrics {
             if isGRPC { method.recordGRPCStatus(grpcStatus) } else { method.recordHTTPStatus(httpStatus) }
             method.counts.duration.observe(now - arrivedAt)
@@ -32,7 +32,7 @@ extension ProxyCall {
     /// The response headers went out (forwarded or made here): time to headers.
     func responseHeadersSent() {
         guard responseHeadersAt == 0 else { return }
-        responseHeadersAt = Self.now()
+        responseHeadersAt = now()
         methodMetrics?.counts.timeToHeaders.observe(responseHeadersAt - arrivedAt)
     }
 

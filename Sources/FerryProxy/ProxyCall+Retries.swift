@@ -26,7 +26,7 @@ extension ProxyCall {
               replay.canReplay, requestHeaders != nil, countedAttempts < policy.retry.maxAttempts else { return false }
         if case .refuse = pushback { return false }
         guard let service else { return false }
-        guard service.withdrawRetry(at: Self.now()) else {
+        guard service.withdrawRetry(at: now()) else {
             routeMetrics?.retryBudgetExhausted += 1
             return false
         }
@@ -65,7 +65,7 @@ extension ProxyCall {
             delay = RetryBackoff.delay(retry: countedAttempts - 1, base: policy.retry.backoffBaseNanoseconds,
                                        max: policy.retry.backoffMaxNanoseconds, using: &environment.random)
         }
-        retryID = deadlines.arm(self, expiresAt: Self.now() + delay)
+        retryID = deadlines.arm(self, expiresAt: now() + delay)
     }
 
     /// The backoff is over: place the next attempt, unless the deadline would end it first.
@@ -75,7 +75,7 @@ extension ProxyCall {
         if let deadline, let service {
             // Never start an attempt that cannot finish: the deadline must leave more than the
             // best endpoint's latency estimate.
-            let now = Self.now()
+            let now = now()
             let best = service.pools.map { $0.latency.current(at: now) }.min() ?? 0
             if Double(deadline.remaining(at: now)) <= best {
                 fail(lastRetryableError ?? deadlineError(deadline))
@@ -89,7 +89,7 @@ extension ProxyCall {
     func armPerTry() {
         guard let perTry = policy?.perTryTimeoutNanoseconds else { return }
         disarmPerTry()
-        perTryID = deadlines.arm(self, expiresAt: Self.now() + perTry)
+        perTryID = deadlines.arm(self, expiresAt: now() + perTry)
     }
 
     func disarmPerTry() { disarm(&perTryID) }

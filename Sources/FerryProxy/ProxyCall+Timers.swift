@@ -7,7 +7,7 @@ extension ProxyCall {
     /// Fixes the call's deadline (now, as the headers arrived) and arms its timer. Returns false
     /// when the deadline leaves nothing to send upstream: the call has then already failed.
     func armDeadline(callerTimeout: Int64?, policy: ResolvedPolicy) -> Bool {
-        let now = Self.now()
+        let now = now()
         // The deadline starts when the headers were read, not when their turn to be handled came.
         let arrived = downstream.connection.readStartedAt
         guard let deadline = CallDeadline(startedAt: arrived > 0 && arrived <= now ? arrived : now, callerTimeout: callerTimeout,
@@ -48,7 +48,7 @@ extension ProxyCall {
         guard let idle = policy?.streamIdleNanoseconds, !responseEnded, !downstream.isClosed else { return }
         if case .finished = phase { return }
         let due = lastActivity + idle
-        if due <= Self.now() {
+        if due <= now() {
             routeMetrics?.streamIdleTimeouts += 1
             fail(.streamIdle(idle, policyOrigin: policy?.origin ?? "?"))
         } else {

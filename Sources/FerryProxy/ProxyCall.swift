@@ -146,7 +146,8 @@ final class ProxyCall {
         self.environment = environment
     }
 
-    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+    /// The loop's time: every timestamp of the call and every timer it arms read this.
+    func now() -> Int64 { environment.clock.now() }
 
     private static func wallClockMillis() -> Int64 {
         var now = timespec()
@@ -215,7 +216,7 @@ final class ProxyCall {
         if !armDeadline(callerTimeout: callerTimeout, policy: policy) { return }
         if policy.retry.enabled {
             replay = ReplayBuffer(cap: policy.retry.bufferSize)
-            service.depositRetryBudget(at: Self.now())
+            service.depositRetryBudget(at: now())
         }
         if let idle = policy.streamIdleNanoseconds {
             lastActivity = downstream.connection.readStartedAt
@@ -243,7 +244,7 @@ final class ProxyCall {
             return
         }
         // The first attempt starts when the request was read (no clock read on the common path).
-        let startedAt = attempts == 0 && arrivedAt > 0 ? arrivedAt : Self.now()
+        let startedAt = attempts == 0 && arrivedAt > 0 ? arrivedAt : now()
         attempts += 1
         self.pool = pool
         attempt = UpstreamAttempt(in: pool, at: startedAt)
@@ -257,7 +258,7 @@ final class ProxyCall {
 
     /// Tells the attempt's pool how it went (once per attempt).
     func finishAttempt(_ outcome: UpstreamPool.AttemptOutcome) {
-        attempt.take()?.finish(outcome, at: Self.now())
+        attempt.take()?.finish(outcome, at: now())
     }
 
     /// The response is complete: success or failure by its status, for the balancer and accrual.
@@ -304,13 +305,13 @@ final class ProxyCall {
             guard isGRPC, let perTry else { return headers }
             return headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: perTry).headerValue)
         }
-        guard var budget = deadline.propagatedTimeout(at: Self.now(), offset: policy?.deadlineOffsetNanoseconds ?? 0) else {
+        guard var budget = deadline.propagatedTimeout(at: now(), offset: policy?.deadlineOffsetNanoseconds ?? 0) else {
             return nil
         }
         if let perTry { budget = min(budget, perTry) }
         if isGRPC { return headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: budget).headerValue) }
         guard policy?.sendsDeadlineHeader == true else { return headers }
-        let now = Self.now()
+        let now = now()
         return headers.replacingValue(of: DeadlineHeader.name,
                                       with: DeadlineHeader.value(expiresAt: now + budget, monotonicNow: now, wallClockMillis: Self.wallClockMillis()))
     }
@@ -338,7 +339,7 @@ final class ProxyCall {
         }
         upstream = stream
         phase = .forwarding
-        attemptOpenedAt = Self.now()
+        attemptOpenedAt = now()
         if replayOnOpen {
             replayOnOpen = false
             replayedBytesToSend = replay.byteCount

@@ -70,8 +70,15 @@ final class ServiceRuntime {
     /// The loop's header blocks, for the upstream connections' received headers.
     let headerBlocks: HeaderBlockPool
 
+    /// The loop's time, and how its pools reach their endpoints (TCP; in tests, in memory).
+    let clock: MonotonicClock
+    let connector: UpstreamConnector
+
     init(config: ServiceConfig, health: ServiceHealth, sourceID: Int, endpoints: [Endpoint], eventLoop: EventLoop,
-         loopIndex: Int, headerBlocks: HeaderBlockPool = HeaderBlockPool(), logger: Logger) {
+         loopIndex: Int, headerBlocks: HeaderBlockPool = HeaderBlockPool(), logger: Logger,
+         clock: MonotonicClock = .system, connector: UpstreamConnector = .tcp) {
+        self.clock = clock
+        self.connector = connector
         self.config = config
         self.health = health
         self.random = FastRandom()
@@ -132,16 +139,16 @@ final class ServiceRuntime {
         return methodPolicies[index]
     }
 
-    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
 
     /// The pool for the next call, by the service's balancer, among endpoints that are not
     /// ejected by failure accrual nor just failed to connect. If none is left, every endpoint
     /// is a candidate again (panic mode: better to try than to fail every call). An ejected
     /// endpoint whose backoff ended takes exactly one probe call, whichever loop claims it.
     /// `avoiding`: pools an earlier attempt of the call used; passed over while another is available.
-    func pickPool(avoiding tried: [ObjectIdentifier] = [], at now: Int64 = ServiceRuntime.now()) -> UpstreamPool? {
+    func pickPool(avoiding tried: [ObjectIdentifier] = [], at time: Int64? = nil) -> UpstreamPool? {
         let pools = self.pools
         guard !pools.isEmpty else { return nil }
+        let now = time ?? clock.now()
         if !tried.isEmpty, pools.count > 1,
            let index = pick(pools, now: now, isAvailable: { i in
                !tried.contains(ObjectIdentifier(pools[i])) && pools[i].health.isAvailable(at: now)
@@ -215,7 +222,7 @@ final class ServiceRuntime {
                 next.append(pool)
             } else {
                 next.append(UpstreamPool(endpoint: endpoint, service: config.name, settings: config.pool, balancer: config.balancer,
-                                         accrual: config.failureAccrual, health: health.endpoint(address), eventLoop: eventLoop, headerBlocks: headerBlocks,
+                                         accrual: config.failureAccrual, clock: clock, connector: connector, health: health.endpoint(address), eventLoop: eventLoop, headerBlocks: headerBlocks,
                                          logger: logger))
             }
         }

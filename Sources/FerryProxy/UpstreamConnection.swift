@@ -31,7 +31,7 @@ final class UpstreamConnection {
 
     init(pool: UpstreamPool) {
         self.pool = pool
-        self.idleTimeout = IdleTimeout(eventLoop: pool.eventLoop, timeout: pool.idleTimeout)
+        self.idleTimeout = IdleTimeout(eventLoop: pool.eventLoop, timeout: pool.idleTimeout, clock: pool.clock)
         // Unowned: the timeout is this connection's own and is cancelled when it closes (a weak
         // reference would put this object's reference count in a side table, slowing every
         // retain and release of it).
@@ -71,17 +71,10 @@ final class UpstreamConnection {
     func connect(settings: H2Settings, connectTimeout: TimeAmount) {
         guard let pool else { return }
         self.connectTimeout = connectTimeout
-        let headerBlocks = NIOLoopBound(pool.headerBlocks, eventLoop: pool.eventLoop)
-        ClientBootstrap(group: pool.eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(H2Connection(role: .client, settings: settings,
-                                                                                headerBlocks: headerBlocks.value))
-                }
-            }
-            .connect(host: pool.endpoint.host, port: pool.endpoint.port)
+        let (headerBlocks, clock) = (pool.headerBlocks, pool.clock)
+        pool.connector.connect(pool.address, pool.eventLoop, connectTimeout) {
+            H2Connection(role: .client, settings: settings, headerBlocks: headerBlocks, clock: clock)
+        }
             .assumeIsolatedUnsafeUnchecked()
             .whenComplete { result in
                 switch result {
@@ -170,7 +163,7 @@ final class UpstreamConnection {
         guard let pool, let h2 = liveConnection else { return }
         let interval = pool.settings.keepaliveInterval.totalNanoseconds
         let timeout = pool.settings.keepaliveTimeout.totalNanoseconds
-        let sinceRead = Int64(NIODeadline.now().uptimeNanoseconds) - h2.readStartedAt
+        let sinceRead = pool.clock.now() - h2.readStartedAt
         let delay = pingSentAt == 0 ? max(1_000_000, interval - max(0, sinceRead)) : timeout
         keepaliveTimer = pool.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(delay)) {
             self.keepaliveTimer = nil
@@ -178,7 +171,7 @@ final class UpstreamConnection {
             case .ready, .retiring: break          // a retiring connection's streams are still worth watching
             case .connecting, .handshaking, .closed: return
             }
-            let now = Int64(NIODeadline.now().uptimeNanoseconds)
+            let now = self.pool?.clock.now() ?? h2.clock.now()
             if self.pingSentAt != 0 {
                 if h2.readStartedAt < self.pingSentAt {
                     self.pool?.logger.warning("upstream connection closed: no answer to PING",

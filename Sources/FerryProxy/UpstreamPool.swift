@@ -39,7 +39,10 @@ final class UpstreamPool {
     /// does not hold back another's calls).
     private var waiters = FairQueue<ObjectIdentifier, ProxyCall>()
     /// When the latest attempt to connect failed, so the balancer can avoid this endpoint a while.
-    private(set) var lastConnectFailure: NIODeadline?
+    private(set) var lastConnectFailure: Int64?
+    /// The loop's time, and how connections to the endpoint are made.
+    let clock: MonotonicClock
+    let connector: UpstreamConnector
     private var draining = false
     /// The endpoint left the service (discovery or reload): nothing new is lent here.
     private var retired = false
@@ -48,14 +51,17 @@ final class UpstreamPool {
     static let assumedStreamsPerConnection = 100
 
     init(endpoint: Endpoint, service: String, settings: PoolConfig, balancer: BalancerConfig,
-         accrual: FailureAccrualConfig = FailureAccrualConfig(), health: EndpointHealth,
+         accrual: FailureAccrualConfig = FailureAccrualConfig(), clock: MonotonicClock = .system,
+         connector: UpstreamConnector = .tcp, health: EndpointHealth,
          eventLoop: EventLoop, headerBlocks: HeaderBlockPool = HeaderBlockPool(), logger: Logger) {
         self.headerBlocks = headerBlocks
         self.accrual = accrual
+        self.clock = clock
+        self.connector = connector
         self.endpoint = endpoint
         self.health = health
         self.latency = PeakEWMA(initial: balancer.initialRTT.totalNanoseconds, decay: balancer.decay.totalNanoseconds,
-                                now: Int64(NIODeadline.now().uptimeNanoseconds))
+                                now: clock.now())
         self.address = HostPort(host: endpoint.host, port: endpoint.port)
         self.weight = endpoint.weight
         self.endpointName = endpoint.description
@@ -80,7 +86,7 @@ final class UpstreamPool {
     /// True when a connect attempt failed within `window` and no connection is up.
     func isFailing(within window: TimeAmount) -> Bool {
         guard let failed = lastConnectFailure, !connections.contains(where: \.isReady) else { return false }
-        return NIODeadline.now() - failed < window
+        return clock.now() - failed < window.nanoseconds
     }
 
     // MARK: - Attempts (for the balancer and failure accrual)
@@ -247,7 +253,7 @@ final class UpstreamPool {
 
     func connectionReady(_ connection: UpstreamConnection) {
         lastConnectFailure = nil
-        if health.isEjected { health.endWait(at: Int64(NIODeadline.now().uptimeNanoseconds)) }
+        if health.isEjected { health.endWait(at: clock.now()) }
         logger.debug("upstream connected", metadata: ["endpoint": "\(endpoint)"])
         serveWaiters()
     }
@@ -258,7 +264,7 @@ final class UpstreamPool {
 
     func connectFailed(_ connection: UpstreamConnection, reason: String) {
         remove(connection)
-        lastConnectFailure = .now()
+        lastConnectFailure = clock.now()
         logger.warning("upstream connect failed", metadata: ["endpoint": "\(endpoint)", "error": "\(reason)"])
         if connections.isEmpty {
             for call in waiters.removeAll() { call.upstreamFailed(.connectFailed(endpoint: endpointName, reason: reason)) }

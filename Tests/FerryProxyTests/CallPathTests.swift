@@ -1,0 +1,226 @@
+@testable import FerryProxy
+import FerryConfig
+import FerryH2
+import FerryPolicy
+import NIOCore
+import XCTest
+
+/// The call path's features, each scenario on the in-memory harness (CallPathHarness): no
+/// sockets, no sleeps; time moves only when a test says so. Endpoints are named by port.
+final class CallPathTests: XCTestCase {
+    private func roundRobin(_ config: inout ServiceConfig) { config.balancer.kind = .roundRobin }
+
+    func testACallIsForwardedAndAnswered() {
+        let net = CallPathHarness()
+        let upstream = net.upstream(1) { _ in .echo }
+        let client = net.client(to: net.service([1]))
+        let response = client.call("/p.S/M", message: "hello")
+        XCTAssertTrue(response.answered)
+        XCTAssertEqual(response.grpcStatus, 0)
+        XCTAssertEqual(response.body.readableBytes, 10)
+        XCTAssertEqual(upstream.requests, ["/p.S/M"])
+    }
+
+    // MARK: - Retries
+
+    /// A retryable status with the server's pushback: the retry goes out exactly when the
+    /// pushback says (not a moment before), to the other endpoint, marked as a retry.
+    func testARetryWaitsForThePushbackAndGoesToAnotherEndpoint() {
+        let net = CallPathHarness()
+        let first = net.upstream(1) { _ in .status(14, pushbackMilliseconds: 300) }
+        let second = net.upstream(2) { _ in .echo }
+        let client = net.client(to: net.service([1, 2], configure: roundRobin))
+        let response = client.call("/p.S/M")
+        XCTAssertEqual(first.requests.count, 1)
+        XCTAssertFalse(response.answered)
+        net.advance(by: .milliseconds(299))
+        XCTAssertEqual(second.requests.count, 0, "the retry waits for the pushback")
+        net.advance(by: .milliseconds(1))
+        XCTAssertEqual(second.requests.count, 1)
+        XCTAssertEqual(second.lastHeaders?.first("grpc-previous-rpc-attempts"), "1")
+        XCTAssertEqual(response.grpcStatus, 0)
+    }
+
+    /// A per-try timeout counts from when the attempt is placed: an endpoint whose connection
+    /// is still being made holds the call only that long, then the call moves on.
+    func testThePerTryTimeoutCoversWaitingForAConnection() {
+        let net = CallPathHarness()
+        net.upstream(1) { _ in .echo }
+        let second = net.upstream(2) { _ in .echo }
+        net.heldConnectPorts = [1]
+        let service = net.service([1, 2]) { config in
+            config.balancer.kind = .roundRobin
+            config.policy.retry.perTryTimeout = .milliseconds(100)
+        }
+        let client = net.client(to: service)
+        let response = client.call("/p.S/M")
+        net.advance(by: .milliseconds(99))
+        XCTAssertFalse(response.answered)
+        XCTAssertEqual(second.requests.count, 0)
+        net.advance(by: .milliseconds(1 + 250))       // the per-try timeout, then at most the backoff cap
+        XCTAssertEqual(second.requests.count, 1)
+        XCTAssertEqual(response.grpcStatus, 0)
+        net.completeConnects(to: 1)
+        XCTAssertEqual(net.upstreams[1]?.requests, [], "the abandoned attempt sends nothing once connected")
+        XCTAssertEqual(service.pools.map(\.pending), [0, 0])
+    }
+
+    /// A stream the upstream refused (never processed) goes to the other endpoint at once,
+    /// without the retry policy or the budget, and counts against the refusing endpoint.
+    func testARefusedStreamIsRetriedTransparentlyAndCountsInAccrual() {
+        let net = CallPathHarness()
+        let refusing = net.upstream(1) { _ in .refuse }
+        let good = net.upstream(2) { _ in .echo }
+        let service = net.service([1, 2]) { config in
+            config.balancer.kind = .roundRobin
+            config.policy.retry.maxAttempts = 1          // no policy retries: only transparent ones
+        }
+        let response = net.client(to: service).call("/p.S/M")
+        XCTAssertEqual(response.grpcStatus, 0)
+        XCTAssertEqual(refusing.requests.count, 1)
+        XCTAssertEqual(good.requests.count, 1)
+        XCTAssertEqual(service.pools[0].health.accrualState, .active(failures: 1))
+    }
+
+    /// The retry budget spent, a retryable failure is answered as it is: one attempt only.
+    func testAnExhaustedBudgetStopsRetries() {
+        let net = CallPathHarness()
+        let upstreams = [net.upstream(1) { _ in .status(14) }, net.upstream(2) { _ in .status(14) }]
+        let service = net.service([1, 2]) { config in
+            config.retryBudget.minRetriesPerSecond = 0
+            config.retryBudget.retryPercent = 0
+        }
+        let client = net.client(to: service)
+        let responses = (0..<5).map { _ in client.call("/p.S/M") }
+        net.advance(by: .seconds(1))
+        XCTAssertEqual(responses.map(\.grpcStatus), Array(repeating: 14, count: 5))
+        XCTAssertEqual(upstreams.map(\.requests.count).reduce(0, +), 5, "no retry went out")
+    }
+
+    // MARK: - Hedging
+
+    /// No answer within the hedge delay: a hedge races the first attempt on the other
+    /// endpoint; the first answer wins and the loser is cancelled.
+    func testAHedgeWinsAndTheLoserIsCancelled() {
+        let net = CallPathHarness()
+        let slow = net.upstream(1) { _ in .hang }
+        let fast = net.upstream(2) { _ in .echo }
+        let service = net.service([1, 2]) { config in
+            config.balancer.kind = .roundRobin
+            var hedge = HedgePolicy()
+            hedge.delay = .fixed(.milliseconds(50))
+            config.policy.hedge = hedge
+        }
+        let response = net.client(to: service).call("/p.S/M")
+        net.advance(by: .milliseconds(49))
+        XCTAssertEqual(fast.requests.count, 0)
+        net.advance(by: .milliseconds(1))
+        XCTAssertEqual(fast.requests.count, 1)
+        XCTAssertEqual(response.grpcStatus, 0)
+        XCTAssertEqual(slow.resetsReceived, [.cancel], "the losing attempt is cancelled")
+        XCTAssertEqual(service.pools.map(\.pending), [0, 0])
+    }
+
+    /// The primary fails while its hedge waits for a connection: the primary's retry must
+    /// take the waiting hedge with it. Before, the hedge stayed queued: when its connection
+    /// came first it was taken as the retried primary's (a stream on endpoint 2 credited to
+    /// endpoint 3, where the call also still waited), and endpoint 3's connection then opened
+    /// a "hedge" credited to endpoint 2.
+    func testARetriedPrimaryTakesItsWaitingHedgeWithIt() {
+        let net = CallPathHarness()
+        net.upstream(1) { _ in .hang }
+        let hedged = net.upstream(2) { _ in .echo }
+        let third = net.upstream(3) { _ in .echo }
+        net.heldConnectPorts = [2, 3]
+        let service = net.service([1, 2, 3]) { config in
+            config.balancer.kind = .roundRobin
+            var hedge = HedgePolicy()
+            hedge.delay = .fixed(.milliseconds(50))
+            config.policy.hedge = hedge
+        }
+        let response = net.client(to: service).call("/p.S/M")
+        net.advance(by: .milliseconds(50))              // the hedge goes to endpoint 2 and waits for its connection
+        XCTAssertEqual(service.pools[1].pending, 1)
+        net.dropConnections(to: 1)                      // the primary's stream is lost: a policy retry
+        net.advance(by: .milliseconds(250))             // after the backoff the retry waits in endpoint 3's pool
+        XCTAssertEqual(service.pools.map(\.pending), [0, 0, 1], "the hedge left endpoint 2's pool with its primary's retry")
+        net.completeConnects(to: 2)
+        XCTAssertEqual(hedged.requests.count, 0, "nothing goes out on the abandoned hedge's connection")
+        XCTAssertFalse(response.answered)
+        net.completeConnects(to: 3)
+        XCTAssertEqual(third.requests.count, 1)
+        XCTAssertEqual(response.grpcStatus, 0)
+        XCTAssertEqual(service.pools.map(\.pending), [0, 0, 0])
+    }
+
+    // MARK: - Deadlines and pools
+
+    /// The deadline counts the time waiting for a connection: the call ends on time with
+    /// DEADLINE_EXCEEDED, leaves the pool's queue, and never goes out later.
+    func testTheDeadlineCoversTheQueue() {
+        let net = CallPathHarness()
+        let upstream = net.upstream(1) { _ in .echo }
+        net.heldConnectPorts = [1]
+        let service = net.service([1])
+        let response = net.client(to: service).call("/p.S/M", timeout: "200m")
+        net.advance(by: .milliseconds(199))
+        XCTAssertFalse(response.answered)
+        net.advance(by: .milliseconds(1))
+        XCTAssertEqual(response.grpcStatus, 4)
+        XCTAssertTrue(response.grpcMessage?.contains("deadline exceeded") ?? false, response.grpcMessage ?? "")
+        XCTAssertEqual(service.pools[0].pending, 0)
+        XCTAssertEqual(service.pools[0].pendingCallCount, 0, "the call left the pool's queue")
+        net.completeConnects(to: 1)
+        XCTAssertEqual(upstream.requests, [])
+    }
+
+    /// An upstream allowing one stream per connection: the pool grows to its connection limit,
+    /// queues up to its pending limit, and answers the next call RESOURCE_EXHAUSTED at once.
+    func testThePoolGrowsToItsLimitsAndThenSheds() {
+        let net = CallPathHarness()
+        var one = H2Settings()
+        one.maxConcurrentStreams = 1
+        let upstream = net.upstream(1, settings: one) { _ in .hang }
+        let service = net.service([1]) { config in
+            config.pool.maxConnectionsPerEndpoint = 2
+            config.pool.maxPendingCalls = 1
+        }
+        let client = net.client(to: service)
+        let responses = (0..<4).map { _ in client.call("/p.S/M") }
+        XCTAssertEqual(net.connectAttempts[1], 2)
+        XCTAssertEqual(upstream.requests.count, 2, "one stream on each connection")
+        XCTAssertEqual(service.pools[0].pendingCallCount, 1)
+        XCTAssertEqual(responses.map(\.answered), [false, false, false, true])
+        XCTAssertEqual(responses[3].grpcStatus, 8)
+    }
+
+    /// Issue 17: an ejected endpoint with no connection tries to connect every 200 ms; once a
+    /// connection is made its wait ends and the next call is its probe, well before the backoff.
+    func testAConnectionToAnEjectedEndpointEndsItsEjectionWithAProbe() {
+        let net = CallPathHarness()
+        let restarted = net.upstream(1) { _ in .echo }
+        net.upstream(2) { _ in .echo }
+        net.refusedPorts = [1]
+        let service = net.service([1, 2]) { config in
+            config.balancer.kind = .roundRobin
+            config.failureAccrual.consecutiveFailures = 1
+            config.failureAccrual.minBackoff = .seconds(10)
+            config.failureAccrual.maxBackoff = .seconds(10)
+        }
+        let client = net.client(to: service)
+        // The first call goes to 1, fails to connect (which ejects it) and moves to 2.
+        XCTAssertEqual(client.call("/p.S/M").grpcStatus, 0)
+        guard case .ejected = service.pools[0].health.accrualState else {
+            return XCTFail("\(service.pools[0].health.accrualState)")
+        }
+        let attempts = net.connectAttempts[1] ?? 0
+        net.advance(by: .milliseconds(200))
+        XCTAssertEqual(net.connectAttempts[1], attempts + 1, "a reconnect probe, without a call")
+        net.refusedPorts = []                           // the endpoint is back
+        net.advance(by: .milliseconds(200))
+        XCTAssertEqual(net.connectAttempts[1], attempts + 2)
+        for _ in 0..<2 { XCTAssertEqual(client.call("/p.S/M").grpcStatus, 0) }
+        XCTAssertEqual(restarted.requests.count, 1, "the probe went to the restarted endpoint long before its backoff (5-10 s) ended")
+        XCTAssertEqual(service.pools[0].health.accrualState, .active(failures: 0))
+    }
+}
