@@ -18,16 +18,16 @@ final class CallDeadlines {
     }
 
     /// Calls `call.timerFired(id:)` at `expiresAt` (monotonic nanoseconds); returns the id.
-    func arm(_ call: ProxyCall, expiresAt: Int64) -> UInt64 {
+    func arm(_ call: ProxyCall, expiresAt: Int64) -> TimerID {
         let id = queue.add(call, expiresAt: expiresAt)
         if expiresAt < timerAt { setTimer(expiresAt) }
-        return id
+        return TimerID(raw: id)
     }
 
     /// The call no longer needs the deadline with that id (it ended first).
     func disarm() {
         queue.cancelOne()
-        queue.compactIfWorthIt { $0.item.ownsTimer($0.id) }
+        queue.compactIfWorthIt { $0.item.ownsTimer(TimerID(raw: $0.id)) }
     }
 
     var pendingCount: Int { queue.count }
@@ -45,8 +45,8 @@ final class CallDeadlines {
         timerAt = .max
         let now = clock.now()
         while let entry = queue.popExpired(now: now) {
-            if entry.item.ownsTimer(entry.id) {
-                entry.item.timerFired(entry.id)
+            if entry.item.ownsTimer(TimerID(raw: entry.id)) {
+                entry.item.timerFired(TimerID(raw: entry.id))
             } else {
                 queue.staleEntryRemoved()
             }

@@ -22,7 +22,7 @@ extension ProxyCall {
 
     /// Arms the timer for the next hedge, if one may be sent.
     func armHedgeIfWanted() {
-        guard let hedge = hedgePolicy, hedgeID == 0, hedgeWaiting == nil, !responseStarted,
+        guard let hedge = hedgePolicy, !timers.isArmed(.hedge), hedgeWaiting == nil, !responseStarted,
               case .forwarding = phase, case .ended = requestEnd, replay.canReplay,
               1 + hedgesSent < hedge.maxAttempts, let service, let policy else { return }
         let delay: Int64
@@ -30,12 +30,11 @@ extension ProxyCall {
         case .fixed(let d): delay = d.totalNanoseconds
         case .p95: delay = service.latencyP95(origin: policy.origin) ?? 50_000_000
         }
-        hedgeID = deadlines.arm(self, expiresAt: now() + delay)
+        timers.armed(.hedge, deadlines.arm(self, expiresAt: now() + delay))
     }
 
     /// No answer yet: send a hedge, budget permitting.
     func hedgeTimerFired() {
-        hedgeID = 0
         guard case .forwarding = phase, !responseStarted, case .ended = requestEnd, replay.canReplay,
               let service, let hedge = hedgePolicy, 1 + hedgesSent < hedge.maxAttempts else { return }
         guard service.withdrawRetry(at: now()) else {
@@ -77,7 +76,7 @@ extension ProxyCall {
     /// left waiting it would be lent a connection as if it were the new primary (the call
     /// waiting in two pools, its outcome told to the wrong endpoint).
     func cancelHedgeWait() {
-        if hedgeID != 0 { disarm(&hedgeID) }
+        disarm(.hedge)
         if hedgeWaiting != nil, let waiting = hedgeWaiting.take() {
             waiting.pool.cancel(self)
             waiting.finish(.neutral, at: now())

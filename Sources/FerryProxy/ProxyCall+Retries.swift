@@ -65,12 +65,11 @@ extension ProxyCall {
             delay = RetryBackoff.delay(retry: countedAttempts - 1, base: policy.retry.backoffBaseNanoseconds,
                                        max: policy.retry.backoffMaxNanoseconds, using: &environment.random)
         }
-        retryID = deadlines.arm(self, expiresAt: now() + delay)
+        timers.armed(.retryBackoff, deadlines.arm(self, expiresAt: now() + delay))
     }
 
     /// The backoff is over: place the next attempt, unless the deadline would end it first.
     func retryTimerFired() {
-        retryID = 0
         guard case .retryPending = phase else { return }
         if let deadline, let service {
             // Never start an attempt that cannot finish: the deadline must leave more than the
@@ -89,16 +88,15 @@ extension ProxyCall {
     func armPerTry() {
         guard let perTry = policy?.perTryTimeoutNanoseconds else { return }
         disarmPerTry()
-        perTryID = deadlines.arm(self, expiresAt: now() + perTry)
+        timers.armed(.perTry, deadlines.arm(self, expiresAt: now() + perTry))
     }
 
-    func disarmPerTry() { disarm(&perTryID) }
+    func disarmPerTry() { disarm(.perTry) }
 
     /// The attempt ran past its per-try timeout before the response started (waiting for a
     /// connection, or for the response): cancel it and retry if allowed, else end the call
     /// with DEADLINE_EXCEEDED.
     func perTryTimerFired() {
-        perTryID = 0
         guard !responseStarted, let timeout = policy?.perTryTimeoutNanoseconds else { return }
         switch phase {
         case .forwarding: break

@@ -18,33 +18,30 @@ extension ProxyCall {
             fail(deadlineError(deadline))
             return false
         }
-        deadlineID = deadlines.arm(self, expiresAt: deadline.expiresAt)
+        timers.armed(.deadline, deadlines.arm(self, expiresAt: deadline.expiresAt))
         return true
     }
 
     /// True while `id` is one of this call's armed timers (deadline, idle check, retry backoff,
     /// per-try timeout, hedge delay).
-    func ownsTimer(_ id: UInt64) -> Bool { id == deadlineID || id == idleID || id == retryID || id == perTryID || id == hedgeID }
+    func ownsTimer(_ id: TimerID) -> Bool { timers.kind(of: id) != nil }
 
-    /// The loop's deadline queue fired timer `id`.
-    func timerFired(_ id: UInt64) {
-        if id == deadlineID {
-            deadlineExpired()
-        } else if id == idleID {
-            idleCheck()
-        } else if id == retryID {
-            retryTimerFired()
-        } else if id == perTryID {
-            perTryTimerFired()
-        } else if id == hedgeID {
-            hedgeTimerFired()
+    /// The loop's deadline queue fired timer `id`: it is forgotten, then handled.
+    func timerFired(_ id: TimerID) {
+        guard let kind = timers.kind(of: id) else { return }
+        _ = timers.take(kind)
+        switch kind {
+        case .deadline: deadlineExpired()
+        case .idle: idleCheck()
+        case .retryBackoff: retryTimerFired()
+        case .perTry: perTryTimerFired()
+        case .hedge: hedgeTimerFired()
         }
     }
 
     /// No DATA either way since `lastActivity`: fail the call if that is a whole idle timeout
     /// ago, else look again when it will be (one timer per idle period, not per message).
     func idleCheck() {
-        idleID = 0
         guard let idle = policy?.streamIdleNanoseconds, !responseEnded, !downstream.isClosed else { return }
         if case .finished = phase { return }
         let due = lastActivity + idle
@@ -52,12 +49,11 @@ extension ProxyCall {
             routeMetrics?.streamIdleTimeouts += 1
             fail(.streamIdle(idle, policyOrigin: policy?.origin ?? "?"))
         } else {
-            idleID = deadlines.arm(self, expiresAt: due)
+            timers.armed(.idle, deadlines.arm(self, expiresAt: due))
         }
     }
 
     func deadlineExpired() {
-        deadlineID = 0
         guard let deadline, !responseEnded, !downstream.isClosed else { return }
         if case .finished = phase { return }
         fail(deadlineError(deadline))
@@ -74,17 +70,16 @@ extension ProxyCall {
 
     /// The call is over (or its response complete): its timers are no longer wanted.
     func disarmDeadline() {
-        disarm(&deadlineID)
-        disarm(&idleID)
-        disarm(&retryID)
-        disarm(&hedgeID)
-        disarm(&perTryID)
+        disarm(.deadline)
+        disarm(.idle)
+        disarm(.retryBackoff)
+        disarm(.hedge)
+        disarm(.perTry)
     }
 
-    /// Forgets the timer `id` names, if one is armed (the loop's queue drops it lazily).
-    func disarm(_ id: inout UInt64) {
-        guard id != 0 else { return }
-        id = 0
+    /// Forgets the call's timer of `kind`, if one is armed (the loop's queue drops it lazily).
+    func disarm(_ kind: CallTimers.Kind) {
+        guard timers.take(kind) != nil else { return }
         deadlines.disarm()
     }
 }

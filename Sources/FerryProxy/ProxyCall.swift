@@ -107,12 +107,11 @@ final class ProxyCall {
     /// end in a reset (trailers after fewer bytes would break HTTP/2's messaging rules).
     var responseDeclaredLength = false
 
-    /// When the call must be over, and the id of its entry in the loop's deadline queue
-    /// (0: none armed).
+    /// When the call must be over.
     var deadline: CallDeadline?
-    var deadlineID: UInt64 = 0
-    /// The stream idle timeout's entry, and when DATA last arrived either way (read time).
-    var idleID: UInt64 = 0
+    /// The call's armed timers (deadline, idle check, retry backoff, per-try, hedge).
+    var timers = CallTimers()
+    /// When DATA last arrived either way (read time), for the stream idle check.
     var lastActivity: Int64 = 0
 
     // Retries by policy (ProxyCall+Retries.swift): attempts counted against max_attempts, a
@@ -122,8 +121,6 @@ final class ProxyCall {
     var heldHeaders: H2Headers?
     var heldData = ByteBufferQueue()
     var heldBytes = 0
-    var retryID: UInt64 = 0
-    var perTryID: UInt64 = 0
     var lastRetryableError: ProxyError?
     /// The pools earlier attempts went to (a retry prefers another endpoint).
     var triedPools: [ObjectIdentifier] = []
@@ -132,7 +129,6 @@ final class ProxyCall {
     // hedge waits in for a connection, its timer, and how many were sent.
     var racers: [Racer] = []
     var hedgeWaiting: UpstreamAttempt?
-    var hedgeID: UInt64 = 0
     var hedgesSent = 0
     let environment: CallEnvironment
     var deadlines: CallDeadlines { environment.deadlines }
@@ -220,7 +216,7 @@ final class ProxyCall {
         }
         if let idle = policy.streamIdleNanoseconds {
             lastActivity = downstream.connection.readStartedAt
-            idleID = deadlines.arm(self, expiresAt: lastActivity + idle)
+            timers.armed(.idle, deadlines.arm(self, expiresAt: lastActivity + idle))
         }
         if endStream { requestEnd = .ended }
         requestHeaders = HeaderRules.forwardedRequest(headers)
@@ -519,7 +515,7 @@ extension ProxyCall: H2StreamDelegate {
     }
 
     func streamReceivedData(_ stream: H2Stream, data: ByteBuffer) {
-        if idleID != 0 { lastActivity = stream.connection.readStartedAt }
+        if timers.isArmed(.idle) { lastActivity = stream.connection.readStartedAt }
         if stream === downstream {
             requestDataArrived(data)
         } else {
