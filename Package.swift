@@ -82,10 +82,20 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // The demo's echo upstream and load client (FerryH2 on both sides), for `ferry demo` and tests.
+        .target(
+            name: "FerryDemo",
+            dependencies: [
+                "FerryH2", "FerryGRPC",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryProxy", "FerryConfig", "FerryFixtures",
+                "FerryProxy", "FerryDemo", "FerryConfig", "FerryFixtures",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -114,7 +124,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FerryProxyTests",
-            dependencies: ["FerryProxy", "FerryConfig", "FerryDiscovery", .product(name: "NIOPosix", package: "swift-nio"),
+            dependencies: ["FerryProxy", "FerryDemo", "FerryConfig", "FerryDiscovery", .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
     ],

@@ -1,4 +1,5 @@
 import FerryConfig
+import FerryDemo
 import FerryProxy
 import Logging
 import NIOCore

@@ -1,4 +1,5 @@
 import FerryConfig
+import FerryDemo
 import FerryH2
 import FerryProxy
 import Logging
