@@ -265,7 +265,13 @@ final class UpstreamPool {
     func connectFailed(_ connection: UpstreamConnection, reason: String) {
         remove(connection)
         lastConnectFailure = clock.now()
-        logger.warning("upstream connect failed", metadata: ["endpoint": "\(endpoint)", "error": "\(reason)"])
+        if health.isEjected {
+            // Ejected (the warning said so): its reconnect attempts, every 200 ms, fail quietly.
+            logger.debug("upstream connect failed", metadata: ["endpoint": "\(endpoint)", "error": "\(reason)"])
+            if !connections.contains(where: \.isReady) { scheduleReconnectProbe() }
+        } else {
+            logger.warning("upstream connect failed", metadata: ["endpoint": "\(endpoint)", "error": "\(reason)"])
+        }
         if connections.isEmpty {
             for call in waiters.removeAll() { call.upstreamFailed(.connectFailed(endpoint: endpointName, reason: reason)) }
         } else {
