@@ -34,7 +34,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "interop", "peers"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from harness import FERRY, Processes, envoy_binary, table  # noqa: E402
+from harness import FERRY, Processes, envoy_binary, envoy_config, table  # noqa: E402
 from h2_upstream import H2Upstream  # noqa: E402
 from load import Load, fixed_calls  # noqa: E402
 from netutil import free_port  # noqa: E402
@@ -86,52 +86,18 @@ def nghttpx(workdir, port, upstreams):
 
 
 def envoy(workdir, port, upstreams):
-    path = os.path.join(workdir, "envoy.yaml")
-    endpoints = ", ".join(f"{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {u}}}}}}}}}"
-                          for u in upstreams)
-    with open(path, "w") as f:
-        f.write(f"""static_resources:
-  listeners:
-  - address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: in
-          codec_type: HTTP2
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route:
-                  cluster: up
+    path = envoy_config(workdir, port, upstreams, route_options="""\
                   retry_policy:
                     retry_on: "reset,connect-failure,refused-stream,unavailable"
                     num_retries: 2
                     retry_host_predicate:
                     - name: envoy.retry_host_predicates.previous_hosts
-                      typed_config: {{"@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}}
+                      typed_config: {"@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}
                     host_selection_retry_max_attempts: 3
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
-  clusters:
-  - name: up
-    connect_timeout: 1s
-    type: STATIC
+""", cluster_options="""\
     lb_policy: LEAST_REQUEST
-    circuit_breakers: {{thresholds: [{{max_retries: 1000}}]}}
-    outlier_detection: {{consecutive_5xx: 7, interval: 1s, base_ejection_time: 1s}}
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    load_assignment:
-      cluster_name: up
-      endpoints: [{{lb_endpoints: [{endpoints}]}}]
+    circuit_breakers: {thresholds: [{max_retries: 1000}]}
+    outlier_detection: {consecutive_5xx: 7, interval: 1s, base_ejection_time: 1s}
 """)
     return [envoy_binary(), "-c", path, "--concurrency", "1", "-l", "error", "--disable-hot-restart",
             "--base-id", str(os.getpid() % 10000)]

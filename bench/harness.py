@@ -107,9 +107,14 @@ def envoy_binary():
     return found[0] if found else shutil.which("envoy")
 
 
-def envoy_config(workdir, port, upstream):
-    """Envoy as an HTTP/2 proxy in front of the upstream: one listener, one cluster, no retries or access log."""
+def envoy_config(workdir, port, upstream, route_options="", cluster_options=""):
+    """Envoy as an HTTP/2 proxy in front of the upstream (a port, or a list of ports): one
+    listener, one cluster, no access log; `route_options` and `cluster_options` are YAML lines
+    added to the route and the cluster (retries, balancing), indented as their fields."""
     path = os.path.join(workdir, "envoy.yaml")
+    upstreams = upstream if isinstance(upstream, list) else [upstream]
+    endpoints = ", ".join(f"{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {u}}}}}}}}}"
+                          for u in upstreams)
     with open(path, "w") as f:
         f.write(f"""static_resources:
   listeners:
@@ -123,21 +128,26 @@ def envoy_config(workdir, port, upstream):
           codec_type: HTTP2
           route_config:
             virtual_hosts:
-            - {{name: all, domains: ["*"], routes: [{{match: {{prefix: "/"}}, route: {{cluster: up}}}}]}}
-          http_filters:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route:
+                  cluster: up
+{route_options}          http_filters:
           - name: envoy.filters.http.router
             typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
   clusters:
   - name: up
     connect_timeout: 1s
     type: STATIC
-    typed_extension_protocol_options:
+{cluster_options}    typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config: {{http2_protocol_options: {{}}}}
     load_assignment:
       cluster_name: up
-      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}}}]}}]
+      endpoints: [{{lb_endpoints: [{endpoints}]}}]
 """)
     return path
 
