@@ -75,10 +75,13 @@ def test_p2c_peak_ewma_steers_around_a_slow_endpoint(ferry_factory):
     # The shares are the behaviour; the latencies above are printed, not asserted: with a CPU hog
     # beside the suite (stress-ng --cpu 2) the slow endpoint's < 2% of calls reached the client's
     # p99 (55.9 ms against the fast endpoints' 16.7 ms), where on a quiet machine it stays out.
-    assert results["p2c-peak-ewma", 1000][0] < 0.02, results
-    # Flat out, the share measured 1.4-1.8% over six quiet runs (one reached 2%): the bound
-    # leaves room for a busy machine and is still a tenth of round-robin's third.
-    assert results["p2c-peak-ewma", None][0] < 0.03, results
+    # The slow endpoint's share under P2C-PeakEWMA: 0.2-1.8% on a quiet machine, 1.2-3.9% with
+    # `stress-ng --cpu 2` beside the suite (the fast endpoints' Python servers slow down too, so
+    # the gap between the estimates narrows), for this build and the one before it alike. The
+    # numbers are printed above; what holds on a busy machine is the steering itself: a small
+    # fraction of round-robin's third (a balancer that stopped steering gives it ~33%).
+    assert results["p2c-peak-ewma", 1000][0] < 0.10, results
+    assert results["p2c-peak-ewma", None][0] < 0.10, results
     assert 0.28 < results["round-robin", 1000][0] < 0.39, results
 
 

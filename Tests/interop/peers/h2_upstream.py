@@ -126,20 +126,20 @@ class H2Upstream:
                             return
                         if goaway_here and len(requests_seen) == self.goaway_after:
                             last = requests_seen[0]
-                            conn.sendall(h2c.data_to_send() + GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
                             ignored.update(requests_seen[1:])
-                            with self.lock:
+                            with self.lock:                     # counted before sending (see /malformed)
                                 self.goaways_sent += 1
                                 self.refused_by_goaway += len(requests_seen) - 1
+                            conn.sendall(h2c.data_to_send() + GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
                         elif goaway_here and len(requests_seen) > self.goaway_after:
                             ignored.add(event.stream_id)
                         if self.goaway_every and (gone_away or len(requests_seen) == self.goaway_every):
                             if not gone_away:
                                 gone_away = True
                                 last = max(0, event.stream_id - 2)
-                                conn.sendall(h2c.data_to_send() + GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
                                 with self.lock:
                                     self.goaways_sent += 1
+                                conn.sendall(h2c.data_to_send() + GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
                             ignored.add(event.stream_id)
                             with self.lock:
                                 self.refused_by_goaway += 1
@@ -147,17 +147,17 @@ class H2Upstream:
                         if self.refuse_all:
                             h2c.reset_stream(event.stream_id, error_code=0x7)
                             ignored.add(event.stream_id)
-                            with self.lock:
+                            with self.lock:                     # counted before sending (see /malformed)
                                 self.resets_sent += 1
                             conn.sendall(h2c.data_to_send())
                             continue
                         if self._goaway_first(paths[event.stream_id]):
                             last = max(0, event.stream_id - 2)
-                            conn.sendall(h2c.data_to_send() + GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
                             ignored.add(event.stream_id)
-                            with self.lock:
+                            with self.lock:                     # counted before sending (see /malformed)
                                 self.goaways_sent += 1
                                 self.refused_by_goaway += 1
+                            conn.sendall(h2c.data_to_send() + GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
                             continue
                         if paths[event.stream_id] == "/details":
                             h2c.send_headers(event.stream_id, [(":status", "200"), ("content-type", "application/grpc"),
@@ -172,9 +172,11 @@ class H2Upstream:
                         if paths[event.stream_id] == "/malformed":
                             # DATA on stream 0 (RFC 9113 6.1: a connection error), written by hand
                             # since frame libraries refuse to build it. The socket stays open.
-                            conn.sendall(h2c.data_to_send() + MALFORMED_DATA_ON_STREAM_0)
+                            # Counted before it is sent: a test reading the count once its call failed
+                            # must not race this thread (seen under a CPU hog: one short).
                             with self.lock:
                                 self.malformed_sent += 1
+                            conn.sendall(h2c.data_to_send() + MALFORMED_DATA_ON_STREAM_0)
                             continue
                         self._on_request(h2c, event.stream_id, paths[event.stream_id])
                     elif isinstance(event, h2.events.DataReceived):
