@@ -20,13 +20,7 @@ extension H2Connection {
             endAfterFatalError()
             return false
         }
-        if let stream, !stream.isClosed, stream.localResetCode == nil, let session {
-            stream.localResetCode = H2ErrorCode.internalError
-            resetsAskedFor.insert(stream.id)
-            check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, H2ErrorCode.internalError.rawValue),
-                  "nghttp2_submit_rst_stream")
-            scheduleFlush()
-        }
+        if let stream, stream.localResetCode == nil { reset(stream, code: .internalError) }
         return false
     }
 }

@@ -171,7 +171,7 @@ final class UpstreamConnection {
             case .ready, .retiring: break          // a retiring connection's streams are still worth watching
             case .connecting, .handshaking, .closed: return
             }
-            let now = self.pool?.clock.now() ?? h2.clock.now()
+            let now = h2.clock.now()          // the pool's clock: the connection was made with it
             if self.pingSentAt != 0 {
                 if h2.readStartedAt < self.pingSentAt {
                     self.pool?.logger.warning("upstream connection closed: no answer to PING",
