@@ -69,10 +69,28 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // Counters, histograms and their Prometheus exposition; the access log.
+        .target(
+            name: "FerryMetrics",
+            dependencies: [
+                "FerryGRPC", "FerryPolicy", "FerryConfig", "FerryH2",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
+        // The admin HTTP/1.1 listener (/metrics, /ready, /config, /endpoints) and its JSON.
+        .target(
+            name: "FerryAdmin",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "FerryProxy",
             dependencies: [
-                "FerryH2", "FerryGRPC", "FerryPolicy", "FerryConfig", "FerryDiscovery",
+                "FerryH2", "FerryGRPC", "FerryPolicy", "FerryConfig", "FerryDiscovery", "FerryMetrics", "FerryAdmin",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

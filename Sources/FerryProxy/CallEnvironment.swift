@@ -1,3 +1,4 @@
+import FerryMetrics
 import FerryH2
 import FerryPolicy
 

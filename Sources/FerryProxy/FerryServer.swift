@@ -1,3 +1,5 @@
+import FerryAdmin
+import FerryMetrics
 import FerryConfig
 import FerryDiscovery
 import FerryH2
@@ -62,7 +64,7 @@ public final class FerryServer: Sendable {
                 loops.append(taken)
             }
         }
-        return FerryMetrics.render(.init(loops: loops, health: await control.healthStates(), now: 0))
+        return MetricsExposition.render(.init(loops: loops, health: await control.healthStates(), now: 0))
     }
 
     func adminResponse(_ path: String) async -> AdminServer.Response {
@@ -105,7 +107,7 @@ public final class FerryServer: Sendable {
             let items = list.map { endpoint -> String in
                 let address = HostPort(host: endpoint.host, port: endpoint.port)
                 let mine = gauges.filter { $0.service == service && $0.endpoint == address.description }
-                let state = states[address].map(FerryMetrics.stateName) ?? "active"
+                let state = states[address].map(MetricsExposition.stateName) ?? "active"
                 let latency = mine.isEmpty ? 0 : mine.map(\.latencyNanoseconds).reduce(0, +) / Double(mine.count) / 1e6
                 return "{\"address\": \(JSON.string(address.description)), \"weight\": \(endpoint.weight), \"state\": \"\(state)\", "
                     + "\"pending\": \(mine.map(\.pending).reduce(0, +)), \"latency_estimate_ms\": \(PrometheusWriter.format((latency * 1000).rounded() / 1000)), "

@@ -1,3 +1,4 @@
+import FerryMetrics
 import FerryConfig
 import FerryDiscovery
 import FerryH2
@@ -16,22 +17,6 @@ struct LoopPlan: Sendable {
     var endpoints: [String: ServiceEndpoints]
     /// Each service's shared health (failure accrual, load shedding).
     var health: [String: ServiceHealth]
-}
-
-/// What a scrape reads from one loop besides its counters.
-struct LoopGauges: Sendable {
-    struct Endpoint: Sendable {
-        var service: String
-        var endpoint: String
-        var pending: Int
-        var latencyNanoseconds: Double
-        var connections: Int
-        var streams: Int
-    }
-
-    var connections: [String: Int] = [:]
-    var streams: [String: Int] = [:]
-    var endpoints: [Endpoint] = []
 }
 
 /// Everything one event loop owns: its view of each listener and service (with the upstream

@@ -1,3 +1,4 @@
+import FerryMetrics
 import FerryGRPC
 import FerryH2
 import FerryPolicy

@@ -1,3 +1,4 @@
+import FerryMetrics
 import FerryConfig
 import FerryDiscovery
 import FerryH2

@@ -1,6 +1,6 @@
 /// The little JSON the admin server writes by hand: string literals, escaped.
-enum JSON {
-    static func string(_ value: String) -> String {
+package enum JSON {
+    package static func string(_ value: String) -> String {
         var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {

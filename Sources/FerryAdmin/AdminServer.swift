@@ -4,22 +4,28 @@ import NIOPosix
 
 /// The admin HTTP/1.1 listener (never on a data listener's address), served on the control
 /// plane's thread: `/metrics`, `/ready`, `/live`, `/config`, `/endpoints`.
-final class AdminServer: Sendable {
-    struct Response: Sendable {
-        var status: HTTPResponseStatus
-        var contentType: String
-        var body: String
+package final class AdminServer: Sendable {
+    package struct Response: Sendable {
+        package var status: HTTPResponseStatus
+        package var contentType: String
+        package var body: String
+
+        package init(status: HTTPResponseStatus, contentType: String, body: String) {
+            self.status = status
+            self.contentType = contentType
+            self.body = body
+        }
     }
 
-    typealias Route = @Sendable (_ path: String) async -> Response
+    package typealias Route = @Sendable (_ path: String) async -> Response
 
-    let channel: Channel
+    package let channel: Channel
 
     private init(channel: Channel) {
         self.channel = channel
     }
 
-    static func start(host: String, port: Int, group: EventLoopGroup, route: @escaping Route) async throws -> AdminServer {
+    package static func start(host: String, port: Int, group: EventLoopGroup, route: @escaping Route) async throws -> AdminServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -33,24 +39,24 @@ final class AdminServer: Sendable {
         return AdminServer(channel: channel)
     }
 
-    func stop() async {
+    package func stop() async {
         try? await channel.close()
     }
 }
 
 /// One admin connection: answers GET (and HEAD) requests one at a time.
 private final class AdminHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias OutboundOut = HTTPServerResponsePart
 
     private let route: AdminServer.Route
     private var request: HTTPRequestHead?
 
-    init(route: @escaping AdminServer.Route) {
+    package init(route: @escaping AdminServer.Route) {
         self.route = route
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             request = head

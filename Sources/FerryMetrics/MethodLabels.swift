@@ -2,8 +2,8 @@
 /// (no `String` per request). At most `capacity` methods get their own slot; any further
 /// one, and every path that is not a gRPC method, shares slot 0 ("other"): a client sending
 /// random paths cannot grow the metrics without bound.
-struct MethodLabels {
-    static let capacity = 64
+package struct MethodLabels {
+    package static let capacity = 64
     private static let tableSize = 128      // power of two, twice the capacity
 
     private var table = [Int](repeating: -1, count: MethodLabels.tableSize)  // -> index into `paths`
@@ -11,7 +11,7 @@ struct MethodLabels {
     /// Slot n + 1 belongs to `names[n]`; slot 0 is "other".
     private(set) var names: [String] = []
 
-    mutating func slot(for path: UnsafeRawBufferPointer) -> Int {
+    package mutating func slot(for path: UnsafeRawBufferPointer) -> Int {
         guard let method = Self.methodPart(path) else { return 0 }
         var hash: UInt32 = 2_166_136_261
         for byte in method { hash = (hash ^ UInt32(byte)) &* 16_777_619 }

@@ -1,17 +1,19 @@
 /// A latency histogram with Prometheus-style fixed buckets (upper bounds in nanoseconds),
 /// counted per bucket and summed across event loops when scraped.
-struct LatencyHistogram: Sendable {
+package struct LatencyHistogram: Sendable {
     /// 0.5 ms .. 10 s.
-    static let bounds: [Int64] = [500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000,
+    package static let bounds: [Int64] = [500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000,
                                   100_000_000, 250_000_000, 500_000_000, 1_000_000_000, 2_500_000_000,
                                   5_000_000_000, 10_000_000_000]
 
     /// Per bucket (not cumulative); the last slot counts what exceeds every bound.
-    private(set) var counts = [Int](repeating: 0, count: LatencyHistogram.bounds.count + 1)
-    private(set) var sumNanoseconds: Int64 = 0
-    private(set) var count = 0
+    package init() {}
 
-    mutating func observe(_ nanoseconds: Int64) {
+    package private(set) var counts = [Int](repeating: 0, count: LatencyHistogram.bounds.count + 1)
+    package private(set) var sumNanoseconds: Int64 = 0
+    package private(set) var count = 0
+
+    package mutating func observe(_ nanoseconds: Int64) {
         var slot = 0
         while slot < Self.bounds.count && nanoseconds > Self.bounds[slot] { slot += 1 }
         counts[slot] += 1
@@ -19,21 +21,21 @@ struct LatencyHistogram: Sendable {
         count += 1
     }
 
-    mutating func add(_ other: LatencyHistogram) {
+    package mutating func add(_ other: LatencyHistogram) {
         for i in counts.indices { counts[i] += other.counts[i] }
         sumNanoseconds &+= other.sumNanoseconds
         count += other.count
     }
 
     /// Halves every count (an exponential forgetting of old samples).
-    mutating func halve() {
+    package mutating func halve() {
         for i in counts.indices { counts[i] /= 2 }
         sumNanoseconds /= 2
         count = counts.reduce(0, +)
     }
 
     /// The upper bound of the bucket holding the `q` quantile; nil below `minimumSamples`.
-    func quantile(_ q: Double, minimumSamples: Int) -> Int64? {
+    package func quantile(_ q: Double, minimumSamples: Int) -> Int64? {
         guard count >= minimumSamples else { return nil }
         let rank = Int((Double(count) * q).rounded(.up))
         var seen = 0
@@ -45,7 +47,7 @@ struct LatencyHistogram: Sendable {
     }
 
     /// Cumulative counts per bound, then +Inf (what Prometheus exposes).
-    var cumulative: [Int] {
+    package var cumulative: [Int] {
         var total = 0
         return counts.map { total += $0; return total }
     }

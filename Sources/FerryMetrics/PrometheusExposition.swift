@@ -5,14 +5,14 @@ import FerryPolicy
 
 /// Writes the Prometheus text exposition format (version 0.0.4): `# HELP` and `# TYPE` once
 /// per family, then its samples; label values escaped.
-struct PrometheusWriter {
+package struct PrometheusWriter {
     private(set) var text = ""
 
-    mutating func family(_ name: String, _ type: String, _ help: String) {
+    package mutating func family(_ name: String, _ type: String, _ help: String) {
         text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
     }
 
-    mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+    package mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
         text += name
         if !labels.isEmpty {
             text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
@@ -20,11 +20,11 @@ struct PrometheusWriter {
         text += " " + Self.format(value) + "\n"
     }
 
-    mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Int) {
+    package mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Int) {
         sample(name, labels, Double(value))
     }
 
-    mutating func histogram(_ name: String, _ labels: [(String, String)], _ h: LatencyHistogram) {
+    package mutating func histogram(_ name: String, _ labels: [(String, String)], _ h: LatencyHistogram) {
         let cumulative = h.cumulative
         for (i, bound) in LatencyHistogram.bounds.enumerated() {
             sample(name + "_bucket", labels + [("le", Self.format(Double(bound) / 1e9))], cumulative[i])
@@ -34,7 +34,7 @@ struct PrometheusWriter {
         sample(name + "_count", labels, h.count)
     }
 
-    static func escape(_ value: String) -> String {
+    package static func escape(_ value: String) -> String {
         var out = ""
         for c in value {
             switch c {
@@ -47,22 +47,28 @@ struct PrometheusWriter {
         return out
     }
 
-    static func format(_ v: Double) -> String {
+    package static func format(_ v: Double) -> String {
         if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
         return String(v)
     }
 }
 
 /// Ferry's metrics, summed over the event loops' snapshots.
-enum FerryMetrics {
-    struct Inputs {
-        var loops: [(LoopMetrics.Snapshot, LoopGauges)]
+package enum MetricsExposition {
+    package struct Inputs {
+        package var loops: [(LoopMetrics.Snapshot, LoopGauges)]
         /// Each service's endpoints and their accrual state.
-        var health: [String: [(HostPort, FailureAccrual.State)]]
-        var now: Int64
+        package var health: [String: [(HostPort, FailureAccrual.State)]]
+        package var now: Int64
+
+        package init(loops: [(LoopMetrics.Snapshot, LoopGauges)], health: [String: [(HostPort, FailureAccrual.State)]], now: Int64) {
+            self.loops = loops
+            self.health = health
+            self.now = now
+        }
     }
 
-    static func render(_ inputs: Inputs) -> String {
+    package static func render(_ inputs: Inputs) -> String {
         var w = PrometheusWriter()
 
         // Per listener, service and method: merge the loops.
@@ -204,7 +210,7 @@ enum FerryMetrics {
         return w.text
     }
 
-    static func stateName(_ state: FailureAccrual.State) -> String {
+    package static func stateName(_ state: FailureAccrual.State) -> String {
         switch state {
         case .active: return "active"
         case .ejected: return "ejected"
