@@ -8,11 +8,11 @@ import NIOCore
 public struct H2Headers: Sendable {
     @usableFromInline
     struct Field: Sendable {
-        var nameStart: UInt32
-        var nameLength: UInt32
-        var valueStart: UInt32
-        var valueLength: UInt32
-        var neverIndex: Bool
+        @usableFromInline var nameStart: UInt32
+        @usableFromInline var nameLength: UInt32
+        @usableFromInline var valueStart: UInt32
+        @usableFromInline var valueLength: UInt32
+        @usableFromInline var neverIndex: Bool
     }
 
     @usableFromInline var storage: ByteBuffer
@@ -149,6 +149,21 @@ public struct H2Headers: Sendable {
 
     public var pairs: [(name: String, value: String)] {
         (0..<fields.count).map { (name(at: $0), value(at: $0)) }
+    }
+
+    /// Whether any field's raw name satisfies `test` (the bytes valid only inside the call);
+    /// stops at the first. Inlined where it is used, so a test that rules most names out by
+    /// their length costs a compare per field.
+    @inlinable
+    public func containsName(where test: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        storage.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress else { return false }
+            let offset = storage.readerIndex
+            for f in fields where test(UnsafeRawBufferPointer(start: base + Int(f.nameStart) - offset, count: Int(f.nameLength))) {
+                return true
+            }
+            return false
+        }
     }
 
     /// Calls `body` with each field's raw name and value bytes, valid only inside the call.

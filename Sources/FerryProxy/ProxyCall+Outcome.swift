@@ -3,15 +3,8 @@ import FerryGRPC
 import FerryH2
 
 /// What a call reports about itself: its final status and durations to the metrics and the
-/// access log, the round-trip sample for the balancer, and the status read from a header block.
+/// access log, and the status read from a header block.
 extension ProxyCall {
-    /// The attempt's round trip: stream opened to response headers read from the socket (the
-    /// read time, so time the response then waited on a busy event loop is not the endpoint's).
-    func rttSample() -> Int64 {
-        let read = upstream?.connection.readStartedAt ?? 0
-        return (read > attemptOpenedAt ? read : now()) - attemptOpenedAt
-    }
-
     /// Counts the call's final status and duration (once), and writes its access-log line.
     func recordOutcome(grpcStatus: Int?, httpStatus: Int) {
         guard !outcomeRecorded else { return }
@@ -25,7 +18,7 @@ extension ProxyCall {
             log.log(AccessLog.Entry(
                 listener: listener.name, service: serviceName, path: accessLogPath ?? "?",
                 status: isGRPC ? (grpcStatus.flatMap { GRPCStatusCode(rawValue: $0)?.name } ?? "none") : String(httpStatus),
-                durationNanoseconds: now - arrivedAt, attempts: attempts, endpoint: pool?.endpointName ?? "-",
+                durationNanoseconds: now - arrivedAt, attempts: machine.attemptsPlaced, endpoint: machine.currentPool?.endpointName ?? "-",
                 deadlineNanoseconds: deadline?.budgetNanoseconds))
         }
     }

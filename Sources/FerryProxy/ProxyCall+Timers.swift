@@ -2,7 +2,7 @@ import FerryPolicy
 import NIOCore
 
 /// The call's timers, all in its event loop's deadline queue: the deadline itself, the stream
-/// idle check, and (from the retry and hedging files) the backoff, per-try and hedge timers.
+/// idle check, and (armed as the state machine answers, +Actions) the backoff, per-try and hedge timers.
 extension ProxyCall {
     /// Fixes the call's deadline (now, as the headers arrived) and arms its timer. Returns false
     /// when the deadline leaves nothing to send upstream: the call has then already failed.
@@ -42,8 +42,7 @@ extension ProxyCall {
     /// No DATA either way since `lastActivity`: fail the call if that is a whole idle timeout
     /// ago, else look again when it will be (one timer per idle period, not per message).
     func idleCheck() {
-        guard let idle = policy?.streamIdleNanoseconds, !responseEnded, !downstream.isClosed else { return }
-        if case .finished = phase { return }
+        guard let idle = policy?.streamIdleNanoseconds, !machine.responseEnded, !downstream.isClosed else { return }
         let due = lastActivity + idle
         if due <= now() {
             routeMetrics?.streamIdleTimeouts += 1
@@ -54,8 +53,7 @@ extension ProxyCall {
     }
 
     func deadlineExpired() {
-        guard let deadline, !responseEnded, !downstream.isClosed else { return }
-        if case .finished = phase { return }
+        guard let deadline, !machine.responseEnded, !downstream.isClosed else { return }
         fail(deadlineError(deadline))
     }
 
@@ -69,7 +67,7 @@ extension ProxyCall {
     }
 
     /// The call is over (or its response complete): its timers are no longer wanted.
-    func disarmDeadline() {
+    func disarmAll() {
         disarm(.deadline)
         disarm(.idle)
         disarm(.retryBackoff)

@@ -23,6 +23,8 @@ final class ResolvedPolicy {
     let retryOn: FailureStatuses
     let perTryTimeoutNanoseconds: Int64?
     let hedge: HedgePolicy?
+    /// What the call's state machine needs of it (`isGRPC` is set per call).
+    let attempts: CallAttemptPolicy
 
     init(_ policy: CallPolicy) {
         timeoutNanoseconds = policy.timeout?.totalNanoseconds
@@ -36,6 +38,10 @@ final class ResolvedPolicy {
         perTryTimeoutNanoseconds = policy.retry.perTryTimeout?.totalNanoseconds
         hedge = policy.hedge
         origin = policy.origin
+        attempts = CallAttemptPolicy(
+            retryEnabled: policy.retry.enabled, retryOn: retryOn, failureStatuses: FailureStatuses(bits: failureStatusBits),
+            maxAttempts: policy.retry.maxAttempts, holdResponseCap: policy.retry.enabled ? policy.retry.holdResponse : 0,
+            perTryTimeoutNanoseconds: perTryTimeoutNanoseconds, hedgeMaxAttempts: policy.hedge?.maxAttempts)
     }
 }
 

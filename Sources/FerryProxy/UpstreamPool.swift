@@ -9,7 +9,7 @@ import FerryPolicy
 /// HTTP/2 connections to one endpoint, owned by one event loop (no locks: only that loop
 /// touches it). Streams are multiplexed on as few connections as the peer's
 /// MAX_CONCURRENT_STREAMS allows; another connection opens only when those are full.
-final class UpstreamPool {
+final class UpstreamPool: CallAttemptPool {
     let endpoint: Endpoint
     let address: HostPort
     /// The endpoint's weight from discovery (for weighted balancing).
@@ -91,7 +91,7 @@ final class UpstreamPool {
 
     // MARK: - Attempts (for the balancer and failure accrual)
 
-    /// An attempt was placed here (see `UpstreamAttempt`, which makes these calls).
+    /// An attempt was placed here (the call's shell tells the pool as its state machine says).
     func attemptStarted(at now: Int64) {
         pending += 1
         unanswered.started(at: now)
@@ -315,3 +315,14 @@ final class UpstreamPool {
     var isDraining: Bool { draining }
 }
 
+extension FailureAccrualConfig {
+    /// Whether an attempt that ended unanswered for `expiry` counts as the endpoint's failure.
+    func counts(_ expiry: UpstreamPool.Expiry) -> Bool {
+        switch expiry {
+        case .deadline: return countDeadlineExceeded
+        case .perTryTimeout: return countPerTryTimeout
+        case .cancelled: return countCancelled
+        case .lostRace: return false
+        }
+    }
+}

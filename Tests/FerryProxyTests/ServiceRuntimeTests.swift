@@ -167,3 +167,26 @@ final class ServiceRuntimeTests: XCTestCase {
         for _ in 0..<20 { XCTAssertTrue(service.pickPool(at: t0 + 2_000_000_001) === healthy) }
     }
 }
+
+/// One attempt's claim on a pool, told the way the call's shell tells it (ProxyCall+Actions):
+/// started when placed, answered at its response headers, finished once.
+private struct UpstreamAttempt {
+    let pool: UpstreamPool
+    let startedAt: Int64
+    private(set) var answered = false
+
+    init(in pool: UpstreamPool, at now: Int64) {
+        self.pool = pool
+        self.startedAt = now
+        pool.attemptStarted(at: now)
+    }
+
+    mutating func markAnswered() {
+        answered = true
+        pool.attemptAnswered(startedAt: startedAt)
+    }
+
+    func finish(_ outcome: UpstreamPool.AttemptOutcome, at now: Int64) {
+        pool.attemptFinished(outcome, at: now, startedAt: startedAt, answered: answered)
+    }
+}
