@@ -87,10 +87,24 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Upstream pools and connections: per-endpoint HTTP/2 connections, the attempts placed
+        // on them, endpoint health (failure accrual, load shedding) shared by the loops.
+        .target(
+            name: "FerryUpstream",
+            dependencies: [
+                "FerryH2", "FerryPolicy", "FerryConfig", "FerryDiscovery",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
         .target(
             name: "FerryProxy",
             dependencies: [
-                "FerryH2", "FerryGRPC", "FerryPolicy", "FerryConfig", "FerryDiscovery", "FerryMetrics", "FerryAdmin",
+                "FerryH2", "FerryGRPC", "FerryPolicy", "FerryConfig", "FerryDiscovery", "FerryMetrics", "FerryAdmin", "FerryUpstream",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -142,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FerryProxyTests",
-            dependencies: ["FerryProxy", "FerryDemo", "FerryConfig", "FerryDiscovery", .product(name: "NIOPosix", package: "swift-nio"),
+            dependencies: ["FerryProxy", "FerryUpstream", "FerryDemo", "FerryConfig", "FerryDiscovery", .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
     ],

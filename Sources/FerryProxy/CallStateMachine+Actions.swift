@@ -1,3 +1,4 @@
+import FerryUpstream
 import FerryGRPC
 import FerryH2
 import NIOCore

@@ -1,3 +1,4 @@
+import FerryUpstream
 import FerryGRPC
 import FerryH2
 import FerryPolicy
@@ -749,3 +750,5 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
         return EndedAttempts(primary: nil, others: [race.racers.remove(at: index).ended(outcome)])
     }
 }
+
+extension UpstreamPool: CallAttemptPool {}

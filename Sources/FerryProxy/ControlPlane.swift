@@ -1,3 +1,4 @@
+import FerryUpstream
 import FerryConfig
 import FerryDiscovery
 import FerryPolicy

@@ -1,3 +1,4 @@
+import FerryUpstream
 import FerryGRPC
 import FerryH2
 import FerryPolicy
@@ -6,7 +7,7 @@ import NIOCore
 /// The shell's side of the call's state machine: what its actions mean in pools, streams,
 /// timers and metrics. Every function here performs an answer the machine already gave; none
 /// decides what the call does next.
-extension ProxyCall {
+extension ProxyCall: UpstreamWaiter {
     // MARK: - Attempts
 
     @inline(__always)
@@ -63,7 +64,8 @@ extension ProxyCall {
     }
 
     /// The pool could not lend a connection (connect failure, overload, draining).
-    func upstreamFailed(_ error: ProxyError) {
+    func upstreamFailed(_ failure: UpstreamFailure) {
+        let error = ProxyError(upstream: failure)
         perform(machine.poolFailed(error, at: now()) { [unowned(unsafe) self] in self.service?.pickPool(avoiding: $0) })
     }
 
@@ -187,7 +189,9 @@ extension ProxyCall {
             service?.recordLatency(rtt, origin: policy.origin)
         }
         finish(completion.ended)
-        service?.health.callFinished(limit: completion.shedSlot)
+        // Only a call that took a slot gives one back (the health object is shared by the
+        // loops and weakly referenced by its endpoints: touching it costs slow reference counts).
+        if let slot = completion.shedSlot { service?.health.callFinished(limit: slot) }
     }
 
     // MARK: - Ending
@@ -246,7 +250,7 @@ extension ProxyCall {
     @inline(__always)
     private func release(_ teardown: Machine.Teardown) {
         disarmAll()
-        service?.health.callFinished(limit: teardown.shedSlot)
+        if let slot = teardown.shedSlot { service?.health.callFinished(limit: slot) }
         if let headers = teardown.requestHeaders { downstream.connection.recycle(headers) }
         pendingBody.removeAll()
     }

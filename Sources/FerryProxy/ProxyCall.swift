@@ -1,3 +1,4 @@
+import FerryUpstream
 import FerryMetrics
 import FerryGRPC
 import FerryH2

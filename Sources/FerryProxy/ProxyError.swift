@@ -1,3 +1,4 @@
+import FerryUpstream
 import FerryGRPC
 import FerryH2
 import FerryPolicy
@@ -131,4 +132,15 @@ func formatDuration(_ nanoseconds: Int64) -> String {
     if nanoseconds >= 1_000_000 { return "\(nanoseconds / 1_000_000)ms" }
     if nanoseconds >= 1_000 { return "\(nanoseconds / 1_000)us" }
     return "\(nanoseconds)ns"
+}
+
+extension ProxyError {
+    /// What a pool's refusal means for the call.
+    init(upstream failure: UpstreamFailure) {
+        switch failure {
+        case .shuttingDown: self = .shuttingDown()
+        case .overloaded(let endpoint): self = .overloaded(endpoint: endpoint)
+        case .connectFailed(let endpoint, let reason): self = .connectFailed(endpoint: endpoint, reason: reason)
+        }
+    }
 }

@@ -1,4 +1,5 @@
 @testable import FerryProxy
+@testable import FerryUpstream
 import FerryConfig
 import FerryDiscovery
 import Logging

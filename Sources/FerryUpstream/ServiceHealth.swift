@@ -9,14 +9,14 @@ import NIOCore
 /// probed once per backoff, not once per loop) and the count of calls in flight for load
 /// shedding. The common case touches only atomics: a healthy endpoint's success or a pick
 /// of a non-ejected endpoint takes no lock.
-final class ServiceHealth: Sendable {
-    let name: String
+package final class ServiceHealth: Sendable {
+    package let name: String
     private let state: NIOLockedValueBox<State>
     /// Calls in flight across the proxy (load shedding).
     private let inFlight = ManagedAtomic<Int>(0)
     /// Retries allowed to this service, shared by every loop (replaced when its settings change).
     private let budget: NIOLockedValueBox<RetryBudget>
-    var retryBudget: RetryBudget { budget.withLockedValue { $0 } }
+    package var retryBudget: RetryBudget { budget.withLockedValue { $0 } }
 
     private struct State {
         var settings: FailureAccrualConfig
@@ -24,13 +24,13 @@ final class ServiceHealth: Sendable {
         var endpoints: [HostPort: EndpointHealth] = [:]
     }
 
-    init(service: ServiceConfig) {
+    package init(service: ServiceConfig) {
         name = service.name
         state = NIOLockedValueBox(State(settings: service.failureAccrual, maxConcurrentCalls: service.maxConcurrentCalls))
         budget = NIOLockedValueBox(RetryBudget(settings: Self.budgetSettings(service.retryBudget)))
     }
 
-    static func budgetSettings(_ config: RetryBudgetConfig) -> RetryBudget.Settings {
+    package static func budgetSettings(_ config: RetryBudgetConfig) -> RetryBudget.Settings {
         var settings = RetryBudget.Settings()
         settings.ttlSeconds = Int(config.ttl.totalNanoseconds / 1_000_000_000)
         settings.minPerSecond = config.minRetriesPerSecond
@@ -39,7 +39,7 @@ final class ServiceHealth: Sendable {
     }
 
     /// A reload's settings; endpoint states are kept (new thresholds apply from the next failure).
-    func update(_ service: ServiceConfig) {
+    package func update(_ service: ServiceConfig) {
         let settings = Self.budgetSettings(service.retryBudget)
         budget.withLockedValue { if $0.settings != settings { $0 = RetryBudget(settings: settings) } }
         state.withLockedValue { state in
@@ -50,10 +50,10 @@ final class ServiceHealth: Sendable {
         }
     }
 
-    var maxConcurrentCalls: Int? { state.withLockedValue { $0.maxConcurrentCalls } }
+    package var maxConcurrentCalls: Int? { state.withLockedValue { $0.maxConcurrentCalls } }
 
     /// The shared health of `address` (made on first use by any loop).
-    func endpoint(_ address: HostPort) -> EndpointHealth {
+    package func endpoint(_ address: HostPort) -> EndpointHealth {
         state.withLockedValue { state in
             if let existing = state.endpoints[address] { return existing }
             let health = EndpointHealth(address: address, settings: state.settings, service: self)
@@ -63,7 +63,7 @@ final class ServiceHealth: Sendable {
     }
 
     /// Discovery's current set: endpoints that left are forgotten.
-    func keepOnly(_ addresses: Set<HostPort>) {
+    package func keepOnly(_ addresses: Set<HostPort>) {
         state.withLockedValue { state in
             state.endpoints = state.endpoints.filter { addresses.contains($0.key) }
         }
@@ -92,7 +92,7 @@ final class ServiceHealth: Sendable {
     }
 
     /// Takes a slot for a call, or false when the service is at its limit.
-    func admitCall(limit: Int?) -> Bool {
+    package func admitCall(limit: Int?) -> Bool {
         guard let limit else { return true }
         if inFlight.loadThenWrappingIncrement(ordering: .relaxed) >= limit {
             inFlight.wrappingDecrement(ordering: .relaxed)
@@ -101,20 +101,20 @@ final class ServiceHealth: Sendable {
         return true
     }
 
-    func callFinished(limit: Int?) {
+    package func callFinished(limit: Int?) {
         if limit != nil { inFlight.wrappingDecrement(ordering: .relaxed) }
     }
 
     /// Each endpoint's accrual state (for logs, tests and the admin server).
-    func snapshot() -> [(HostPort, FailureAccrual.State)] {
+    package func snapshot() -> [(HostPort, FailureAccrual.State)] {
         let endpoints = state.withLockedValue { Array($0.endpoints) }
         return endpoints.map { ($0.key, $0.value.accrualState) }
     }
 }
 
 /// One endpoint's failure accrual and calls in flight, shared by every loop's pool for that endpoint.
-final class EndpointHealth: Sendable {
-    let address: HostPort
+package final class EndpointHealth: Sendable {
+    package let address: HostPort
     /// Calls in flight at the endpoint from every loop: the load the balancers weigh, so loops
     /// see each other's calls and act as one balancer would (two loops each keeping one call on
     /// a slow endpoint would double what it gets).
@@ -126,7 +126,7 @@ final class EndpointHealth: Sendable {
     private let failures = ManagedAtomic<Bool>(false)
     private let enabled: Bool
 
-    init(address: HostPort, settings: FailureAccrualConfig, service: ServiceHealth) {
+    package init(address: HostPort, settings: FailureAccrualConfig, service: ServiceHealth) {
         self.address = address
         self.service = service
         var s = FailureAccrual.Settings()
@@ -137,31 +137,31 @@ final class EndpointHealth: Sendable {
         self.enabled = settings.consecutiveFailures > 0
     }
 
-    var isEjected: Bool { ejected.load(ordering: .relaxed) }
-    var inFlight: Int { callsInFlight.load(ordering: .relaxed) }
-    func callStarted() { callsInFlight.wrappingIncrement(ordering: .relaxed) }
-    func callEnded() { callsInFlight.wrappingDecrement(ordering: .relaxed) }
-    var accrualState: FailureAccrual.State { accrual.withLockedValue { $0.state } }
+    package var isEjected: Bool { ejected.load(ordering: .relaxed) }
+    package var inFlight: Int { callsInFlight.load(ordering: .relaxed) }
+    package func callStarted() { callsInFlight.wrappingIncrement(ordering: .relaxed) }
+    package func callEnded() { callsInFlight.wrappingDecrement(ordering: .relaxed) }
+    package var accrualState: FailureAccrual.State { accrual.withLockedValue { $0.state } }
 
     /// Whether a call could go here now (an ejected endpoint whose backoff ended can take its probe).
-    func isAvailable(at now: Int64) -> Bool {
+    package func isAvailable(at now: Int64) -> Bool {
         guard ejected.load(ordering: .relaxed) else { return true }
         return accrual.withLockedValue { $0.isAvailable(at: now) }
     }
 
     /// Claims the right to send a call (for an ejected endpoint: the single probe).
-    func admit(at now: Int64) -> Bool {
+    package func admit(at now: Int64) -> Bool {
         guard ejected.load(ordering: .relaxed) else { return true }
         return accrual.withLockedValue { $0.admit(at: now) }
     }
 
     /// An attempt here ended with no verdict: if it was the probe, another may go.
-    func recordNeutral(at now: Int64) {
+    package func recordNeutral(at now: Int64) {
         guard ejected.load(ordering: .relaxed) else { return }
         accrual.withLockedValue { $0.abandonProbe(at: now) }
     }
 
-    func recordSuccess(at now: Int64) {
+    package func recordSuccess(at now: Int64) {
         guard failures.load(ordering: .relaxed) || ejected.load(ordering: .relaxed) else { return }
         let wasEjected = ejected.load(ordering: .relaxed)
         accrual.withLockedValue { $0.recordSuccess() }
@@ -171,7 +171,7 @@ final class EndpointHealth: Sendable {
     }
 
     /// A connection to the ejected endpoint was made: it may be probed at once.
-    func endWait(at now: Int64) {
+    package func endWait(at now: Int64) {
         accrual.withLockedValue { $0.endWait(at: now) }
     }
 
@@ -181,7 +181,7 @@ final class EndpointHealth: Sendable {
 
     /// Returns true when this failure ejected the endpoint.
     @discardableResult
-    func recordFailure(at now: Int64) -> Bool {
+    package func recordFailure(at now: Int64) -> Bool {
         guard enabled else { return false }
         failures.store(true, ordering: .relaxed)
         let wouldEject = accrual.withLockedValue { a -> Bool in

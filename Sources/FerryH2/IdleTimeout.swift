@@ -6,7 +6,7 @@ import NIOCore
 /// for less than the timeout), or fires `expired`. So a connection that goes idle between
 /// every call does not schedule and cancel an event-loop task per call (each costs a
 /// promise, a future and a heap search). Touched only on its event loop.
-final class IdleTimeout {
+package final class IdleTimeout {
     private let eventLoop: EventLoop
     private let clock: MonotonicClock
     private let timeoutNanoseconds: Int64
@@ -15,24 +15,24 @@ final class IdleTimeout {
     private var idleSince: Int64 = 0
     /// Called once the owner has been idle for the whole timeout. It may hold the owner
     /// unowned: the owner cancels the timeout before it goes.
-    var expired: () -> Void = {}
+    package var expired: () -> Void = {}
 
-    init(eventLoop: EventLoop, timeout: TimeAmount, clock: MonotonicClock = .system) {
+    package init(eventLoop: EventLoop, timeout: TimeAmount, clock: MonotonicClock = .system) {
         self.eventLoop = eventLoop
         self.clock = clock
         self.timeoutNanoseconds = timeout.nanoseconds
     }
 
-    func busy() {
+    package func busy() {
         idleSince = 0
     }
 
-    func idle() {
+    package func idle() {
         idleSince = clock.now()
         if timer == nil { schedule() }
     }
 
-    func cancel() {
+    package func cancel() {
         timer?.cancel()
         timer = nil
         idleSince = 0

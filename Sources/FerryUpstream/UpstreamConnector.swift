@@ -6,12 +6,12 @@ import NIOPosix
 /// How a pool reaches its endpoint: a channel whose pipeline holds the HTTP/2 handler
 /// `makeHandler` builds (called on the event loop). Production connects over TCP; tests pass
 /// one that joins the handler to an in-memory upstream on an EmbeddedEventLoop.
-struct UpstreamConnector: Sendable {
-    let connect: @Sendable (_ address: HostPort, _ eventLoop: EventLoop, _ timeout: TimeAmount,
+package struct UpstreamConnector: Sendable {
+    package let connect: @Sendable (_ address: HostPort, _ eventLoop: EventLoop, _ timeout: TimeAmount,
                   _ makeHandler: @escaping () -> H2Connection) -> EventLoopFuture<Channel>
 
     /// TCP with TCP_NODELAY, within the pool's connect timeout.
-    static let tcp = UpstreamConnector { address, eventLoop, timeout, makeHandler in
+    package static let tcp = UpstreamConnector { address, eventLoop, timeout, makeHandler in
         let make = NIOLoopBound(makeHandler, eventLoop: eventLoop)
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)

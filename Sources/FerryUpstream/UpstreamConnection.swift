@@ -4,8 +4,8 @@ import NIOPosix
 
 /// One client-role HTTP/2 connection in an `UpstreamPool`: connecting, then lending streams
 /// until it dies, is told to go away, or sits idle past the pool's idle timeout.
-final class UpstreamConnection {
-    enum State {
+package final class UpstreamConnection {
+    package enum State {
         case connecting
         /// TCP is up and our preface is sent; waiting for the peer's SETTINGS (its stream limit).
         case handshaking(H2Connection)
@@ -19,7 +19,7 @@ final class UpstreamConnection {
     /// alive until it is over. Not weak: a weak reference would move the pool's reference count
     /// to a side table, and every call retains its pool (a slow retain and release per call).
     private var pool: UpstreamPool?
-    private(set) var state = State.connecting
+    package private(set) var state = State.connecting
     /// The pool's idle timeout, counted from the last stream's close.
     private let idleTimeout: IdleTimeout
     private var closeWhenIdleRequested = false
@@ -29,7 +29,7 @@ final class UpstreamConnection {
     /// When the outstanding keepalive PING was sent (0: none outstanding).
     private var pingSentAt: Int64 = 0
 
-    init(pool: UpstreamPool) {
+    package init(pool: UpstreamPool) {
         self.pool = pool
         self.idleTimeout = IdleTimeout(eventLoop: pool.eventLoop, timeout: pool.idleTimeout, clock: pool.clock)
         // Unowned: the timeout is this connection's own and is cancelled when it closes (a weak
@@ -45,7 +45,7 @@ final class UpstreamConnection {
         idleTimeout.cancel()
     }
 
-    var h2: H2Connection? {
+    package var h2: H2Connection? {
         if case .ready(let connection) = state { return connection }
         return nil
     }
@@ -58,17 +58,17 @@ final class UpstreamConnection {
         }
     }
 
-    var openStreamCount: Int { liveConnection?.openStreamCount ?? 0 }
+    package var openStreamCount: Int { liveConnection?.openStreamCount ?? 0 }
 
-    var isReady: Bool { if case .ready = state { return true } else { return false } }
-    var isConnecting: Bool {
+    package var isReady: Bool { if case .ready = state { return true } else { return false } }
+    package var isConnecting: Bool {
         switch state {
         case .connecting, .handshaking: return true
         case .ready, .retiring, .closed: return false
         }
     }
 
-    func connect(settings: H2Settings, connectTimeout: TimeAmount) {
+    package func connect(settings: H2Settings, connectTimeout: TimeAmount) {
         guard let pool else { return }
         self.connectTimeout = connectTimeout
         let (headerBlocks, clock) = (pool.headerBlocks, pool.clock)
@@ -132,16 +132,16 @@ final class UpstreamConnection {
     }
 
     /// A stream is about to be opened on this connection.
-    func streamWillOpen() {
+    package func streamWillOpen() {
         idleTimeout.busy()
     }
 
     /// No stream is open after all: the idle time counts from now.
-    func streamsMayBeIdle() {
+    package func streamsMayBeIdle() {
         if case .ready(let h2) = state, h2.openStreamCount == 0 { idleTimeout.idle() }
     }
 
-    func closeWhenIdle() {
+    package func closeWhenIdle() {
         closeWhenIdleRequested = true
         // A connection still being set up sees the pool draining when it connects.
         if case .ready(let h2) = state, h2.openStreamCount == 0 { retire(h2) }
@@ -192,11 +192,11 @@ final class UpstreamConnection {
 }
 
 extension UpstreamConnection: H2ConnectionDelegate {
-    func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
+    package func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
         // A client never accepts streams (server push is disabled in our SETTINGS).
     }
 
-    func connectionReceivedSettings(_ connection: H2Connection) {
+    package func connectionReceivedSettings(_ connection: H2Connection) {
         switch state {
         case .handshaking(let h2): handshakeDone(h2)
         case .ready: pool?.connectionHasRoom(self)
@@ -204,14 +204,14 @@ extension UpstreamConnection: H2ConnectionDelegate {
         }
     }
 
-    func connectionReceivedGoAway(_ connection: H2Connection, errorCode: UInt32) {
+    package func connectionReceivedGoAway(_ connection: H2Connection, errorCode: UInt32) {
         guard case .ready(let h2) = state else { return }
         idleTimeout.cancel()
         state = .retiring(h2)
         pool?.connectionLeftPool(self)
     }
 
-    func connectionStreamClosed(_ connection: H2Connection) {
+    package func connectionStreamClosed(_ connection: H2Connection) {
         guard case .ready(let h2) = state else { return }
         if h2.openStreamCount == 0 {
             if closeWhenIdleRequested {
@@ -223,7 +223,7 @@ extension UpstreamConnection: H2ConnectionDelegate {
         pool?.connectionHasRoom(self)
     }
 
-    func connectionClosed(_ connection: H2Connection) {
+    package func connectionClosed(_ connection: H2Connection) {
         idleTimeout.cancel()
         keepaliveTimer?.cancel()
         keepaliveTimer = nil

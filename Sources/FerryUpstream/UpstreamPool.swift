@@ -9,48 +9,48 @@ import FerryPolicy
 /// HTTP/2 connections to one endpoint, owned by one event loop (no locks: only that loop
 /// touches it). Streams are multiplexed on as few connections as the peer's
 /// MAX_CONCURRENT_STREAMS allows; another connection opens only when those are full.
-final class UpstreamPool: CallAttemptPool {
-    let endpoint: Endpoint
-    let address: HostPort
+package final class UpstreamPool {
+    package let endpoint: Endpoint
+    package let address: HostPort
     /// The endpoint's weight from discovery (for weighted balancing).
-    var weight: Int
+    package var weight: Int
     /// `endpoint` as text, made once: error messages and logs name it.
-    let endpointName: String
-    let serviceName: String
-    let settings: PoolConfig
+    package let endpointName: String
+    package let serviceName: String
+    package let settings: PoolConfig
     /// Failure accrual, shared with the other loops' pools for this endpoint.
-    let health: EndpointHealth
+    package let health: EndpointHealth
     /// Calls sent here and not finished (waiting for a connection or forwarding), on this loop.
-    private(set) var pending = 0
+    package private(set) var pending = 0
     /// This loop's latency estimate for the endpoint (time to response headers).
-    private(set) var latency: PeakEWMA
+    package private(set) var latency: PeakEWMA
     /// This loop's attempts here still waiting for their response headers.
-    private(set) var unanswered = UnansweredAttempts()
+    package private(set) var unanswered = UnansweredAttempts()
     /// Which attempts that end unanswered count as failures in accrual.
     private let accrual: FailureAccrualConfig
-    let eventLoop: EventLoop
-    let logger: Logger
+    package let eventLoop: EventLoop
+    package let logger: Logger
     private let h2Settings: H2Settings
 
     private var connections: [UpstreamConnection] = []
     /// The loop's header blocks (shared with the downstream connections, which forward them).
-    let headerBlocks: HeaderBlockPool
+    package let headerBlocks: HeaderBlockPool
     /// Calls waiting for a stream, served in turn by downstream connection (one client's queue
     /// does not hold back another's calls).
-    private var waiters = FairQueue<ObjectIdentifier, ProxyCall>()
+    private var waiters = FairQueue<ObjectIdentifier, any UpstreamWaiter>()
     /// When the latest attempt to connect failed, so the balancer can avoid this endpoint a while.
-    private(set) var lastConnectFailure: Int64?
+    package private(set) var lastConnectFailure: Int64?
     /// The loop's time, and how connections to the endpoint are made.
-    let clock: MonotonicClock
-    let connector: UpstreamConnector
+    package let clock: MonotonicClock
+    package let connector: UpstreamConnector
     private var draining = false
     /// The endpoint left the service (discovery or reload): nothing new is lent here.
     private var retired = false
 
     /// Streams a connection is assumed to allow before the peer's SETTINGS say otherwise.
-    static let assumedStreamsPerConnection = 100
+    package static let assumedStreamsPerConnection = 100
 
-    init(endpoint: Endpoint, service: String, settings: PoolConfig, balancer: BalancerConfig,
+    package init(endpoint: Endpoint, service: String, settings: PoolConfig, balancer: BalancerConfig,
          accrual: FailureAccrualConfig = FailureAccrualConfig(), clock: MonotonicClock = .system,
          connector: UpstreamConnector = .tcp, health: EndpointHealth,
          eventLoop: EventLoop, headerBlocks: HeaderBlockPool = HeaderBlockPool(), logger: Logger) {
@@ -78,13 +78,13 @@ final class UpstreamPool: CallAttemptPool {
         self.h2Settings = h2
     }
 
-    var openConnectionCount: Int { connections.filter(\.isReady).count }
+    package var openConnectionCount: Int { connections.filter(\.isReady).count }
     /// Streams open on this pool's connections (ready or retiring).
-    var openStreamCount: Int { connections.reduce(0) { $0 + $1.openStreamCount } }
-    var pendingCallCount: Int { waiters.count }
+    package var openStreamCount: Int { connections.reduce(0) { $0 + $1.openStreamCount } }
+    package var pendingCallCount: Int { waiters.count }
 
     /// True when a connect attempt failed within `window` and no connection is up.
-    func isFailing(within window: TimeAmount) -> Bool {
+    package func isFailing(within window: TimeAmount) -> Bool {
         guard let failed = lastConnectFailure, !connections.contains(where: \.isReady) else { return false }
         return clock.now() - failed < window.nanoseconds
     }
@@ -92,19 +92,19 @@ final class UpstreamPool: CallAttemptPool {
     // MARK: - Attempts (for the balancer and failure accrual)
 
     /// An attempt was placed here (the call's shell tells the pool as its state machine says).
-    func attemptStarted(at now: Int64) {
+    package func attemptStarted(at now: Int64) {
         pending += 1
         unanswered.started(at: now)
         health.callStarted()
     }
 
     /// The attempt placed at `startedAt` got its response headers.
-    func attemptAnswered(startedAt: Int64) {
+    package func attemptAnswered(startedAt: Int64) {
         unanswered.ended(startedAt: startedAt)
     }
 
     /// Why an attempt ended before it was answered, when neither side failed outright.
-    enum Expiry {
+    package enum Expiry {
         /// The call's deadline (or its stream idle timeout) ran out.
         case deadline
         /// The attempt's per-try timeout ran out.
@@ -116,7 +116,7 @@ final class UpstreamPool: CallAttemptPool {
     }
 
     /// How an attempt here ended, for the balancer's estimate and failure accrual.
-    enum AttemptOutcome {
+    package enum AttemptOutcome {
         /// Answered, not with a failure status; `rtt` to the response headers, if they came.
         case success(rtt: Int64?)
         /// Connect failure, reset, lost connection, or a status the route counts as failure.
@@ -130,7 +130,7 @@ final class UpstreamPool: CallAttemptPool {
     }
 
     /// The outcome of the attempt placed at `startedAt` (`answered`: its response headers came).
-    func attemptFinished(_ outcome: AttemptOutcome, at now: Int64, startedAt: Int64, answered: Bool) {
+    package func attemptFinished(_ outcome: AttemptOutcome, at now: Int64, startedAt: Int64, answered: Bool) {
         pending -= 1
         if !answered { unanswered.ended(startedAt: startedAt) }
         health.callEnded()
@@ -161,20 +161,20 @@ final class UpstreamPool: CallAttemptPool {
     }
 
     /// The balancer's cost of sending one more call here at `now` (lower is better).
-    func cost(at now: Int64) -> Double {
+    package func cost(at now: Int64) -> Double {
         latency.cost(pending: health.inFlight, unanswered: unanswered, at: now) / Double(max(1, weight))
     }
 
     // MARK: - Lending streams
 
     /// Gives `call` a connection with room for a stream, now or once one has room.
-    func acquire(_ call: ProxyCall) {
+    package func acquire(_ call: any UpstreamWaiter) {
         if retired {
             call.poolRetired()
             return
         }
         if draining {
-            call.upstreamFailed(.shuttingDown())
+            call.upstreamFailed(.shuttingDown)
             return
         }
         if waiters.isEmpty, let connection = connectionWithRoom() {
@@ -189,11 +189,11 @@ final class UpstreamPool: CallAttemptPool {
         openConnectionIfNeeded()
     }
 
-    func cancel(_ call: ProxyCall) {
+    package func cancel(_ call: any UpstreamWaiter) {
         waiters.remove(key: call.fairnessKey) { $0 === call }
     }
 
-    private func lend(_ connection: UpstreamConnection, to call: ProxyCall) {
+    private func lend(_ connection: UpstreamConnection, to call: any UpstreamWaiter) {
         guard let h2 = connection.h2 else { return }
         connection.streamWillOpen()
         call.upstreamReady(h2)
@@ -230,7 +230,7 @@ final class UpstreamPool: CallAttemptPool {
     // MARK: - Ending an ejection early
 
     /// How often a pool whose endpoint is ejected, with no connection up, tries to connect.
-    static let reconnectProbeInterval = TimeAmount.milliseconds(200)
+    package static let reconnectProbeInterval = TimeAmount.milliseconds(200)
     private var reconnectProbe: Scheduled<Void>?
 
     /// The endpoint was ejected while this pool has no connection up (it crashed, or refuses
@@ -251,18 +251,18 @@ final class UpstreamPool: CallAttemptPool {
 
     // MARK: - Connection events
 
-    func connectionReady(_ connection: UpstreamConnection) {
+    package func connectionReady(_ connection: UpstreamConnection) {
         lastConnectFailure = nil
         if health.isEjected { health.endWait(at: clock.now()) }
         logger.debug("upstream connected", metadata: ["endpoint": "\(endpoint)"])
         serveWaiters()
     }
 
-    func connectionHasRoom(_ connection: UpstreamConnection) {
+    package func connectionHasRoom(_ connection: UpstreamConnection) {
         serveWaiters()
     }
 
-    func connectFailed(_ connection: UpstreamConnection, reason: String) {
+    package func connectFailed(_ connection: UpstreamConnection, reason: String) {
         remove(connection)
         lastConnectFailure = clock.now()
         if health.isEjected {
@@ -280,7 +280,7 @@ final class UpstreamPool: CallAttemptPool {
     }
 
     /// `connection` takes no more streams (closed, retired or told to go away).
-    func connectionLeftPool(_ connection: UpstreamConnection) {
+    package func connectionLeftPool(_ connection: UpstreamConnection) {
         remove(connection)
         logger.debug("upstream connection left the pool", metadata: ["endpoint": "\(endpoint)"])
         if !waiters.isEmpty { serveWaiters() }
@@ -291,17 +291,17 @@ final class UpstreamPool: CallAttemptPool {
     }
 
     /// Stops lending: waiting calls fail, idle connections close, busy ones close when done.
-    func drain() {
+    package func drain() {
         draining = true
         reconnectProbe?.cancel()
         reconnectProbe = nil
-        for call in waiters.removeAll() { call.upstreamFailed(.shuttingDown()) }
+        for call in waiters.removeAll() { call.upstreamFailed(.shuttingDown) }
         for connection in connections { connection.closeWhenIdle() }
     }
 
     /// The endpoint is no longer part of its service: waiting calls go back to be placed
     /// elsewhere, open streams finish, connections close once idle.
-    func retire() {
+    package func retire() {
         guard !retired else { return }
         retired = true
         draining = true
@@ -311,13 +311,13 @@ final class UpstreamPool: CallAttemptPool {
         for connection in connections { connection.closeWhenIdle() }
     }
 
-    var idleTimeout: TimeAmount { .nanoseconds(settings.idleTimeout.totalNanoseconds) }
-    var isDraining: Bool { draining }
+    package var idleTimeout: TimeAmount { .nanoseconds(settings.idleTimeout.totalNanoseconds) }
+    package var isDraining: Bool { draining }
 }
 
 extension FailureAccrualConfig {
     /// Whether an attempt that ended unanswered for `expiry` counts as the endpoint's failure.
-    func counts(_ expiry: UpstreamPool.Expiry) -> Bool {
+    package func counts(_ expiry: UpstreamPool.Expiry) -> Bool {
         switch expiry {
         case .deadline: return countDeadlineExceeded
         case .perTryTimeout: return countPerTryTimeout
