@@ -108,8 +108,8 @@ public final class H2Connection: ChannelInboundHandler {
     private var flushScheduled = false
     private var flushWhenWritable = false
     /// Depth of calls into nghttp2 (mem_recv, mem_send). The session is never deleted inside one.
-    private var nghttp2Depth = 0
-    private var teardownPending = false
+    var nghttp2Depth = 0
+    var teardownPending = false
     /// The buffer currently being fed to mem_recv, so DATA can be sliced out of it without a copy.
     private var currentInput: ByteBuffer?
     private var currentInputBase: UnsafeRawPointer?
@@ -155,7 +155,7 @@ public final class H2Connection: ChannelInboundHandler {
     private static let liveSessionCount = ManagedAtomic<Int>(0)
     private static let liveObjectCount = ManagedAtomic<Int>(0)
 
-    private func deleteSession() {
+    func deleteSession() {
         guard let session = session.take() else { return }
         nghttp2_session_del(session)
         Self.liveSessionCount.wrappingDecrement(ordering: .relaxed)
@@ -294,7 +294,7 @@ public final class H2Connection: ChannelInboundHandler {
 
     /// Pulls what nghttp2 wants to send into `out` until it has nothing more or `out` holds
     /// `limit` bytes. Returns nghttp2's error code if it failed.
-    private func drain(_ session: OpaquePointer, into out: inout ByteBuffer?, upTo limit: Int) -> Int32? {
+    func drain(_ session: OpaquePointer, into out: inout ByteBuffer?, upTo limit: Int) -> Int32? {
         while out.map({ $0.readableBytes < limit }) ?? true {
             var chunk: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &chunk)
@@ -335,219 +335,6 @@ public final class H2Connection: ChannelInboundHandler {
         if finishTeardownIfPending() { return }
         if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
             closeChannel()
-        }
-    }
-
-    // MARK: - Connection control
-
-    /// Sends a PING; any bytes the peer sends afterwards (its ACK included) advance
-    /// `readStartedAt`, which is how a keepalive sees the connection is alive.
-    public func sendPing() {
-        guard let session, state == .active || state == .draining else { return }
-        guard nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil) == 0 else { return }
-        scheduleFlush()
-    }
-
-    /// Graceful shutdown, two steps (RFC 9113 section 6.8): a GOAWAY announcing shutdown (server
-    /// role), then after `gracePeriod` a GOAWAY naming the last stream processed. Streams in
-    /// flight finish; the connection closes when none are left.
-    public func beginGracefulShutdown(gracePeriod: TimeAmount = .milliseconds(500)) {
-        guard let session, let context, state == .active else { return }
-        if role == .server {
-            check(nghttp2_submit_shutdown_notice(session), "nghttp2_submit_shutdown_notice")
-            flushNow()
-            context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: gracePeriod) { self.sendFinalGoAway() }
-        } else {
-            sendFinalGoAway()
-        }
-    }
-
-    private func sendFinalGoAway() {
-        guard let session, state == .active else { return }
-        state = .draining
-        check(nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
-                                    nghttp2_session_get_last_proc_stream_id(session), H2ErrorCode.noError.rawValue, nil, 0),
-              "nghttp2_submit_goaway")
-        flushNow()
-    }
-
-    /// Closes at once: GOAWAY with `errorCode`, then the socket; open streams get `.connectionLost`.
-    public func terminate(errorCode: H2ErrorCode = .noError, reason: String) {
-        guard let session, state != .closed else { return }
-        noteFailure(.closedByUs(errorCode, reason: reason))
-        check(nghttp2_session_terminate_session(session, errorCode.rawValue), "nghttp2_session_terminate_session")
-        flushNow()
-        closeChannel()
-    }
-
-    private func failConnection(libError: Int32) {
-        let message = String(cString: nghttp2_strerror(libError))
-        noteFailure(libError == NGHTTP2_ERR_FLOODED.rawValue ? .sentGoAway(.enhanceYourCalm, detail: "nghttp2: \(message)")
-                                                             : .peerProtocolError(message))
-        if let session, state != .closed {
-            let code = libError == NGHTTP2_ERR_FLOODED.rawValue ? H2ErrorCode.enhanceYourCalm : H2ErrorCode.protocolError
-            _ = nghttp2_session_terminate_session(session, code.rawValue)     // ending already: nothing more to do if it fails
-            // Send what is queued (our SETTINGS and the GOAWAY) before closing, writable or not.
-            var out: ByteBuffer?
-            nghttp2Depth += 1
-            _ = drain(session, into: &out, upTo: .max)
-            nghttp2Depth -= 1
-            if let out, let context { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
-        }
-        closeChannel()
-        finishTeardownIfPending()
-    }
-
-    /// nghttp2 failed fatally (its session is unusable): close without calling into it again.
-    func endAfterFatalError() {
-        closeChannel()
-        finishTeardownIfPending()
-    }
-
-    private func closeChannel() {
-        guard let context, state != .closed else { return }
-        context.close(promise: nil)
-    }
-
-    /// The channel is gone: every open stream and the delegate hear it once, and the session
-    /// is freed. Inside a call into nghttp2 (a callback closed the channel) this waits until
-    /// the call returns; whoever decrements `nghttp2Depth` finishes it.
-    private func teardown() {
-        guard state != .closed else { return }
-        state = .closed
-        if nghttp2Depth > 0 {
-            teardownPending = true
-            return
-        }
-        finishTeardown()
-    }
-
-    /// Finishes a teardown deferred by `teardown()`, if one is and no nghttp2 call is under
-    /// way. Returns true when the connection is closed (nothing more to do with it).
-    @discardableResult
-    private func finishTeardownIfPending() -> Bool {
-        if teardownPending && nghttp2Depth == 0 { finishTeardown() }
-        return state == .closed
-    }
-
-    private func finishTeardown() {
-        teardownPending = false
-        inboundBlock.end().map { headerBlocks.give($0.headers) }
-        let open = removeAllStreams().sorted { $0.id < $1.id }
-        for stream in open {
-            stream.isClosed = true
-            let delegate = stream.delegate.take()
-            delegate?.streamClosed(stream, error: .connectionLost)
-        }
-        let delegate = self.delegate
-        self.delegate = nil
-        delegate?.connectionClosed(self)
-        deleteSession()
-    }
-
-    // MARK: - Streams: opening and responding
-
-    /// Client role: opens a stream with request `headers`. With `endStream` the request has no body.
-    /// Returns nil when the connection cannot take a new stream.
-    public func openStream(headers: H2Headers, endStream: Bool, delegate: H2StreamDelegate) -> H2Stream? {
-        guard role == .client, let session, state == .active, !receivedGoAway else { return nil }
-        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Nghttp2Callbacks.dataSourceRead)
-        let id: Int32 = headers.withNghttp2Headers { nva, count in
-            endStream
-                ? nghttp2_submit_request(session, nil, nva, count, nil, nil)
-                : nghttp2_submit_request(session, nil, nva, count, &provider, nil)
-        }
-        guard id > 0 else {
-            check(id, "nghttp2_submit_request")         // a fatal code ends the connection; any other: no stream
-            return nil
-        }
-        let stream = H2Stream(id: id, connection: self, delegate: delegate)
-        stream.sentHeaders = true
-        stream.hasDataProvider = !endStream
-        if endStream { stream.outboundEnd = .endStream }
-        addStream(stream)
-        scheduleFlush()
-        return stream
-    }
-
-    /// Server role: sends response headers on `stream`. With `endStream` there is no body
-    /// (for gRPC, a Trailers-Only response).
-    public func sendHeaders(_ stream: H2Stream, _ headers: H2Headers, endStream: Bool) {
-        guard let session, !stream.isClosed, !stream.sentHeaders else { return }
-        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Nghttp2Callbacks.dataSourceRead)
-        let rv: Int32 = headers.withNghttp2Headers { nva, count in
-            endStream
-                ? nghttp2_submit_response(session, stream.id, nva, count, nil)
-                : nghttp2_submit_response(session, stream.id, nva, count, &provider)
-        }
-        guard check(rv, "nghttp2_submit_response", stream: stream) else { return }
-        stream.sentHeaders = true
-        stream.hasDataProvider = !endStream
-        if endStream { stream.outboundEnd = .endStream }
-        scheduleFlush()
-    }
-
-    // MARK: - Streams: body, trailers, reset, flow control
-
-    func sendData(_ stream: H2Stream, _ data: ByteBuffer, endStream: Bool) {
-        guard !stream.isClosed, stream.hasDataProvider, case .open = stream.outboundEnd else { return }
-        if data.readableBytes > 0 {
-            stream.outbound.append(data)
-            stream.outboundBytes += data.readableBytes
-        }
-        if endStream { stream.outboundEnd = .endStream }
-        resume(stream)
-    }
-
-    func sendEnd(_ stream: H2Stream) {
-        guard !stream.isClosed, stream.hasDataProvider, case .open = stream.outboundEnd else { return }
-        stream.outboundEnd = .endStream
-        resume(stream)
-    }
-
-    /// The caller is done with `headers` (a block it received, or whose fields were sent):
-    /// its buffers may receive another block.
-    public func recycle(_ headers: H2Headers) {
-        headerBlocks.give(headers)
-    }
-
-    func sendTrailers(_ stream: H2Stream, _ trailers: H2Headers) {
-        guard !stream.isClosed, stream.hasDataProvider, case .open = stream.outboundEnd else { return }
-        stream.outboundEnd = .trailers(trailers)
-        resume(stream)
-    }
-
-    private func resume(_ stream: H2Stream) {
-        guard let session else { return }
-        if stream.deferred {
-            stream.deferred = false
-            check(nghttp2_session_resume_data(session, stream.id), "nghttp2_session_resume_data")
-        }
-        scheduleFlush()
-    }
-
-    func reset(_ stream: H2Stream, code: H2ErrorCode) {
-        guard let session, !stream.isClosed else { return }
-        // Both sides ended (the peer's END_STREAM is being delivered and ours went out): the
-        // stream closes by itself as this callback returns, and a reset would only follow it.
-        if stream.inboundPhase == .ended && nghttp2_session_get_stream_local_close(session, stream.id) == 1 { return }
-        stream.localResetCode = code
-        resetsAskedFor.insert(stream.id)
-        check(nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code.rawValue), "nghttp2_submit_rst_stream")
-        scheduleFlush()
-    }
-
-    /// Returns `byteCount` received DATA bytes of `stream` to the peer's stream window. (The
-    /// connection window was returned when the bytes arrived: a stream whose reader is slow
-    /// holds back only its own window, never the connection's, which other streams share.)
-    func consume(_ stream: H2Stream, byteCount: Int) {
-        guard let session, byteCount > 0 else { return }
-        let n = Swift.min(byteCount, stream.unconsumedInbound)
-        guard n > 0 else { return }
-        stream.unconsumedInbound -= n
-        if !stream.isClosed {
-            check(nghttp2_session_consume_stream(session, stream.id, n), "nghttp2_session_consume_stream")
-            flushIfWanted()
         }
     }
 
