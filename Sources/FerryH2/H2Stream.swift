@@ -93,7 +93,14 @@ public final class H2Stream {
     }
 
     public let id: Int32
-    public unowned let connection: H2Connection
+    /// The stream's connection. Not counted: a stream reaches it only while open (each
+    /// forwarding method below returns at once on a closed stream), and a connection closes
+    /// every stream before it goes away, so an open stream's connection is alive. A held,
+    /// closed stream may outlive its connection (a call whose caller left); it then never
+    /// touches it. (`unowned` made every access a checked retain and a release, 600
+    /// instructions per proxied call, and trapped on a closed stream whose connection was
+    /// gone.) Read it only from the connection's own callbacks or while `!isClosed`.
+    public unowned(unsafe) let connection: H2Connection
     public var delegate: H2StreamDelegate?
 
     /// Bytes waiting to go out in DATA frames.
@@ -124,17 +131,38 @@ public final class H2Stream {
 
     // MARK: - Convenience forwarding to the connection
 
+    // Each returns at once on a closed stream (whose connection may be gone), as the
+    // connection's own methods would.
+
     public func sendData(_ data: ByteBuffer, endStream: Bool = false) {
+        guard !isClosed else { return }
         connection.sendData(self, data, endStream: endStream)
     }
 
-    public func sendEnd() { connection.sendEnd(self) }
+    public func sendEnd() {
+        guard !isClosed else { return }
+        connection.sendEnd(self)
+    }
 
-    public func sendTrailers(_ trailers: H2Headers) { connection.sendTrailers(self, trailers) }
+    public func sendTrailers(_ trailers: H2Headers) {
+        guard !isClosed else { return }
+        connection.sendTrailers(self, trailers)
+    }
 
-    public func reset(_ code: H2ErrorCode) { connection.reset(self, code: code) }
+    public func reset(_ code: H2ErrorCode) {
+        guard !isClosed else { return }
+        connection.reset(self, code: code)
+    }
 
-    public func consume(_ byteCount: Int) { connection.consume(self, byteCount: byteCount) }
+    /// Returns `byteCount` received bytes to the peer's window; on a closed stream they are
+    /// only no longer counted as held.
+    public func consume(_ byteCount: Int) {
+        guard !isClosed else {
+            unconsumedInbound -= Swift.min(Swift.max(0, byteCount), unconsumedInbound)
+            return
+        }
+        connection.consume(self, byteCount: byteCount)
+    }
 
     public var queuedOutboundBytes: Int { outboundBytes }
 

@@ -21,8 +21,22 @@ extension CallStateMachine {
     /// The attempts a transition ended: at most one primary, and racers or a waiting hedge.
     struct EndedAttempts {
         var primary: EndedAttempt?
-        var others: [EndedAttempt] = []
+        /// nil rather than empty: most transitions end no racer, and an empty array still
+        /// costs a retain and a release wherever the value goes.
+        private(set) var others: [EndedAttempt]?
+
+        init(primary: EndedAttempt?, others: [EndedAttempt]? = nil) {
+            self.primary = primary
+            self.others = others
+        }
+
         static var none: EndedAttempts { EndedAttempts(primary: nil) }
+
+        var isEmpty: Bool { primary == nil && others == nil }
+
+        mutating func add(_ other: EndedAttempt) {
+            if others == nil { others = [other] } else { others!.append(other) }
+        }
     }
 
     /// An attempt's response headers came: tell its pool it answered.

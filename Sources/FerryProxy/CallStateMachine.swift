@@ -569,7 +569,7 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
                                                   at now: () -> Int64, withdrawRetry: () -> Bool,
                                                   pick: ([ObjectIdentifier]) -> Pool?) -> UpstreamClosedAction {
         var ended = EndedAttempts.none
-        if let waitingHedge { ended.others.append(waitingHedge.ended(.neutral, waiting: true)) }
+        if let waitingHedge { ended.add(waitingHedge.ended(.neutral, waiting: true)) }
         let endpoint = attempt.pool.endpointName
         // A REFUSED_STREAM counts against the endpoint in failure accrual (an endpoint that
         // refuses everything is ejected, not tried first again and again); a GOAWAY's refusal
@@ -634,8 +634,8 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
             attempt = primary
         case .racing(let race):
             attempt = race.primary
-            if let hedge = race.waitingHedge { ended.others.append(hedge.ended(.neutral, waiting: true)) }
-            for racer in race.racers { ended.others.append(racer.ended(.neutral)) }
+            if let hedge = race.waitingHedge { ended.add(hedge.ended(.neutral, waiting: true)) }
+            for racer in race.racers { ended.add(racer.ended(.neutral)) }
         default:
             return .ignore
         }
@@ -704,8 +704,8 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
             ended.primary = attempt.ended(primaryOutcome)
         case .racing(let race):
             ended.primary = race.primary.ended(primaryOutcome)
-            if let hedge = race.waitingHedge { ended.others.append(hedge.ended(.neutral, waiting: true)) }
-            for racer in race.racers { ended.others.append(racer.ended(othersOutcome)) }
+            if let hedge = race.waitingHedge { ended.add(hedge.ended(.neutral, waiting: true)) }
+            for racer in race.racers { ended.add(racer.ended(othersOutcome)) }
         case .committed(let attempt):
             ended.primary = attempt.ended(primaryOutcome)
             answer = .headers
@@ -732,8 +732,8 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
             ended.primary = race.primary.ended(.expired(.lostRace))
             race.primary = winner
         }
-        if let hedge = race.waitingHedge.take() { ended.others.append(hedge.ended(.neutral, waiting: true)) }
-        for racer in race.racers { ended.others.append(racer.ended(.expired(.lostRace))) }
+        if let hedge = race.waitingHedge.take() { ended.add(hedge.ended(.neutral, waiting: true)) }
+        for racer in race.racers { ended.add(racer.ended(.expired(.lostRace))) }
         race.racers.removeAll()
         return ended
     }

@@ -42,10 +42,10 @@ extension ProxyCall: UpstreamWaiter {
     /// finish (the caller's stream closed cleanly).
     @inline(__always)
     func finish(_ ended: Machine.EndedAttempts, resetStreams: Bool = true) {
-        guard ended.primary != nil || !ended.others.isEmpty else { return }
+        guard !ended.isEmpty else { return }
         let now = now()
         if let primary = ended.primary { finish(primary, at: now, resetStream: resetStreams) }
-        for other in ended.others { finish(other, at: now, resetStream: resetStreams) }
+        if let others = ended.others { for other in others { finish(other, at: now, resetStream: resetStreams) } }
     }
 
     @inline(__always)

@@ -57,6 +57,37 @@ final class H2ConnectionLifetimeTests: XCTestCase {
         assertReleased(watched, sessionsBefore: sessions, objectsBefore: objects)
     }
 
+    /// A stream someone still holds after its connection closed and was deallocated (a call
+    /// whose caller went away while its upstream attempt ran on) is inert: every method returns
+    /// without reaching the connection, which is gone. (Before, each reached it through an
+    /// unowned reference and trapped.)
+    func testAStreamThatOutlivesItsConnectionTouchesNothing() throws {
+        weak var weakConnection: H2Connection?
+        var held: H2Stream?
+        let recorder = StreamRecorder()
+        do {
+            let pair = try ConnectionPair()
+            held = try XCTUnwrap(pair.clientH2.openStream(headers: ConnectionPair.requestHeaders, endStream: false, delegate: recorder))
+            try pair.pump()
+            weakConnection = pair.clientH2
+            _ = try? pair.client.finish()
+            _ = try? pair.server.finish()
+        }
+        XCTAssertNil(weakConnection, "the connection is gone")
+        let stream = try XCTUnwrap(held)
+        XCTAssertTrue(stream.isClosed)
+        XCTAssertEqual(recorder.closeError, .connectionLost)
+        var body = ByteBufferAllocator().buffer(capacity: 4)
+        body.writeString("late")
+        stream.sendData(body)
+        stream.sendTrailers(H2Headers([("grpc-status", "0")]))
+        stream.sendEnd()
+        stream.reset(.cancel)
+        stream.consume(stream.unconsumedInboundBytes + 10)
+        XCTAssertEqual(stream.unconsumedInboundBytes, 0)
+        XCTAssertEqual(stream.queuedOutboundBytes, 0)
+    }
+
     func testConnectionsClosedWithStreamsOpenAreDeallocated() throws {
         let sessions = H2Connection.liveSessions, objects = H2Connection.liveObjects
         var clientRecorder: StreamRecorder? = StreamRecorder()

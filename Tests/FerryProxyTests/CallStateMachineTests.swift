@@ -598,7 +598,7 @@ private final class Scenario {
     }
 
     private func describe(_ ended: Machine.EndedAttempts) -> String {
-        ((ended.primary.map { [$0] } ?? []) + ended.others).map(describe).joined(separator: "; ")
+        ((ended.primary.map { [$0] } ?? []) + (ended.others ?? [])).map(describe).joined(separator: "; ")
     }
 
     private func describe(_ ended: Machine.EndedAttempt) -> String {
