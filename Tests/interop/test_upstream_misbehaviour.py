@@ -9,6 +9,7 @@ import pytest
 
 from conftest import CHANNEL_OPTIONS, method
 from h2_upstream import H2Upstream
+from raw_h2 import RawClient
 
 
 def echo_calls(target, count, size=1000):
@@ -174,3 +175,32 @@ def test_an_upstream_refusing_every_stream_is_ejected(ferry_factory):
     finally:
         refuser.stop()
         good.stop()
+
+
+def test_callers_that_vanish_while_their_upstream_is_silent_leave_ferry_serving(ferry_factory):
+    """Each caller's connection goes away (TCP RST) while its call waits on an upstream that has
+    not answered: Ferry cancels every upstream stream (the upstream counts the RST_STREAMs), and
+    when those streams close, the calls must not reach into their callers' connections, which
+    may be gone (H2ConnectionLifetimeTests holds a stream past its connection: that trapped)."""
+    upstream = H2Upstream()
+    try:
+        ferry = ferry_factory([upstream.port])
+        callers = 20
+        for i in range(callers):
+            client = RawClient(ferry.port)
+            client.handshake()
+            client.send(client.request_headers(1, path="/hang"))
+            deadline = time.monotonic() + 10
+            while len(upstream.requests) <= i and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(upstream.requests) == i + 1, "the call reached the upstream"
+            client.close(abrupt=True)
+        deadline = time.monotonic() + 10
+        while upstream.resets_received < callers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert upstream.resets_received == callers, "every vanished caller's upstream stream was cancelled"
+        assert ferry.alive(), ferry.logs()
+        results = echo_calls(ferry.target, 5)
+        assert all(got == sent for got, sent in results)
+    finally:
+        upstream.stop()

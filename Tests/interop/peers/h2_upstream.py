@@ -69,6 +69,7 @@ class H2Upstream:
         self.port = self.sock.getsockname()[1]
         self.stopped = False
         self.resets_sent = 0
+        self.resets_received = 0     # RST_STREAM frames from the proxy (it cancelled a stream)
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -215,7 +216,9 @@ class H2Upstream:
                                 pass
                             conn.sendall(h2c.data_to_send() + self._pings())
                     elif isinstance(event, h2.events.StreamReset):
-                        pass
+                        if event.remote_reset:
+                            with self.lock:
+                                self.resets_received += 1
                 conn.sendall(h2c.data_to_send())
         except h2.exceptions.TooManyStreamsError:
             return
