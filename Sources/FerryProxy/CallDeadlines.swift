@@ -2,13 +2,20 @@ import FerryH2
 import FerryPolicy
 import NIOCore
 
+/// What arms timers in a `CallDeadlines` (a call): it says whether an id is still one of its
+/// timers (a disarmed one is skipped when it surfaces) and hears the ones that fire.
+protocol CallTimerOwner: AnyObject {
+    func ownsTimer(_ id: TimerID) -> Bool
+    func timerFired(_ id: TimerID)
+}
+
 /// The deadlines of every call on one event loop, behind a single NIO timer set for the
 /// earliest. Arming and disarming a call's deadline costs O(log n) and O(1), whatever the
 /// number of calls in flight; the timer is moved only when a new deadline is earlier than it.
-final class CallDeadlines {
+final class CallDeadlines<Owner: CallTimerOwner> {
     private let eventLoop: EventLoop
     private let clock: MonotonicClock
-    private var queue = DeadlineQueue<ProxyCall>()
+    private var queue = DeadlineQueue<Owner>()
     private var timer: Scheduled<Void>?
     private var timerAt: Int64 = .max
 
@@ -18,7 +25,7 @@ final class CallDeadlines {
     }
 
     /// Calls `call.timerFired(id:)` at `expiresAt` (monotonic nanoseconds); returns the id.
-    func arm(_ call: ProxyCall, expiresAt: Int64) -> TimerID {
+    func arm(_ call: Owner, expiresAt: Int64) -> TimerID {
         let id = queue.add(call, expiresAt: expiresAt)
         if expiresAt < timerAt { setTimer(expiresAt) }
         return TimerID(raw: id)

@@ -6,7 +6,7 @@ import FerryPolicy
 /// of the proxy's own error answers (made once per distinct answer, not once per call: a
 /// burst of expiring deadlines sends the same Trailers-Only block hundreds of times).
 final class CallEnvironment {
-    let deadlines: CallDeadlines
+    let deadlines: CallDeadlines<ProxyCall>
     /// The loop's time (the system's monotonic clock; a test's virtual time).
     let clock: MonotonicClock
     /// The loop's metrics when counting is on (nil: off).
@@ -26,7 +26,7 @@ final class CallEnvironment {
     /// Distinct answers kept; beyond, the cache starts over (messages name endpoints and budgets).
     static let maxCachedErrors = 256
 
-    init(deadlines: CallDeadlines, clock: MonotonicClock = .system) {
+    init(deadlines: CallDeadlines<ProxyCall>, clock: MonotonicClock = .system) {
         self.deadlines = deadlines
         self.clock = clock
     }

@@ -3,7 +3,7 @@ import NIOCore
 
 /// The call's timers, all in its event loop's deadline queue: the deadline itself, the stream
 /// idle check, and (armed as the state machine answers, +Actions) the backoff, per-try and hedge timers.
-extension ProxyCall {
+extension ProxyCall: CallTimerOwner {
     /// Fixes the call's deadline (now, as the headers arrived) and arms its timer. Returns false
     /// when the deadline leaves nothing to send upstream: the call has then already failed.
     func armDeadline(callerTimeout: Int64?, policy: ResolvedPolicy) -> Bool {

@@ -28,7 +28,7 @@ final class ProxyCall {
     let downstream: H2Stream
     let listener: ListenerRuntime
     let environment: CallEnvironment
-    var deadlines: CallDeadlines { environment.deadlines }
+    var deadlines: CallDeadlines<ProxyCall> { environment.deadlines }
     var machine = Machine()
 
     /// The service the call was routed to, and its method's policy (fixed for the call's life,
