@@ -555,6 +555,7 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
         case .committed(let attempt):
             guard attempt.stream === stream else { return .earlierAttempt }
             guard let error else { return .nothingMore }
+            if case .connectionLost = error { return .fail(.upstreamLostMidResponse(endpoint: attempt.pool.endpointName)) }
             return .fail(Self.proxyError(for: error, endpoint: attempt.pool.endpointName))
         case .responded(let remaining):
             return remaining === stream ? .nothingMore : .earlierAttempt

@@ -53,6 +53,15 @@ struct ProxyError: Error, CustomStringConvertible {
                    isEndpointFailure: true)
     }
 
+    /// The connection was lost after the response had started reaching the caller: no proxy
+    /// may send the call again then, and the message says so (an operator reading it knows no
+    /// retry policy could have saved it).
+    static func upstreamLostMidResponse(endpoint: String) -> ProxyError {
+        ProxyError(grpcStatus: .unavailable, httpStatus: 502,
+                   message: "ferry: connection to upstream \(endpoint) was lost mid-response (not retried: the response had started)",
+                   isEndpointFailure: true)
+    }
+
     static func upstreamRefused(endpoint: String) -> ProxyError {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: upstream \(endpoint) refused the stream",
                    isEndpointFailure: true)

@@ -201,6 +201,18 @@ final class CallStateMachineTests: XCTestCase {
         XCTAssertEqual(call.log.last, "fail: ferry: upstream p2 reset the stream (INTERNAL_ERROR)")
     }
 
+    /// A connection lost after the response started cannot be retried by anyone; the error
+    /// says so, so the caller's log tells it apart from a loss a retry policy could have saved.
+    func testAConnectionLostMidResponseSaysSo() {
+        let call = Scenario()
+        call.start()
+        call.lend()
+        call.opened("s1")
+        call.headers(from: "s1")
+        call.closed("s1", .connectionLost)
+        XCTAssertEqual(call.log.last, "fail: ferry: connection to upstream p1 was lost mid-response (not retried: the response had started)")
+    }
+
     // MARK: - Holding a unary response
 
     /// Held headers and body wait for the trailers: a retryable status there retries (nothing

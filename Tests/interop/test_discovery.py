@@ -119,24 +119,38 @@ class Dnsmasq:
         self.dir = tempfile.mkdtemp(prefix="ferry-dns-")
         os.chmod(self.dir, 0o755)
         self.hosts = os.path.join(self.dir, "hosts")
-        self.port = port or free_udp_port()
+        # A port given is kept (a restart must come back on it); otherwise one free for both
+        # UDP and TCP (dnsmasq binds both) is chosen, and chosen again if taken meanwhile.
+        self.fixed_port = port is not None
+        self.port = port or free_dns_port()
         self.set_hosts(hosts, signal_it=False)
         self.srv = list(srv)
         self.start()
 
     def start(self):
+        for _ in range(5):      # a restart can race the old process for the port: try again
+            self.proc = subprocess.Popen(self.args(), stdout=self.log_file(), stderr=subprocess.STDOUT)
+            if wait_until(lambda: answers(self.port) or self.proc.poll() is not None, 5.0) and self.proc.poll() is None:
+                self.fixed_port = True           # Ferry now knows this port: a restart keeps it
+                return
+            if not self.fixed_port:
+                self.port = free_dns_port()      # another process took it between choosing and binding
+            time.sleep(0.2)
+        with open(os.path.join(self.dir, "log")) as f:
+            raise AssertionError("dnsmasq did not start:\n" + f.read()[-2000:])
+
+    def log_file(self):
+        if getattr(self, "log", None):
+            self.log.close()
+        self.log = open(os.path.join(self.dir, "log"), "a")
+        return self.log
+
+    def args(self):
         args = ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", f"--addn-hosts={self.hosts}",
                 "--local-ttl=1", "--local=/test/", f"--port={self.port}", "--listen-address=127.0.0.1", "--bind-interfaces",
                 f"--pid-file={self.dir}/pid", "--user=root", "--log-facility=-"]
         args += [f"--srv-host={s}" for s in self.srv]
-        self.log = open(os.path.join(self.dir, "log"), "a")
-        for _ in range(5):      # a restart can race the old process for the port: try again
-            self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-            if wait_until(lambda: answers(self.port) or self.proc.poll() is not None, 5.0) and self.proc.poll() is None:
-                return
-            time.sleep(0.2)
-        with open(os.path.join(self.dir, "log")) as f:
-            raise AssertionError("dnsmasq did not start:\n" + f.read()[-2000:])
+        return args
 
     def set_hosts(self, text, signal_it=True):
         write_atomically(self.hosts, text)
@@ -156,10 +170,18 @@ class Dnsmasq:
         self.log.close()
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_dns_port():
+    """A port free on 127.0.0.1 for UDP and for TCP at once (dnsmasq listens on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    continue
 
 
 def answers(port):
