@@ -60,13 +60,13 @@ extension ProxyCall: UpstreamWaiter {
 
     /// The pool the call waited in retired (its endpoint left the service): place it again.
     func poolRetired() {
-        perform(machine.poolRetired(at: now()) { [unowned(unsafe) self] in self.service?.pickPool(avoiding: $0) })
+        perform(machine.poolRetired(at: now()) { self.service?.pickPool(avoiding: $0) })
     }
 
     /// The pool could not lend a connection (connect failure, overload, draining).
     func upstreamFailed(_ failure: UpstreamFailure) {
         let error = ProxyError(upstream: failure)
-        perform(machine.poolFailed(error, at: now()) { [unowned(unsafe) self] in self.service?.pickPool(avoiding: $0) })
+        perform(machine.poolFailed(error, at: now()) { self.service?.pickPool(avoiding: $0) })
     }
 
     // MARK: - Retries and hedges
@@ -116,7 +116,7 @@ extension ProxyCall: UpstreamWaiter {
                 return
             }
         }
-        if let placement = machine.backoffElapsed(at: now(), pick: { [unowned(unsafe) self] in self.service?.pickPool(avoiding: $0) }) {
+        if let placement = machine.backoffElapsed(at: now(), pick: { self.service?.pickPool(avoiding: $0) }) {
             perform(placement)
         }
     }
@@ -129,7 +129,7 @@ extension ProxyCall: UpstreamWaiter {
     }
 
     func perTryTimerFired() {
-        switch machine.perTryTimeoutExpired(withdrawRetry: { [unowned(unsafe) self] in self.withdrawRetry() }) {
+        switch machine.perTryTimeoutExpired(withdrawRetry: { self.withdrawRetry() }) {
         case .ignore: break
         case .retry(let retry): perform(retry)
         case .fail(let error): fail(error)
@@ -149,8 +149,8 @@ extension ProxyCall: UpstreamWaiter {
 
     /// No answer within the hedge delay: a hedge waits for a connection, budget permitting.
     func hedgeTimerFired() {
-        let action = machine.hedgeDelayPassed(at: now(), withdrawRetry: { [unowned(unsafe) self] in self.withdrawRetry() },
-                                              pick: { [unowned(unsafe) self] in self.service?.pickPool(avoiding: $0) })
+        let action = machine.hedgeDelayPassed(at: now(), withdrawRetry: { self.withdrawRetry() },
+                                              pick: { self.service?.pickPool(avoiding: $0) })
         guard case .acquire(let pool, let startedAt) = action else { return }
         routeMetrics?.hedges += 1
         pool.attemptStarted(at: startedAt)

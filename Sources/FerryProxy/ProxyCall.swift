@@ -167,7 +167,7 @@ final class ProxyCall {
         let placement = machine.start(headers: forwarded, endStream: endStream,
                                       replayCap: policy.retry.enabled ? policy.retry.bufferSize : ReplayBuffer.defaultCap,
                                       shedSlot: shedSlot, policy: attemptPolicy,
-                                      arrivedAt: arrivedAt > 0 ? arrivedAt : now()) { [unowned(unsafe) service] in service.pickPool(avoiding: $0) }
+                                      arrivedAt: arrivedAt > 0 ? arrivedAt : now()) { service.pickPool(avoiding: $0) }
         perform(placement)
     }
 
@@ -267,8 +267,8 @@ extension ProxyCall: H2StreamDelegate {
         let status = endStream && isGRPC ? Self.grpcStatus(in: headers) : nil
         let pushback = status != nil ? Self.pushback(in: headers) : .none
         let action = machine.responseHeaders(headers, from: stream, endStream: endStream, status: status, pushback: pushback,
-                                             readAt: stream.connection.readStartedAt, now: { [unowned(unsafe) self] in self.now() },
-                                             withdrawRetry: { [unowned(unsafe) self] in self.withdrawRetry() })
+                                             readAt: stream.connection.readStartedAt, now: { self.now() },
+                                             withdrawRetry: { self.withdrawRetry() })
         switch action {
         case .ignore:
             return
@@ -347,7 +347,7 @@ extension ProxyCall: H2StreamDelegate {
     private func responseEnded(on stream: H2Stream, trailers: H2Headers?) {
         let status = machine.isHolding ? trailers.flatMap(Self.grpcStatus(in:)) : nil
         let pushback = status != nil ? Self.pushback(in: trailers!) : .none
-        switch machine.responseEnded(from: stream, status: status, pushback: pushback, withdrawRetry: { [unowned(unsafe) self] in self.withdrawRetry() }) {
+        switch machine.responseEnded(from: stream, status: status, pushback: pushback, withdrawRetry: { self.withdrawRetry() }) {
         case .ignore:
             return
         case .retry(let retry):
@@ -428,8 +428,8 @@ extension ProxyCall: H2StreamDelegate {
             downstreamClosed(error)
             return
         }
-        let action = machine.upstreamClosed(stream, error: error, at: { [unowned(unsafe) self] in self.now() }, withdrawRetry: { [unowned(unsafe) self] in self.withdrawRetry() },
-                                            pick: { [unowned(unsafe) self] in self.service?.pickPool(avoiding: $0) })
+        let action = machine.upstreamClosed(stream, error: error, at: { self.now() }, withdrawRetry: { self.withdrawRetry() },
+                                            pick: { self.service?.pickPool(avoiding: $0) })
         switch action {
         case .nothingMore:
             // Request bytes still queued on the upstream stream are gone: return their window.
