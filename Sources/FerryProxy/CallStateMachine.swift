@@ -169,8 +169,9 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
     /// commits (or ends) — in `betweenAttempts`, `placed`, `attempting`, `racing`, `holding`.
     /// It lives beside the state rather than in its cases: Swift copies a case's payload (and
     /// retains everything in it) to match on it, and the replay buffer is written on every
-    /// request DATA frame; with it inside, a proxied call cost 61,300 instructions instead of
-    /// 53,700 (callgrind, the method in docs/ARCHITECTURE.md).
+    /// request DATA frame. With it in the cases (and the race and the held response unboxed) a
+    /// proxied call cost 61,300 instructions; with it here and those two cases boxed, 56,600
+    /// (the class before this machine: 53,700; callgrind, the method in docs/ARCHITECTURE.md).
     private var request: Request?
     /// The load-shedding slot (its limit), held from admission until the call is over.
     private var shedSlot: Int?
