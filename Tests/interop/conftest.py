@@ -69,6 +69,10 @@ class Ferry:
         try:
             for port in self.ports.values():
                 wait_for_port(port)
+            # The admin listener starts beside the data listeners, not before them: a test that
+            # asks it at once must find it up (seen refused under a CPU hog).
+            if self.admin_port and f":{self.admin_port}" in config:
+                wait_for_port(self.admin_port)
         except TimeoutError:
             self.stop()
             raise RuntimeError("ferry did not start:\n" + self.logs())
