@@ -11,17 +11,4 @@ extension ByteBuffer {
             return bytes.count
         }
     }
-
-    /// Appends two runs of bytes back to back (a header's name and value) with one capacity check.
-    @inlinable
-    mutating func writeRaw(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
-        let total = first.count + second.count
-        guard total > 0 else { return }
-        writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
-            let base = out.baseAddress!
-            if let a = first.baseAddress { base.copyMemory(from: a, byteCount: first.count) }
-            if let b = second.baseAddress { (base + first.count).copyMemory(from: b, byteCount: second.count) }
-            return total
-        }
-    }
 }

@@ -395,16 +395,18 @@ public final class H2Connection: ChannelInboundHandler {
 extension H2Headers {
     /// Calls `body` with an `nghttp2_nv` array pointing into this block (valid only during the call).
     func withNghttp2Headers<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-        withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: Swift.max(fields.count, 1)) { nva in
-            storage.withUnsafeReadableBytes { bytes in
-                // nghttp2 reads name and value bytes only; an empty block never dereferences `base`.
-                let base = UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
-                for (i, f) in fields.enumerated() {
-                    nva[i] = nghttp2_nv(name: base.map { $0 + Int(f.nameStart) }, value: base.map { $0 + Int(f.valueStart) },
+        withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: Swift.max(count, 1)) { nva in
+            withExtendedLifetime(storage) {
+                // nghttp2 reads name and value bytes only.
+                let base = storage.bytes.assumingMemoryBound(to: UInt8.self)
+                let fields = storage.fields
+                for i in 0..<storage.fieldCount {
+                    let f = fields[i]
+                    nva[i] = nghttp2_nv(name: base + Int(f.nameStart), value: base + Int(f.valueStart),
                                         namelen: Int(f.nameLength), valuelen: Int(f.valueLength),
                                         flags: f.neverIndex ? UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) : 0)
                 }
-                return body(UnsafePointer(nva.baseAddress!), fields.count)
+                return body(UnsafePointer(nva.baseAddress!), storage.fieldCount)
             }
         }
     }

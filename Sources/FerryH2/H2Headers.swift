@@ -2,9 +2,10 @@ import NIOCore
 
 /// One HTTP/2 header block (request or response headers, or trailers), kept as bytes.
 ///
-/// Names and values live back to back in one `ByteBuffer`; `fields` holds their offsets.
-/// Forwarding a block never turns a header into a `String`: the proxy reads only the few
-/// fields it needs (`:path`, `content-type`, `grpc-status`, ...) by comparing bytes.
+/// Names and values live back to back in one buffer; a field table holds their offsets (both
+/// in `HeaderBlockStorage`, shared by copies until one changes). Forwarding a block never turns
+/// a header into a `String`: the proxy reads only the few fields it needs (`:path`,
+/// `content-type`, `grpc-status`, ...) by comparing bytes.
 public struct H2Headers: Sendable {
     @usableFromInline
     struct Field: Sendable {
@@ -15,13 +16,10 @@ public struct H2Headers: Sendable {
         @usableFromInline var neverIndex: Bool
     }
 
-    @usableFromInline var storage: ByteBuffer
-    @usableFromInline var fields: [Field]
+    @usableFromInline var storage: HeaderBlockStorage
 
     public init(capacity: Int = 256) {
-        self.storage = ByteBufferAllocator().buffer(capacity: capacity)
-        self.fields = []
-        self.fields.reserveCapacity(12)
+        storage = HeaderBlockStorage(byteCapacity: capacity, fieldCapacity: 12)
     }
 
     public init(_ pairs: [(String, String)]) {
@@ -29,39 +27,50 @@ public struct H2Headers: Sendable {
         for (name, value) in pairs { append(name: name, value: value) }
     }
 
-    /// Empties the block, keeping its buffers when nothing else shares them (copy on write
-    /// gives a sharer's copy its own buffers).
+    /// Empties the block, keeping its buffers when nothing else shares them (a block still
+    /// shared gets buffers of its own, as large).
     public mutating func removeAll() {
-        storage.clear()
-        fields.removeAll(keepingCapacity: true)
+        if isKnownUniquelyReferenced(&storage) {
+            storage.removeAll()
+        } else {
+            storage = HeaderBlockStorage(byteCapacity: storage.byteCapacity, fieldCapacity: storage.fieldCapacity)
+        }
     }
 
     /// Bytes the block can hold before its buffer grows.
-    var capacity: Int { storage.capacity }
+    var capacity: Int { storage.byteCapacity }
 
-    public var count: Int { fields.count }
-    public var isEmpty: Bool { fields.isEmpty }
+    public var count: Int { storage.fieldCount }
+    public var isEmpty: Bool { storage.fieldCount == 0 }
+
+    @usableFromInline
+    func field(_ index: Int) -> Field {
+        precondition(index >= 0 && index < storage.fieldCount, "header field index out of range")
+        return storage.fields[index]
+    }
+
+    /// The bytes at `start` for `count`, valid while this block is alive and unchanged.
+    @usableFromInline
+    func raw(_ start: UInt32, _ count: UInt32) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: storage.bytes + Int(start), count: Int(count))
+    }
 
     /// Total bytes of names and values, the measure HTTP/2's header list size is close to.
-    public var byteCount: Int { storage.readableBytes }
+    public var byteCount: Int { storage.byteCount }
 
     public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, neverIndex: Bool = false) {
-        let nameStart = storage.writerIndex
-        let valueStart = nameStart + name.count
-        storage.writeRaw(name, value)
-        fields.append(Field(nameStart: UInt32(nameStart), nameLength: UInt32(name.count),
-                            valueStart: UInt32(valueStart), valueLength: UInt32(value.count),
-                            neverIndex: neverIndex))
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        storage.append(name: name, value: value, neverIndex: neverIndex)
     }
 
     public mutating func append(name: String, value: String, neverIndex: Bool = false) {
-        let nameStart = storage.writerIndex
-        let nameLength = storage.writeString(name)
-        let valueStart = storage.writerIndex
-        let valueLength = storage.writeString(value)
-        fields.append(Field(nameStart: UInt32(nameStart), nameLength: UInt32(nameLength),
-                            valueStart: UInt32(valueStart), valueLength: UInt32(valueLength),
-                            neverIndex: neverIndex))
+        var name = name
+        var value = value
+        name.withUTF8 { name in
+            value.withUTF8 { value in
+                append(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value), neverIndex: neverIndex)
+            }
+        }
     }
 
     /// Appends every field of `other`, in order.
@@ -72,13 +81,13 @@ public struct H2Headers: Sendable {
     }
 
     public func name(at index: Int) -> String {
-        let f = fields[index]
-        return storage.getString(at: Int(f.nameStart), length: Int(f.nameLength)) ?? ""
+        let f = field(index)
+        return String(decoding: raw(f.nameStart, f.nameLength), as: UTF8.self)
     }
 
     public func value(at index: Int) -> String {
-        let f = fields[index]
-        return storage.getString(at: Int(f.valueStart), length: Int(f.valueLength)) ?? ""
+        let f = field(index)
+        return String(decoding: raw(f.valueStart, f.valueLength), as: UTF8.self)
     }
 
     /// The index of the first field named `name` (compared as bytes; HTTP/2 names are lower case).
@@ -93,19 +102,16 @@ public struct H2Headers: Sendable {
     }
 
     private func firstIndex(ofBytes wanted: UnsafeRawBufferPointer) -> Int? {
-        storage.withUnsafeReadableBytes { bytes in
-            let base = bytes.baseAddress! - storage.readerIndex
-            var i = 0
-            while i < fields.count {
-                let f = fields[i]
-                if Int(f.nameLength) == wanted.count
-                    && (wanted.isEmpty || memcmp(base + Int(f.nameStart), wanted.baseAddress!, wanted.count) == 0) {
-                    return i
-                }
-                i += 1
+        let base = storage.bytes
+        let fields = storage.fields
+        for i in 0..<storage.fieldCount {
+            let f = fields[i]
+            if Int(f.nameLength) == wanted.count
+                && (wanted.isEmpty || memcmp(base + Int(f.nameStart), wanted.baseAddress!, wanted.count) == 0) {
+                return i
             }
-            return nil
         }
+        return nil
     }
 
     public func first(_ name: String) -> String? {
@@ -117,13 +123,11 @@ public struct H2Headers: Sendable {
     /// True when the first field named `name` has a value that starts with `prefix` (bytes).
     public func value(of name: String, hasPrefix prefix: String) -> Bool {
         guard let i = firstIndex(of: name) else { return false }
-        let f = fields[i]
+        let f = field(i)
         var prefix = prefix
         return prefix.withUTF8 { p in
             guard p.count <= Int(f.valueLength) else { return false }
-            return storage.withUnsafeReadableBytes { bytes in
-                p.isEmpty || memcmp(bytes.baseAddress! + Int(f.valueStart) - storage.readerIndex, p.baseAddress!, p.count) == 0
-            }
+            return p.isEmpty || memcmp(storage.bytes + Int(f.valueStart), p.baseAddress!, p.count) == 0
         }
     }
 
@@ -133,22 +137,13 @@ public struct H2Headers: Sendable {
     /// values per call; a generic call through a thunk cost about 90 instructions each).
     @inlinable
     public func withValue<R>(of name: String, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
-        guard let span = valueSpan(of: name) else { return body(nil) }
-        return storage.withUnsafeReadableBytes { bytes in
-            body(UnsafeRawBufferPointer(start: bytes.baseAddress! + span.offset, count: span.count))
-        }
-    }
-
-    /// Where the first value named `name` is in the readable bytes of `storage`.
-    @usableFromInline
-    func valueSpan(of name: String) -> (offset: Int, count: Int)? {
-        guard let i = firstIndex(of: name) else { return nil }
-        let f = fields[i]
-        return (Int(f.valueStart) - storage.readerIndex, Int(f.valueLength))
+        guard let i = firstIndex(of: name) else { return body(nil) }
+        let f = field(i)
+        return withExtendedLifetime(storage) { body(raw(f.valueStart, f.valueLength)) }
     }
 
     public var pairs: [(name: String, value: String)] {
-        (0..<fields.count).map { (name(at: $0), value(at: $0)) }
+        (0..<count).map { (name(at: $0), value(at: $0)) }
     }
 
     /// Whether any field's raw name satisfies `test` (the bytes valid only inside the call);
@@ -156,10 +151,9 @@ public struct H2Headers: Sendable {
     /// their length costs a compare per field.
     @inlinable
     public func containsName(where test: (UnsafeRawBufferPointer) -> Bool) -> Bool {
-        storage.withUnsafeReadableBytes { bytes in
-            guard let base = bytes.baseAddress else { return false }
-            let offset = storage.readerIndex
-            for f in fields where test(UnsafeRawBufferPointer(start: base + Int(f.nameStart) - offset, count: Int(f.nameLength))) {
+        withExtendedLifetime(storage) {
+            let fields = storage.fields
+            for i in 0..<storage.fieldCount where test(raw(fields[i].nameStart, fields[i].nameLength)) {
                 return true
             }
             return false
@@ -168,19 +162,18 @@ public struct H2Headers: Sendable {
 
     /// Calls `body` with each field's raw name and value bytes, valid only inside the call.
     public func forEachRaw(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Bool) -> Void) {
-        storage.withUnsafeReadableBytes { bytes in
-            let base = bytes.baseAddress!
-            for f in fields {
-                let name = UnsafeRawBufferPointer(start: base + Int(f.nameStart) - storage.readerIndex, count: Int(f.nameLength))
-                let value = UnsafeRawBufferPointer(start: base + Int(f.valueStart) - storage.readerIndex, count: Int(f.valueLength))
-                body(name, value, f.neverIndex)
+        withExtendedLifetime(storage) {
+            let fields = storage.fields
+            for i in 0..<storage.fieldCount {
+                let f = fields[i]
+                body(raw(f.nameStart, f.nameLength), raw(f.valueStart, f.valueLength), f.neverIndex)
             }
         }
     }
 
     /// A copy with the first field named `name` given `value` in place (appended if absent).
     public func replacingValue(of name: String, with value: String) -> H2Headers {
-        var out = H2Headers(capacity: storage.readableBytes + value.utf8.count)
+        var out = H2Headers(capacity: byteCount + value.utf8.count)
         var replaced = false
         var value = value
         forEachRaw { fieldName, fieldValue, neverIndex in
@@ -197,7 +190,7 @@ public struct H2Headers: Sendable {
 
     /// A copy without the fields for which `shouldRemove(name)` is true.
     public func removing(where shouldRemove: (UnsafeRawBufferPointer) -> Bool) -> H2Headers {
-        var out = H2Headers(capacity: storage.readableBytes)
+        var out = H2Headers(capacity: byteCount)
         forEachRaw { name, value, neverIndex in
             if !shouldRemove(name) { out.append(name: name, value: value, neverIndex: neverIndex) }
         }
