@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.2.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(
@@ -87,13 +88,25 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // TLS: contexts from the configuration's PEM files, workload identities (SPIFFE IDs) read
+        // from verified certificates, the handshake checks on listener and upstream connections.
+        .target(
+            name: "FerryTLS",
+            dependencies: [
+                "FerryConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // Upstream pools and connections: per-endpoint HTTP/2 connections, the attempts placed
         // on them, endpoint health (failure accrual, load shedding) shared by the loops.
         .target(
             name: "FerryUpstream",
             dependencies: [
-                "FerryH2", "FerryPolicy", "FerryConfig", "FerryDiscovery",
+                "FerryH2", "FerryPolicy", "FerryConfig", "FerryDiscovery", "FerryTLS",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,8 +117,9 @@ let package = Package(
         .target(
             name: "FerryProxy",
             dependencies: [
-                "FerryH2", "FerryGRPC", "FerryPolicy", "FerryConfig", "FerryDiscovery", "FerryMetrics", "FerryAdmin", "FerryUpstream",
+                "FerryH2", "FerryGRPC", "FerryPolicy", "FerryConfig", "FerryDiscovery", "FerryMetrics", "FerryAdmin", "FerryUpstream", "FerryTLS",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -127,7 +141,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryProxy", "FerryDemo", "FerryConfig", "FerryFixtures",
+                "FerryProxy", "FerryDemo", "FerryConfig", "FerryFixtures", "FerryTLS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -147,6 +161,11 @@ let package = Package(
         .testTarget(name: "FerryGRPCTests", dependencies: ["FerryGRPC", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "FerryPolicyTests", dependencies: ["FerryPolicy"]),
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig"]),
+        .testTarget(
+            name: "FerryTLSTests",
+            dependencies: ["FerryTLS", "FerryConfig", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")]
+        ),
         .testTarget(name: "FerryDiscoveryTests", dependencies: ["FerryDiscovery", "FerryConfig"]),
         .testTarget(
             name: "FerryFixturesTests",

@@ -48,7 +48,7 @@ public enum ConfigLoader {
         let listenersValue = try top.required("listeners")
         var listeners: [ListenerConfig] = []
         for item in try listenersValue.sequence() {
-            let listener = try decodeListener(item, services: services)
+            let listener = try decodeListener(item, services: services, configDirectory: directory)
             if listeners.contains(where: { $0.name == listener.name }) {
                 throw item.error("a listener named \"\(listener.name)\" is already defined")
             }
@@ -129,17 +129,17 @@ public enum ConfigLoader {
         return config
     }
 
-    private static func decodeListener(_ value: YAMLValue, services: [ServiceConfig]) throws -> ListenerConfig {
+    private static func decodeListener(_ value: YAMLValue, services: [ServiceConfig], configDirectory: String) throws -> ListenerConfig {
         let m = try value.mapping(allowed: ["name", "address", "service", "routes", "max_deadline", "deadline_header", "http2",
-                                            "max_connections", "handshake_timeout", "idle_timeout"])
+                                            "max_connections", "handshake_timeout", "idle_timeout", "tls", "authorization"])
         let nameValue = try m.required("name")
         let name = try nameValue.string()
         guard isValidName(name) else { throw nameValue.error("listener names use letters, digits, '-', '_' and '.'") }
         var routes: [RouteConfig] = []
         var routeValues: [YAMLValue] = []
         if let routesValue = m["routes"] {
-            for item in try routesValue.sequence() {
-                routes.append(try decodeRoute(item, services: services))
+            for (index, item) in try routesValue.sequence().enumerated() {
+                routes.append(try decodeRoute(item, services: services, policyName: "listeners.\(name).routes[\(index)].authorization"))
                 routeValues.append(item)
             }
         }
@@ -163,6 +163,17 @@ public enum ConfigLoader {
         if let v = m["idle_timeout"] {
             listener.idleTimeout = (try? v.string()) == "false" ? nil : try v.duration(min: .milliseconds(10), max: .seconds(86_400 * 30))
         }
+        listener.tls = try m["tls"].map { try decodeListenerTLS($0, configDirectory: configDirectory) }
+        listener.authorization = try m["authorization"].map { try decodeAuthorization($0, name: "listeners.\(name).authorization") }
+        if listener.tls?.clientCA == nil {
+            // Identities come from verified client certificates only.
+            let written = [m["authorization"]] + routeValues.map { (try? $0.mapping(allowed: ["match", "service", "authorization"]))?["authorization"] }
+            for value in written.compactMap({ $0 }) {
+                guard let allow = (try? value.mapping(allowed: ["allow", "allow_unauthenticated"]))?["allow"],
+                      let items = try? allow.sequence(), !items.isEmpty else { continue }
+                throw allow.error("no caller of this listener can have an identity: it needs tls with client_ca (client certificates)")
+            }
+        }
         return listener
     }
 
@@ -176,8 +187,8 @@ public enum ConfigLoader {
     }
 
     /// `{ match: { authority, method | path_prefix }, service }`; an absent match takes everything.
-    private static func decodeRoute(_ value: YAMLValue, services: [ServiceConfig]) throws -> RouteConfig {
-        let m = try value.mapping(allowed: ["match", "service"])
+    private static func decodeRoute(_ value: YAMLValue, services: [ServiceConfig], policyName: String) throws -> RouteConfig {
+        let m = try value.mapping(allowed: ["match", "service", "authorization"])
         var match = RouteMatch()
         if let matchValue = m["match"] {
             let mm = try matchValue.mapping(allowed: ["authority", "method", "path_prefix"])
@@ -197,7 +208,9 @@ public enum ConfigLoader {
                 match.path = .prefix(prefix)
             }
         }
-        return RouteConfig(match: match, service: try serviceReference(try m.required("service"), services: services))
+        var route = RouteConfig(match: match, service: try serviceReference(try m.required("service"), services: services))
+        route.authorization = try m["authorization"].map { try decodeAuthorization($0, name: policyName) }
+        return route
     }
 
     private static func methodPattern(_ value: YAMLValue) throws -> PathPattern {
@@ -229,7 +242,7 @@ public enum ConfigLoader {
         let m = try value.mapping(allowed: ["endpoints", "discovery", "connect_timeout", "idle_timeout",
                                             "max_connections_per_endpoint", "max_pending_calls", "http2", "methods",
                                             "keepalive", "balancer", "failure_accrual", "max_concurrent_calls",
-                                            "allow_no_endpoints", "retry_budget"] + policyKeys)
+                                            "allow_no_endpoints", "retry_budget", "tls"] + policyKeys)
         let discovery: DiscoveryConfig
         switch (m["endpoints"], m["discovery"]) {
         case (let endpointsValue?, nil):
@@ -264,6 +277,7 @@ public enum ConfigLoader {
         }
         service.policy = try decodePolicy(m, over: service.policy, origin: "services.\(name)")
         if let methodsValue = m["methods"] { service.methods = try decodeMethods(methodsValue, service: service) }
+        service.tls = try m["tls"].map { try decodeUpstreamTLS($0, configDirectory: configDirectory) }
         return service
     }
 
@@ -424,7 +438,7 @@ public enum ConfigLoader {
         }
     }
 
-    private static func resolve(_ path: String, against directory: String) -> String {
+    static func resolve(_ path: String, against directory: String) -> String {
         path.hasPrefix("/") || directory.isEmpty ? path : directory + "/" + path
     }
 

@@ -76,6 +76,10 @@ public struct ListenerConfig: Sendable, Equatable {
     public var handshakeTimeout: Duration = .seconds(10)
     /// A client connection with no open stream this long gets GOAWAY and is closed (nil: never).
     public var idleTimeout: Duration? = .seconds(300)
+    /// TLS (and mutual TLS) on this listener; nil: plaintext HTTP/2.
+    public var tls: ListenerTLSConfig?
+    /// Who may call through this listener, unless a route has its own policy; nil: everyone.
+    public var authorization: AuthorizationPolicy?
 
     public init(name: String, address: HostPort, routes: [RouteConfig], http2: HTTP2Config = HTTP2Config()) {
         self.name = name
@@ -187,6 +191,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var policy: CallPolicy
     /// Per-method policies, each already merged with what it inherits (service -> `pkg.Service/*` -> method).
     public var methods: [MethodConfig] = []
+    /// TLS towards the endpoints; nil: plaintext HTTP/2.
+    public var tls: UpstreamTLSConfig?
 
     public init(name: String, discovery: DiscoveryConfig) {
         self.name = name

@@ -8,13 +8,30 @@ public enum ConfigSummary {
             out.append("listener \(listener.name) on \(listener.address)\(deadline); routes, most specific first:")
             for index in RouteTable.precedence(listener.routes) {
                 let route = listener.routes[index]
-                out.append("  \(route.match.description) -> \(route.service)")
+                let policy = route.authorization.map { "; authorization: \(authorization($0))" } ?? ""
+                out.append("  \(route.match.description) -> \(route.service)\(policy)")
             }
             out.append("  limits: max_connections \(listener.maxConnections), max_concurrent_streams \(listener.http2.maxConcurrentStreams), "
                        + "handshake_timeout \(format(listener.handshakeTimeout)), idle_timeout \(listener.idleTimeout.map(format) ?? "off")")
+            if let tls = listener.tls {
+                let clients = tls.clientCA.map { "client certificates \(tls.clientCertificates.rawValue), verified against \($0); "
+                    + "their identity goes upstream in ferry-client-id" } ?? "no client certificates asked for"
+                out.append("  TLS \(tls.minVersion.rawValue)+, ALPN h2, certificate \(tls.identity.certificate); \(clients)")
+            } else {
+                out.append("  plaintext HTTP/2")
+            }
+            if let policy = listener.authorization { out.append("  authorization: \(authorization(policy))") }
         }
         for service in config.services {
             out.append("service \(service.name): \(discovery(service.discovery))")
+            if let tls = service.tls {
+                let trust = tls.ca.map { "verified against \($0)" } ?? "verified against the system's roots"
+                let naming = tls.identities.isEmpty
+                    ? "name \(tls.serverName ?? "of each endpoint") checked"
+                    : "identities " + tls.identities.map(\.description).joined(separator: ", ")
+                let presents = tls.identity.map { "; presents \($0.certificate)" } ?? ""
+                out.append("  TLS \(tls.minVersion.rawValue)+ to endpoints, \(trust), \(naming)\(presents)")
+            }
             out.append("  \(policy(service.policy))")
             for method in service.methods {
                 out.append("  \(method.match): \(policy(method.policy)) (from \(method.policy.origin))")
@@ -22,6 +39,12 @@ public enum ConfigSummary {
         }
         if let admin = config.admin { out.append("admin on \(admin.address)") }
         return out
+    }
+
+    private static func authorization(_ policy: AuthorizationPolicy) -> String {
+        var who = policy.allow.map(\.description)
+        if policy.allowUnauthenticated { who.append("unauthenticated callers") }
+        return "allow " + who.joined(separator: ", ") + " (\(policy.name))"
     }
 
     private static func discovery(_ d: DiscoveryConfig) -> String {

@@ -125,6 +125,8 @@ public enum PathPattern: Sendable, Hashable, CustomStringConvertible {
 public struct RouteConfig: Sendable, Equatable {
     public var match: RouteMatch
     public var service: String
+    /// Who may make the calls this route matches (over the listener's policy); nil: the listener's.
+    public var authorization: AuthorizationPolicy?
 
     public init(match: RouteMatch, service: String) {
         self.match = match

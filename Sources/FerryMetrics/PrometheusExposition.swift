@@ -60,11 +60,18 @@ package enum MetricsExposition {
         /// Each service's endpoints and their accrual state.
         package var health: [String: [(HostPort, FailureAccrual.State)]]
         package var now: Int64
+        /// The certificates in use (who presents it, its file, its leaf's expiry in Unix
+        /// seconds) and the wall clock to count down from.
+        package var certificates: [(owner: String, file: String, notAfter: Int)]
+        package var wallClockSeconds: Int
 
-        package init(loops: [(LoopMetrics.Snapshot, LoopGauges)], health: [String: [(HostPort, FailureAccrual.State)]], now: Int64) {
+        package init(loops: [(LoopMetrics.Snapshot, LoopGauges)], health: [String: [(HostPort, FailureAccrual.State)]], now: Int64,
+                     certificates: [(owner: String, file: String, notAfter: Int)] = [], wallClockSeconds: Int = 0) {
             self.loops = loops
             self.health = health
             self.now = now
+            self.certificates = certificates
+            self.wallClockSeconds = wallClockSeconds
         }
     }
 
@@ -78,6 +85,8 @@ package enum MetricsExposition {
         var noRoute: [String: Int] = [:]
         var protocolErrors: [String: [String: Int]] = [:]
         var connectionsClosed: [String: [String: Int]] = [:]
+        var tlsFailures: [String: Int] = [:]
+        var denied: [String: [String: Int]] = [:]
         var gauges = LoopGauges()
         struct EndpointKey: Hashable { var service, endpoint: String }
         var endpoints: [EndpointKey: (pending: Int, latency: Double, loops: Int, connections: Int, streams: Int)] = [:]
@@ -102,6 +111,10 @@ package enum MetricsExposition {
             }
             for (listener, reasons) in metrics.connectionsClosed {
                 for (reason, n) in reasons { connectionsClosed[listener, default: [:]][reason, default: 0] += n }
+            }
+            for (listener, n) in metrics.tlsHandshakeFailures { tlsFailures[listener, default: 0] += n }
+            for (listener, policies) in metrics.authorizationDenied {
+                for (policy, n) in policies { denied[listener, default: [:]][policy, default: 0] += n }
             }
             for (listener, n) in loopGauges.connections { gauges.connections[listener, default: 0] += n }
             for (listener, n) in loopGauges.streams { gauges.streams[listener, default: 0] += n }
@@ -178,6 +191,23 @@ package enum MetricsExposition {
             for (reason, n) in reasons.sorted(by: { $0.key < $1.key }) {
                 w.sample("ferry_downstream_connections_closed_total", [("listener", listener), ("reason", reason)], n)
             }
+        }
+        w.family("ferry_tls_handshake_failures_total", "counter",
+                 "TLS handshakes on a listener that failed or did not negotiate h2, by listener.")
+        for (listener, n) in tlsFailures.sorted(by: { $0.key < $1.key }) {
+            w.sample("ferry_tls_handshake_failures_total", [("listener", listener)], n)
+        }
+        w.family("ferry_authorization_denied_total", "counter", "Calls an authorization policy denied (PERMISSION_DENIED), by listener and policy.")
+        for (listener, policies) in denied.sorted(by: { $0.key < $1.key }) {
+            for (policy, n) in policies.sorted(by: { $0.key < $1.key }) {
+                w.sample("ferry_authorization_denied_total", [("listener", listener), ("policy", policy)], n)
+            }
+        }
+        w.family("ferry_certificate_expiry_seconds", "gauge",
+                 "Seconds until the certificate a listener or service presents expires (negative: expired), by owner and file.")
+        for certificate in inputs.certificates.sorted(by: { ($0.owner, $0.file) < ($1.owner, $1.file) }) {
+            w.sample("ferry_certificate_expiry_seconds", [("owner", certificate.owner), ("file", certificate.file)],
+                     certificate.notAfter - inputs.wallClockSeconds)
         }
         w.family("ferry_downstream_connections", "gauge", "Open downstream connections, by listener.")
         for (listener, n) in gauges.connections.sorted(by: { $0.key < $1.key }) { w.sample("ferry_downstream_connections", [("listener", listener)], n) }

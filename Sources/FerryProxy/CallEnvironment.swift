@@ -12,6 +12,8 @@ final class CallEnvironment {
     /// The loop's metrics when counting is on (nil: off).
     var metrics: LoopMetrics?
     var accessLog: AccessLog?
+    /// Calls an authorization policy denied, for the log.
+    let denials = DenialLog()
     /// Jitter for retry backoffs.
     var random = FastRandom()
     private var errorHeaders: [ErrorKey: H2Headers] = [:]

@@ -8,9 +8,11 @@ import Glibc
 import Darwin
 #endif
 import FerryH2
+import FerryTLS
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// The proxy's control side, off the event loops that serve traffic: it applies
 /// configurations (the first one and every reload), binds and closes listeners, runs
@@ -42,6 +44,12 @@ actor ControlPlane {
     private var admissions: [String: ListenerAdmission] = [:]
     private var nextSourceID = 0
     private var stopped = false
+    /// The running configuration's TLS material, and its files as last read (rotation).
+    private(set) var security = SecurityPlan()
+    private var certificateStamps: [FileStamp] = []
+    private var rotationWatch: Task<Void, Never>?
+    /// How often certificate, key and trust bundle files are checked for a change.
+    static let rotationCheckInterval = Duration.seconds(1)
     /// When the running configuration was applied (for `/config`).
     private(set) var loadedAt: ContinuousClock.Instant?
     private(set) var loadedAtWallClock: Int64 = 0
@@ -63,8 +71,10 @@ actor ControlPlane {
                            metadata: ["running": "\(current.runtime.eventLoops.map(String.init) ?? "one per core")"])
         }
 
-        // Listeners first: the only step that can fail. New sockets do not accept until the
-        // event loops know their listener.
+        // TLS files and listeners first: the only steps that can fail. New sockets do not
+        // accept until the event loops know their listener.
+        let stamps = FileStamp.of(config.tlsFiles)
+        let security = try SecurityPlan.load(config)
         var newlyBound: [String: BoundListener] = [:]
         do {
             for listener in config.listeners where listeners[listener.name]?.address != listener.address {
@@ -123,7 +133,10 @@ actor ControlPlane {
         }
         let plan = LoopPlan(config: config, endpoints: nextSources.mapValues {
             LoopPlan.ServiceEndpoints(sourceID: $0.id, endpoints: $0.endpoints)
-        }, health: nextHealth)
+        }, health: nextHealth, security: security)
+        self.security = security
+        certificateStamps = stamps
+        if !config.tlsFiles.isEmpty { watchCertificates() }
         for box in loops {
             try? await box.eventLoop.submit { box.value.apply(plan) }.get()
         }
@@ -186,9 +199,53 @@ actor ControlPlane {
     /// The current endpoints of every service (for `/endpoints` and tests).
     func endpoints() -> [String: [Endpoint]] { sources.mapValues(\.endpoints) }
 
+    // MARK: - Certificate rotation
+
+    private func watchCertificates() {
+        guard rotationWatch == nil else { return }
+        rotationWatch = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.rotationCheckInterval)
+                await self?.checkCertificates()
+            }
+        }
+    }
+
+    /// When a certificate, key or trust bundle file changed: new handshakes use the new
+    /// material, open connections keep theirs. Material that does not load (a key that is not
+    /// the certificate's, a half-written file) keeps the old in use, logged with the reason;
+    /// the next change of the files is tried again.
+    func checkCertificates() async {
+        guard let current, !stopped else { return }
+        let stamps = FileStamp.of(current.tlsFiles)
+        guard stamps != certificateStamps else { return }
+        let changed = zip(stamps, certificateStamps).filter { $0 != $1 }.map(\.0.path)
+        certificateStamps = stamps
+        let next: SecurityPlan
+        do {
+            next = try SecurityPlan.load(current)
+        } catch {
+            logger.warning("certificate rotation failed; keeping the certificates in use",
+                           metadata: ["reason": "\(error)", "changed": "\(changed.joined(separator: ","))"])
+            return
+        }
+        security = next
+        for box in loops {
+            try? await box.eventLoop.submit { box.value.rotate(next) }.get()
+        }
+        logger.info("certificates reloaded", metadata: ["changed": "\(changed.joined(separator: ","))"])
+    }
+
+    /// Each certificate's leaf expiry, for `/metrics`.
+    func certificateExpiries() -> [(owner: String, file: String, notAfter: Int)] {
+        current.map(TLSContexts.expiries) ?? []
+    }
+
     /// Shutdown: listeners close and discovery stops; nothing applies after this.
     func stop() async {
         stopped = true
+        rotationWatch?.cancel()
+        rotationWatch = nil
         for bound in listeners.values { try? await bound.channel.close() }
         listeners.removeAll()
         for running in sources.values { running.watcher?.stop() }
@@ -219,6 +276,12 @@ actor ControlPlane {
                     let connection = H2Connection(role: .server, settings: listener.h2Settings, delegate: downstream,
                                                   headerBlocks: loop.headerBlocks)
                     do {
+                        if let tls = listener.tlsContext {
+                            // TLS below HTTP/2; the gate reports the handshake, then leaves.
+                            downstream.peer = channel.remoteAddress.map { "\($0)" } ?? "?"
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                            try channel.pipeline.syncOperations.addHandler(ServerHandshakeGate { downstream.tlsHandshakeEnded($0) })
+                        }
                         try channel.pipeline.syncOperations.addHandler(connection)
                     } catch {
                         admission.release()

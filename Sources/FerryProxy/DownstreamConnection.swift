@@ -1,5 +1,6 @@
 import FerryConfig
 import FerryH2
+import FerryTLS
 import NIOCore
 
 /// One accepted client connection: gives each stream the client opens a `ProxyCall`, routed
@@ -16,6 +17,10 @@ final class DownstreamConnection: H2ConnectionDelegate {
     private let idleTimeout: IdleTimeout?
     /// Why the proxy ended the connection, if it did (for the metrics).
     private var closedFor: String?
+    /// The client's identity from its verified certificate (TLS listeners asking for one).
+    private(set) var callerIdentity: String?
+    /// The client's address, for the log line of a failed handshake.
+    var peer = "?"
 
     init(listener: ListenerRuntime, loop: LoopContext, admission: ListenerAdmission) {
         self.listener = listener
@@ -50,6 +55,18 @@ final class DownstreamConnection: H2ConnectionDelegate {
         }
     }
 
+    /// The TLS handshake is over: the caller's identity is known before its first request, or
+    /// the connection fails with the reason logged.
+    func tlsHandshakeEnded(_ outcome: ServerHandshakeOutcome) {
+        switch outcome {
+        case .verified(let identity):
+            callerIdentity = identity
+        case .failed(let reason, let closedEarly):
+            closedFor = "tls_handshake"
+            loop.tlsHandshakeFailed(listener, reason: reason, peer: peer, closedEarly: closedEarly)
+        }
+    }
+
     func connectionReceivedSettings(_ connection: H2Connection) {
         guard let timer = handshakeTimer.take() else { return }
         timer.cancel()
@@ -58,7 +75,8 @@ final class DownstreamConnection: H2ConnectionDelegate {
 
     func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
         idleTimeout?.busy()
-        stream.delegate = ProxyCall(downstream: stream, listener: listener, environment: loop.callEnvironment)
+        stream.delegate = ProxyCall(downstream: stream, listener: listener, environment: loop.callEnvironment,
+                                    callerIdentity: callerIdentity)
     }
 
     func connectionStreamClosed(_ connection: H2Connection) {

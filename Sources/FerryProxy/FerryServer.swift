@@ -7,6 +7,11 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The running proxy: listeners served on every event loop of a group, each loop with its own
 /// upstream pools, and a control plane (on its own thread) that applies configurations and
@@ -64,7 +69,10 @@ public final class FerryServer: Sendable {
                 loops.append(taken)
             }
         }
-        return MetricsExposition.render(.init(loops: loops, health: await control.healthStates(), now: 0))
+        var wallClock = timespec()
+        clock_gettime(CLOCK_REALTIME, &wallClock)
+        return MetricsExposition.render(.init(loops: loops, health: await control.healthStates(), now: 0,
+                                              certificates: await control.certificateExpiries(), wallClockSeconds: Int(wallClock.tv_sec)))
     }
 
     func adminResponse(_ path: String) async -> AdminServer.Response {

@@ -23,6 +23,16 @@ enum HeaderRules {
         }
     }
 
+    /// The header carrying a caller's verified identity to the upstream (`ferry-client-id`). Only
+    /// the proxy sets it: a copy arriving from a caller is removed from every request.
+    static let clientIdentity = "ferry-client-id"
+
+    /// Removed from requests: the hop-by-hop fields and `ferry-client-id`.
+    @inline(__always)
+    static func isStrippedFromRequests(_ name: UnsafeRawBufferPointer) -> Bool {
+        name.count == 15 ? matches(name, "ferry-client-id") : isHopByHop(name)
+    }
+
     /// Same bytes as `literal` (whose length the caller checked).
     private static func matches(_ name: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
         // The first byte rules out the common names of these lengths (`:method`, `:status`,
@@ -34,7 +44,9 @@ enum HeaderRules {
         headers.containsName(where: isHopByHop) ? headers.removing(where: isHopByHop) : headers
     }
 
-    static func forwardedRequest(_ headers: H2Headers) -> H2Headers { stripped(headers) }
+    static func forwardedRequest(_ headers: H2Headers) -> H2Headers {
+        headers.containsName(where: isStrippedFromRequests) ? headers.removing(where: isStrippedFromRequests) : headers
+    }
     static func forwardedResponse(_ headers: H2Headers) -> H2Headers { stripped(headers) }
     static func forwardedTrailers(_ headers: H2Headers) -> H2Headers { stripped(headers) }
 }

@@ -18,6 +18,8 @@ struct LoopPlan: Sendable {
     var endpoints: [String: ServiceEndpoints]
     /// Each service's shared health (failure accrual, load shedding).
     var health: [String: ServiceHealth]
+    /// The TLS contexts of listeners and the connectors of services (built from the files).
+    var security: SecurityPlan
 }
 
 /// Everything one event loop owns: its view of each listener and service (with the upstream
@@ -43,6 +45,7 @@ final class LoopContext {
         self.callEnvironment = CallEnvironment(deadlines: CallDeadlines(eventLoop: eventLoop))
         self.loopIndex = loopIndex
         self.logger = logger
+        callEnvironment.denials.logger = logger
     }
 
     /// Takes on a new configuration: services and listeners that stay are updated in place,
@@ -51,14 +54,15 @@ final class LoopContext {
         var next: [String: ServiceRuntime] = [:]
         for service in plan.config.services {
             let endpoints = plan.endpoints[service.name] ?? LoopPlan.ServiceEndpoints(sourceID: -1, endpoints: [])
+            let connector = plan.security.connector(for: service.name)
             if let runtime = services[service.name] {
-                runtime.update(config: service, sourceID: endpoints.sourceID, endpoints: endpoints.endpoints)
+                runtime.update(config: service, sourceID: endpoints.sourceID, endpoints: endpoints.endpoints, connector: connector)
                 next[service.name] = runtime
             } else {
                 next[service.name] = ServiceRuntime(config: service, health: plan.health[service.name]!, sourceID: endpoints.sourceID,
                                                     endpoints: endpoints.endpoints,
                                                     eventLoop: eventLoop, loopIndex: loopIndex, headerBlocks: headerBlocks,
-                                                    logger: logger)
+                                                    logger: logger, connector: connector)
             }
         }
         for (name, runtime) in services where next[name] == nil { runtime.retire() }
@@ -69,11 +73,12 @@ final class LoopContext {
         callEnvironment.accessLog = plan.config.admin?.accessLog.map { AccessLog(sample: $0.sample, logger: logger) }
         var nextListeners: [String: ListenerRuntime] = [:]
         for listener in plan.config.listeners {
+            let tls = plan.security.listenerContexts[listener.name]
             if let runtime = listeners[listener.name] {
-                runtime.update(config: listener, services: services, metrics: counting)
+                runtime.update(config: listener, services: services, metrics: counting, tlsContext: tls)
                 nextListeners[listener.name] = runtime
             } else {
-                nextListeners[listener.name] = ListenerRuntime(config: listener, services: services, metrics: counting)
+                nextListeners[listener.name] = ListenerRuntime(config: listener, services: services, metrics: counting, tlsContext: tls)
             }
         }
         for (name, runtime) in listeners where nextListeners[name] == nil {
@@ -81,6 +86,12 @@ final class LoopContext {
             for entry in downstreams.values where entry.listener === runtime { entry.connection.beginGracefulShutdown() }
         }
         listeners = nextListeners
+    }
+
+    /// Rotated certificates: new connections use them, open ones keep theirs.
+    func rotate(_ security: SecurityPlan) {
+        for (name, listener) in listeners { listener.rotate(security.listenerContexts[name]) }
+        for (name, service) in services { service.setConnector(security.connector(for: name)) }
     }
 
     /// Discovery's new endpoints for `service`, if it still follows source `sourceID`.
@@ -109,6 +120,21 @@ final class LoopContext {
             refusalLoggedAt = now
             logger.warning("refusing client connections: the listener's connection limit is reached",
                            metadata: ["listener": "\(listener.name)", "max_connections": "\(listener.config.maxConnections)"])
+        }
+    }
+
+    private var tlsFailureLog = RateLimitedLog()
+
+    /// A client's TLS handshake failed (or did not negotiate h2): counted, and logged with the
+    /// listener and the reason (at most once a second per listener). A client that only
+    /// connected and left (a TCP health check) is logged at debug.
+    func tlsHandshakeFailed(_ listener: ListenerRuntime, reason: String, peer: String, closedEarly: Bool) {
+        metrics.countTLSHandshakeFailure(listener: listener.name)
+        let metadata: Logger.Metadata = ["listener": "\(listener.name)", "peer": "\(peer)", "reason": "\(reason)"]
+        if closedEarly {
+            logger.debug("TLS handshake not finished", metadata: metadata)
+        } else {
+            tlsFailureLog.warning(logger, kind: listener.name, "TLS handshake failed", metadata)
         }
     }
 

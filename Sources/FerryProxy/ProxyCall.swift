@@ -1,5 +1,6 @@
 import FerryUpstream
 import FerryMetrics
+import FerryConfig
 import FerryGRPC
 import FerryH2
 import FerryPolicy
@@ -75,10 +76,14 @@ final class ProxyCall {
     /// Which queue the call waits in when an upstream pool is full: its client connection's.
     var fairnessKey: ObjectIdentifier { ObjectIdentifier(downstream.connection) }
 
-    init(downstream: H2Stream, listener: ListenerRuntime, environment: CallEnvironment) {
+    /// The caller's identity, as its verified client certificate states it (nil: none).
+    let callerIdentity: String?
+
+    init(downstream: H2Stream, listener: ListenerRuntime, environment: CallEnvironment, callerIdentity: String? = nil) {
         self.downstream = downstream
         self.listener = listener
         self.environment = environment
+        self.callerIdentity = callerIdentity
     }
 
     /// The loop's time: every timestamp of the call and every timer it arms read this.
@@ -101,10 +106,14 @@ final class ProxyCall {
             accessLogged = environment.accessLog!.sampled()
             if accessLogged { accessLogPath = headers.first(":path") }
         }
-        guard let (service, metrics) = listener.route(headers) else {
+        guard let (service, metrics, routeIndex) = listener.route(headers) else {
             environment.metrics?.countNoRoute(listener: listener.name)
             fail(.noRoute(listener: listener.name, authority: headers.first(":authority") ?? headers.first("host") ?? "",
                           path: headers.first(":path") ?? ""))
+            return
+        }
+        if listener.hasAuthorization, let policy = listener.authorization(forRoute: routeIndex), !policy.permits(callerIdentity) {
+            denied(by: policy, path: headers)
             return
         }
         if let metrics {
@@ -157,6 +166,9 @@ final class ProxyCall {
             timers.armed(.idle, deadlines.arm(self, expiresAt: lastActivity + idle))
         }
         var forwarded = HeaderRules.forwardedRequest(headers)
+        if listener.passesClientIdentity, let callerIdentity {
+            forwarded.append(name: HeaderRules.clientIdentity, value: callerIdentity)
+        }
         if !isGRPC && listener.acceptsDeadlineHeader && !policy.sendsDeadlineHeader, headers.contains(DeadlineHeader.name) {
             // Taken as this call's deadline here; the next hop gets one only if this service sends it.
             forwarded = forwarded.removing { $0.elementsEqual(DeadlineHeader.name.utf8) }
@@ -287,6 +299,15 @@ extension ProxyCall: H2StreamDelegate {
             if let answered { answered.pool.attemptAnswered(startedAt: answered.startedAt) }
             forwardResponseHeaders(headers, endStream: endStream)
         }
+    }
+
+    /// An authorization policy refused the caller: PERMISSION_DENIED (HTTP 403), counted and
+    /// logged; no upstream sees the call.
+    private func denied(by policy: AuthorizationPolicy, path headers: H2Headers) {
+        environment.metrics?.countAuthorizationDenied(listener: listener.name, policy: policy.name)
+        let path = headers.first(":path") ?? ""
+        environment.denials.record(listener: listener.name, policy: policy.name, caller: callerIdentity, path: path)
+        fail(.permissionDenied(policy: policy.name, caller: callerIdentity, path: path))
     }
 
     /// Response headers go to the caller (the call has committed).

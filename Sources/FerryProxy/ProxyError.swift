@@ -29,6 +29,11 @@ struct ProxyError: Error, CustomStringConvertible {
                    message: "ferry: no route for \(authority)\(path) on listener \"\(listener)\"")
     }
 
+    static func permissionDenied(policy: String, caller: String?, path: String) -> ProxyError {
+        ProxyError(grpcStatus: .permissionDenied, httpStatus: 403,
+                   message: "ferry: \(caller.map { "caller \($0)" } ?? "an unauthenticated caller") may not call \(path) (policy \(policy))")
+    }
+
     static func shed(service: String, limit: Int) -> ProxyError {
         ProxyError(grpcStatus: .resourceExhausted, httpStatus: 503,
                    message: "ferry: service \"\(service)\" is at its limit of \(limit) calls in flight")

@@ -80,7 +80,7 @@ final class ServiceRuntime {
 
     /// The loop's time, and how its pools reach their endpoints (TCP; in tests, in memory).
     let clock: MonotonicClock
-    let connector: UpstreamConnector
+    private(set) var connector: UpstreamConnector
 
     init(config: ServiceConfig, health: ServiceHealth, sourceID: Int, endpoints: [Endpoint], eventLoop: EventLoop,
          loopIndex: Int, headerBlocks: HeaderBlockPool = HeaderBlockPool(), logger: Logger,
@@ -197,9 +197,12 @@ final class ServiceRuntime {
 
     /// A reload: new policies at once; new pools if the pool settings changed; the endpoints
     /// of a new discovery source.
-    func update(config newConfig: ServiceConfig, sourceID newSourceID: Int, endpoints: [Endpoint]) {
+    /// A new `tls` section retires the pools too (their connections were verified under the
+    /// old one); `connector` is how new connections are made.
+    func update(config newConfig: ServiceConfig, sourceID newSourceID: Int, endpoints: [Endpoint], connector newConnector: UpstreamConnector? = nil) {
         let poolChanged = newConfig.pool != config.pool || newConfig.balancer != config.balancer
-            || newConfig.failureAccrual != config.failureAccrual
+            || newConfig.failureAccrual != config.failureAccrual || newConfig.tls != config.tls
+        if let newConnector { setConnector(newConnector) }
         config = newConfig
         methodTable = MethodTable(newConfig.methods)
         methodPolicies = newConfig.methods.map { ResolvedPolicy($0.policy) }
@@ -212,6 +215,12 @@ final class ServiceRuntime {
             setEndpoints(endpoints)
         }
         sourceID = newSourceID
+    }
+
+    /// A certificate rotation: new connections use `connector`; open ones stay until they close.
+    func setConnector(_ connector: UpstreamConnector) {
+        self.connector = connector
+        for pool in pools { pool.connector = connector }
     }
 
     /// Discovery's new endpoint set.

@@ -42,7 +42,8 @@ package final class UpstreamPool {
     package private(set) var lastConnectFailure: Int64?
     /// The loop's time, and how connections to the endpoint are made.
     package let clock: MonotonicClock
-    package let connector: UpstreamConnector
+    /// How new connections are made (TCP, or TLS); a reload or a certificate rotation swaps it.
+    package var connector: UpstreamConnector
     private var draining = false
     /// The endpoint left the service (discovery or reload): nothing new is lent here.
     private var retired = false

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import FerryConfig
 import FerryProxy
+import FerryTLS
 import Logging
 import NIOCore
 import NIOPosix
@@ -36,6 +37,11 @@ struct Run: FerryCommand {
             loaded = try ConfigLoader.load(path: config)
         } catch let error as ConfigError {
             printError("ferry: invalid configuration: \(error)")
+            throw ExitStatus(2)
+        }
+        let tlsProblems = TLSContexts.problems(in: loaded)
+        guard tlsProblems.isEmpty else {
+            for problem in tlsProblems { printError("ferry: invalid configuration: \(problem)") }
             throw ExitStatus(2)
         }
         // Signals are taken over before any listener is bound: a SIGHUP or SIGTERM that comes
@@ -134,6 +140,11 @@ struct Check: FerryCommand {
     func run() throws {
         do {
             let config = try ConfigLoader.load(path: file)
+            let problems = TLSContexts.problems(in: config)
+            guard problems.isEmpty else {
+                for problem in problems { printError("\(problem)") }
+                throw ExitStatus(1)
+            }
             print("\(file): OK")
             for line in ConfigSummary.lines(config) { print(line) }
         } catch let error as ConfigError {

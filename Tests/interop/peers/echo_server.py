@@ -43,6 +43,7 @@ class EchoState:
         self.unary_fail_rate = 0.0   # the share of Unary calls answered UNAVAILABLE, at random
         self.unary_stall_rate = 0.0  # the share of Unary calls that stall for unary_stall seconds first
         self.unary_stall = 0.0
+        self.unary_metadata = []     # every Unary call's request metadata, as a dict
 
     def count(self):
         with self.lock:
@@ -76,6 +77,8 @@ class Echo:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} is failing while {self.state.fail_while} exists")
         if self.state.unary_fail_rate and random.random() < self.state.unary_fail_rate:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} failed this one")
+        with self.state.lock:
+            self.state.unary_metadata.append(dict(context.invocation_metadata()))
         md = self._echo_metadata(context)
         context.send_initial_metadata(md + [("x-upstream", self.name)])
         context.set_trailing_metadata([(trailer_key(k), v) for (k, v) in md if k != "x-status"])
@@ -119,7 +122,8 @@ class Echo:
         return request
 
 
-def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=(), workers=64):
+def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=(), workers=64, credentials=None):
+    """An Echo server on `port` (0: any); `credentials` (grpc.ssl_server_credentials) serves TLS."""
     state = state or EchoState()
     echo = Echo(state, name)
     handlers = {
@@ -136,7 +140,8 @@ def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=(), w
                  ("grpc.so_reuseport", 0)] + list(options),
         maximum_concurrent_rpcs=4096,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = (server.add_secure_port(f"{host}:{port}", credentials) if credentials is not None
+             else server.add_insecure_port(f"{host}:{port}"))
     if bound == 0:
         raise RuntimeError(f"cannot bind {host}:{port}")
     server.start()
