@@ -24,7 +24,11 @@ extension ProxyCall: UpstreamWaiter {
         case .noEndpoints(let ended):
             finish(ended)
             routeMetrics?.noEndpoints += 1
-            fail(.noEndpoints(service: serviceName))
+            if let (endpoint, reason) = service?.unreachable() {
+                fail(.unreachable(service: serviceName, endpoint: endpoint, reason: reason))
+            } else {
+                fail(.noEndpoints(service: serviceName))
+            }
         }
     }
 

@@ -43,6 +43,13 @@ struct ProxyError: Error, CustomStringConvertible {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: no endpoints for service \"\(service)\"")
     }
 
+    /// Failed fast: every endpoint is ejected and failing to connect.
+    static func unreachable(service: String, endpoint: String, reason: String) -> ProxyError {
+        ProxyError(grpcStatus: .unavailable, httpStatus: 503,
+                   message: "ferry: cannot connect to \(endpoint): \(reason) (every endpoint of service \"\(service)\" is ejected "
+                       + "and failing to connect: failing fast until one answers)")
+    }
+
     static func connectFailed(endpoint: String, reason: String) -> ProxyError {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: cannot connect to \(endpoint): \(reason)",
                    isEndpointFailure: true, isConnectFailure: true)

@@ -171,8 +171,22 @@ final class ServiceRuntime {
             if pools[index].health.admit(at: now) { return pools[index] }
             // Another loop took the probe meanwhile: choose again.
         }
+        // Every endpoint ejected and failing to connect (a partition, a dead node): calls
+        // fail fast; the ejected pools' reconnect probes bring traffic back once one answers.
+        if unreachable(pools) != nil { return nil }
         // Panic mode: nothing healthy; use whatever the balancer prefers among all.
         return pick(pools, now: now, isAvailable: { _ in true }).map { pools[$0] }
+    }
+
+    /// When no endpoint can take calls: every one is ejected and its last connect failed within
+    /// a connect timeout and a second (its reconnects keep that fresh while it stays down).
+    /// The endpoint and reason of one of them, for the answer.
+    func unreachable() -> (endpoint: String, reason: String)? { unreachable(pools) }
+
+    private func unreachable(_ pools: [UpstreamPool]) -> (endpoint: String, reason: String)? {
+        let window = Self.connectFailureAvoidance + .nanoseconds(config.pool.connectTimeout.totalNanoseconds)
+        guard !pools.isEmpty, pools.allSatisfy({ $0.health.isEjected && $0.isFailing(within: window) }) else { return nil }
+        return (pools[0].endpointName, pools[0].lastConnectError)
     }
 
     private func pick(_ pools: [UpstreamPool], now: Int64, isAvailable: (Int) -> Bool) -> Int? {

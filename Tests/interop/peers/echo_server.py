@@ -3,7 +3,9 @@
 Methods of service ferry.test.Echo:
   Unary         echoes the request; echoes `x-*` request metadata back as initial metadata and
                 as trailing metadata (names marked `-t`, before any `-bin`); `x-status` chooses the final status, and
-                then the request (UTF-8) is the status message.
+                then the request (UTF-8) is the status message. A `ferry-client-id` it was sent comes back
+                as `x-seen-ferry-client-id`; with `x-report-deadline`, the time it had left comes back as
+                `x-seen-time-remaining` (seconds).
   ClientStream  answers with the total byte count of all request messages (8-byte big endian).
   ServerStream  request = 4-byte count + 4-byte size + 4-byte delay ms; streams `count` messages.
   Bidi          echoes each message as it arrives.
@@ -80,7 +82,12 @@ class Echo:
         with self.state.lock:
             self.state.unary_metadata.append(dict(context.invocation_metadata()))
         md = self._echo_metadata(context)
-        context.send_initial_metadata(md + [("x-upstream", self.name)])
+        seen = dict(context.invocation_metadata())
+        # What the proxy in front said about the call: the caller's identity, the time left.
+        reports = [("x-seen-ferry-client-id", seen["ferry-client-id"])] if "ferry-client-id" in seen else []
+        if "x-report-deadline" in seen and context.time_remaining() is not None:
+            reports.append(("x-seen-time-remaining", "%.6f" % context.time_remaining()))
+        context.send_initial_metadata(md + reports + [("x-upstream", self.name)])
         context.set_trailing_metadata([(trailer_key(k), v) for (k, v) in md if k != "x-status"])
         status = dict(md).get("x-status")
         if status is not None:
