@@ -107,11 +107,15 @@ def test_calls_in_flight_finish_under_the_config_they_started_with(two_upstreams
         assert wait_until(lambda: ferry.count_in_logs("configuration reloaded") == 1, 3.0)
         rest = list(stream)
         assert stream.code() == grpc.StatusCode.OK and len(rest) + 1 == 8
-        # A new call gets the new config's method timeout.
+        # A new call gets the new config's method timeout (150 ms, where the caller gave 10 s).
+        started = time.monotonic()
         with pytest.raises(grpc.RpcError) as err:
             list(channel.unary_stream("/ferry.test.Echo/ServerStream")(slow, timeout=10))
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert "services.beta.methods[0]" in err.value.details()
+        assert time.monotonic() - started < 5
+        # Whichever ends it first: Ferry, or the upstream's C-core holding the propagated
+        # grpc-timeout (seen first on a busy machine).
+        assert "services.beta.methods[0]" in err.value.details() or err.value.details() == "Deadline Exceeded", err.value.details()
 
 
 def test_listeners_come_and_go_with_the_config_and_a_bind_failure_rejects_it(two_upstreams, ferry_factory):
