@@ -80,13 +80,16 @@ public final class ClientHandshakeGate: ChannelInboundHandler, RemovableChannelH
     public typealias InboundOut = ByteBuffer
 
     private let identities: [IdentityPattern]
+    /// Without identities: the DNS name the certificate must carry (the server name asked for).
+    private let expectedName: String?
     private let timeout: TimeAmount
     private var promise: EventLoopPromise<String?>?
     private var timer: Scheduled<Void>?
     public let verified: EventLoopFuture<String?>
 
-    public init(identities: [IdentityPattern], timeout: TimeAmount, eventLoop: EventLoop) {
+    public init(identities: [IdentityPattern], expectedName: String? = nil, timeout: TimeAmount, eventLoop: EventLoop) {
         self.identities = identities
+        self.expectedName = expectedName
         self.timeout = timeout
         let promise = eventLoop.makePromise(of: String?.self)
         self.promise = promise
@@ -115,6 +118,13 @@ public final class ClientHandshakeGate: ChannelInboundHandler, RemovableChannelH
         }
         let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self).peerCertificate
         let identity = certificate.flatMap(WorkloadIdentity.of)
+        if identities.isEmpty, let expectedName, let certificate, !WorkloadIdentity.hasDNSName(expectedName, certificate) {
+            // swift-nio-ssl's own check also accepts an IP SAN matching the address connected to.
+            fail(UpstreamTLSError("the endpoint's certificate is not valid for \(expectedName) (its DNS names: "
+                                  + "\(WorkloadIdentity.dnsNames(certificate).joined(separator: ", ")))"))
+            context.close(promise: nil)
+            return
+        }
         if !identities.isEmpty {
             guard let identity, identities.contains(where: { $0.matches(identity) }) else {
                 let wanted = identities.map(\.description).joined(separator: ", ")

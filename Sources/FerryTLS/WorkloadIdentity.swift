@@ -20,4 +20,30 @@ public enum WorkloadIdentity {
         }
         return dnsName
     }
+
+    /// The certificate's DNS SANs.
+    public static func dnsNames(_ certificate: NIOSSLCertificate) -> [String] {
+        certificate._subjectAlternativeNames().compactMap { name in
+            name.nameType == .dnsName ? String(decoding: name.contents, as: UTF8.self) : nil
+        }
+    }
+
+    /// Whether one of the certificate's DNS SANs is `name` (ASCII case-insensitive, a trailing
+    /// dot ignored, a `*.` wildcard covering exactly one leftmost label, as RFC 6125 has it).
+    public static func hasDNSName(_ name: String, _ certificate: NIOSSLCertificate) -> Bool {
+        let wanted = normalized(name)
+        return dnsNames(certificate).contains { candidate in
+            let san = normalized(candidate)
+            if san.hasPrefix("*.") {
+                guard let dot = wanted.firstIndex(of: "."), wanted.startIndex != dot else { return false }
+                return wanted[dot...] == san.dropFirst()
+            }
+            return san == wanted
+        }
+    }
+
+    private static func normalized(_ name: String) -> String {
+        let lowered = name.lowercased()
+        return lowered.hasSuffix(".") ? String(lowered.dropLast()) : lowered
+    }
 }

@@ -39,9 +39,11 @@ extension UpstreamConnector {
                 .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        let handshake = ClientHandshakeGate(identities: client.identities, timeout: timeout, eventLoop: channel.eventLoop)
+                        let serverHostname = client.serverHostname(for: address)
+                        let handshake = ClientHandshakeGate(identities: client.identities, expectedName: serverHostname,
+                                                            timeout: timeout, eventLoop: channel.eventLoop)
                         gate.value = handshake
-                        let tls = try NIOSSLClientHandler(context: client.context, serverHostname: client.serverHostname(for: address))
+                        let tls = try NIOSSLClientHandler(context: client.context, serverHostname: serverHostname)
                         try channel.pipeline.syncOperations.addHandlers([tls, handshake, make.value()])
                     }
                 }

@@ -72,6 +72,14 @@ final class TLSContextsTests: XCTestCase {
         XCTAssertEqual(WorkloadIdentity.of(server[1]), "spiffe://ferry.test")
     }
 
+    func testServerNamesMatchDNSNamesOnly() throws {
+        let server = try NIOSSLCertificate.fromPEMFile("\(Self.certs)/server.pem")[0]
+        XCTAssertEqual(WorkloadIdentity.dnsNames(server), ["server", "localhost"])
+        XCTAssertTrue(WorkloadIdentity.hasDNSName("LocalHost.", server))
+        XCTAssertFalse(WorkloadIdentity.hasDNSName("127.0.0.1", server), "an IP SAN is not a DNS name")
+        XCTAssertFalse(WorkloadIdentity.hasDNSName("somebody-else", server))
+    }
+
     func testBoringSSLReasonsReadAsWords() {
         XCTAssertEqual(TLSErrorText.reason(of: "Error: 268435581 error:1000007d:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED at /x/handshake.cc:1"),
                        "certificate verify failed")
