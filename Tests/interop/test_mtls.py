@@ -170,10 +170,10 @@ def test_optional_client_certificates_let_unauthenticated_callers_in_only_where_
     policy = f"""    authorization:
       allow: ["{TD}"]
       allow_unauthenticated: false"""
-    routes = f"""    routes:
-      - match: {{method: ferry.test.Echo/Bidi}}
+    routes = """    routes:
+      - match: {method: ferry.test.Echo/Bidi}
         service: app
-        authorization: {{allow_unauthenticated: true}}
+        authorization: {allow_unauthenticated: true}
       - {{service: app}}"""
     ferry = start_inbound(started, upstream_port, certs, routes=routes, authorization=policy, client_certificates="optional")
     with tls_channel(ferry.port, certs, name=None) as channel:

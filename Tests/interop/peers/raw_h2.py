@@ -38,8 +38,9 @@ def parse_frames(data):
 
 
 class RawClient:
-    def __init__(self, port, timeout=5):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=5, sock=None):
+        """A client on 127.0.0.1:`port`, or on `sock` (e.g. a TLS socket already handshaken)."""
+        self.sock = sock or socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.encoder = hpack.Encoder()
         self.buffer = b""
 
