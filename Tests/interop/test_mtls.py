@@ -174,7 +174,7 @@ def test_optional_client_certificates_let_unauthenticated_callers_in_only_where_
       - match: {method: ferry.test.Echo/Bidi}
         service: app
         authorization: {allow_unauthenticated: true}
-      - {{service: app}}"""
+      - {service: app}"""
     ferry = start_inbound(started, upstream_port, certs, routes=routes, authorization=policy, client_certificates="optional")
     with tls_channel(ferry.port, certs, name=None) as channel:
         assert list(method(channel, "stream_stream", "Bidi")(iter([b"a"]), timeout=5)) == [b"a"]
