@@ -6,7 +6,8 @@ scripts/make-certs) in front of the same plaintext nghttpd, one worker/thread/ev
     .venv/bin/python bench/tls.py [--quick]
 
   1. full handshakes: h2load opening 200 connections at once, each making one request, 5 times;
-     connections per second and each proxy's CPU per connection (the steadier figure);
+     connections per second and each proxy's CPU per connection (the steadier figure); resumed
+     handshakes (`openssl s_time -reuse`, TLS 1.3 session tickets): CPU per connection;
   2. saturated throughput over TLS: 10 connections x 10 streams, without h2load's request log;
      requests per second and CPU per request;
   3. memory: RSS added per idle TLS connection (1,000 connections that did the handshake, the
@@ -51,6 +52,18 @@ def charged(pids, run):
     after = cpu_ticks(pids)
     result["cpu_us"] = ((after[0] - before[0]) + (after[1] - before[1])) * CLOCK_TICK_US
     return result
+
+
+def resumed_handshakes(port, ca, seconds):
+    """`openssl s_time -reuse`: one full handshake, then every connection resumes its session
+    (a TLS 1.3 ticket). Returns the number of connections made."""
+    import re
+    out = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-reuse", "-time", str(seconds), "-CAfile", ca],
+                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    made = re.search(r"(\d+) connections in [\d.]+ real seconds", out)
+    if not made or out.count("*") < int(made.group(1)) // 2:
+        raise RuntimeError("sessions were not resumed:\n" + out[-500:])
+    return {"connections": int(made.group(1))}
 
 
 def idle_tls_connections(port, count, ca):
@@ -173,6 +186,7 @@ def main():
             handshakes = [charged(pids, lambda: h2load_tls(port, workdir, 200, 200, 1)) for _ in range(rounds)]
             per_second = sorted(200 / h["seconds"] for h in handshakes)[len(handshakes) // 2]
             cpu_per = sum(h["cpu_us"] for h in handshakes) / (200 * rounds)
+            resumed = charged(pids, lambda: resumed_handshakes(port, f"{certs}/ca.pem", 2 if args.quick else 4))
             load = charged(pids, lambda: h2load_tls(port, workdir, saturate, 10, 10))
             base = sum(rss_kib(p) for p in pids)
             socks = idle_tls_connections(port, 1000, f"{certs}/ca.pem")
@@ -180,13 +194,15 @@ def main():
             grown = sum(rss_kib(p) for p in process_tree(proc.pid)) - base
             for s in socks:
                 s.close()
-            results[name] = {"handshakes": per_second, "cpu_handshake": cpu_per, "rps": load["rps"],
+            results[name] = {"handshakes": per_second, "cpu_handshake": cpu_per,
+                             "cpu_resumed": resumed["cpu_us"] / max(1, resumed["connections"]), "rps": load["rps"],
                              "cpu_request": load["cpu_us"] / saturate, "failed": load["failed"] + sum(h["failed"] for h in handshakes),
                              "idle_kib": grown / 1000}
         ref = results["nghttpx, 1 worker"]
         for name, r in results.items():
             rows_handshake.append([name, f"{r['handshakes']:.0f}", f"{r['handshakes'] / ref['handshakes']:.2f}",
-                                   f"{r['cpu_handshake']:.0f}", f"{r['cpu_handshake'] / ref['cpu_handshake']:.2f}"])
+                                   f"{r['cpu_handshake']:.0f}", f"{r['cpu_handshake'] / ref['cpu_handshake']:.2f}",
+                                   f"{r['cpu_resumed']:.0f}", f"{r['cpu_resumed'] / ref['cpu_resumed']:.2f}"])
             rows_throughput.append([name, f"{r['rps']:.0f}", f"{r['rps'] / ref['rps']:.2f}", f"{r['cpu_request']:.1f}",
                                     f"{r['cpu_request'] / ref['cpu_request']:.2f}", str(r["failed"])])
             rows_memory.append([name, f"{r['idle_kib']:.1f}"])
@@ -197,8 +213,12 @@ def main():
         f"# TLS beside the peers\n\n{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         "every process shares these cores (h2load, nghttpd and the proxy under test). Certificate: EC P-256; "
         "TLS 1.3 (what h2load and the proxies agree on).",
-        "## Full handshakes (200 connections at once, one request each)",
-        table(["proxy", "connections/s", "x nghttpx", "proxy CPU per connection (us)", "x nghttpx"], rows_handshake),
+        "## Handshakes",
+        "Full: h2load opening 200 connections at once, one request each (connections/s is bound by h2load's own "
+        "handshakes on these cores; the proxy's CPU per connection is the comparison). Resumed: `openssl s_time -reuse` "
+        "(session tickets; no request).",
+        table(["proxy", "full: connections/s", "x nghttpx", "full: proxy CPU per connection (us)", "x nghttpx",
+               "resumed: proxy CPU per connection (us)", "x nghttpx"], rows_handshake),
         "## Saturated throughput over TLS (10 connections x 10 streams)",
         table(["proxy", "req/s", "x nghttpx", "proxy CPU per request (us)", "x nghttpx", "failed"], rows_throughput),
         "## Memory per idle TLS connection (1,000 connections)",
