@@ -231,6 +231,9 @@ actor ControlPlane {
         }
         security = next
         for box in loops {
+            // A configuration applied meanwhile (this actor runs it while we wait) brought its
+            // own material: the rest of the loops keep that.
+            guard self.current == current else { return }
             try? await box.eventLoop.submit { box.value.rotate(next) }.get()
         }
         logger.info("certificates reloaded", metadata: ["changed": "\(changed.joined(separator: ","))"])
@@ -238,7 +241,7 @@ actor ControlPlane {
 
     /// Each certificate's leaf expiry, for `/metrics`.
     func certificateExpiries() -> [(owner: String, file: String, notAfter: Int)] {
-        current.map(TLSContexts.expiries) ?? []
+        security.certificateExpiries
     }
 
     /// Shutdown: listeners close and discovery stops; nothing applies after this.

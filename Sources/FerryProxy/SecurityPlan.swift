@@ -9,6 +9,9 @@ import NIOSSL
 struct SecurityPlan: Sendable {
     var listenerContexts: [String: NIOSSLContext] = [:]
     var upstreamClients: [String: UpstreamTLSClient] = [:]
+    /// The leaf expiry of each certificate in use (read when it was loaded: after a failed
+    /// rotation, the one still presented, not the file on disk).
+    var certificateExpiries: [(owner: String, file: String, notAfter: Int)] = []
 
     /// Loads every file `config` names. Throws the first `ConfigError` (naming the file, the
     /// line that named it and why); `ferry check` reports all of them (`TLSContexts.problems`).
@@ -22,6 +25,7 @@ struct SecurityPlan: Sendable {
                 plan.upstreamClients[service.name] = UpstreamTLSClient(context: try TLSContexts.client(tls), config: tls)
             }
         }
+        plan.certificateExpiries = TLSContexts.expiries(config)
         return plan
     }
 
