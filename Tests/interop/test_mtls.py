@@ -133,6 +133,19 @@ def test_a_client_without_a_valid_certificate_fails_the_handshake_and_others_are
         assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
 
 
+def test_a_grpcio_client_expecting_another_name_refuses_ferrys_certificate(upstream, started, certs):
+    upstream_port, state = upstream
+    ferry = start_inbound(started, upstream_port, certs)
+    options = CHANNEL_OPTIONS + [("grpc.ssl_target_name_override", "payments.example")]
+    with grpc.secure_channel(f"localhost:{ferry.port}", client_credentials(certs), options=options) as channel:
+        with pytest.raises(grpc.RpcError) as failed:
+            method(channel, "unary_unary", "Unary")(b"x", timeout=3)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert state.calls == 0
+    with tls_channel(ferry.port, certs) as channel:
+        assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
+
+
 def test_a_policy_denies_identities_it_does_not_list_with_permission_denied(upstream, started, certs):
     upstream_port, state = upstream
     routes = f"""    routes:
