@@ -130,8 +130,15 @@ def grpc_upstream():
     server.stop(grace=None)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, so fixtures can see whether the test failed."""
+    outcome = yield
+    setattr(item, "report_" + outcome.get_result().when, outcome.get_result())
+
+
 @pytest.fixture
-def ferry_factory():
+def ferry_factory(request):
     started = []
 
     def start(endpoints=None, **kwargs):
@@ -140,6 +147,11 @@ def ferry_factory():
         return f
 
     yield start
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        # What Ferry said during a failed test, in the failure's output.
+        for f in started:
+            print(f"--- ferry log ({f.config_path}) ---\n" + f.logs()[-8000:])
     for f in started:
         alive = f.alive()
         code = f.stop()
