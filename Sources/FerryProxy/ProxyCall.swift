@@ -78,6 +78,8 @@ final class ProxyCall {
 
     /// The caller's identity, as its verified client certificate states it (nil: none).
     let callerIdentity: String?
+    /// The last attempt's grpc-timeout was its per-try budget (shorter than what the call had left).
+    var attemptDeadlineIsPerTry = false
 
     init(downstream: H2Stream, listener: ListenerRuntime, environment: CallEnvironment, callerIdentity: String? = nil) {
         self.downstream = downstream
@@ -248,12 +250,14 @@ final class ProxyCall {
         }
         let perTry = policy?.perTryTimeoutNanoseconds
         guard let deadline else {
+            attemptDeadlineIsPerTry = perTry != nil
             guard isGRPC, let perTry else { return headers }
             return headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: perTry).headerValue)
         }
         guard var budget = deadline.propagatedTimeout(at: now(), offset: policy?.deadlineOffsetNanoseconds ?? 0) else {
             return nil
         }
+        attemptDeadlineIsPerTry = perTry.map { $0 < budget } ?? false
         if let perTry { budget = min(budget, perTry) }
         if isGRPC { return headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: budget).headerValue) }
         guard policy?.sendsDeadlineHeader == true else { return headers }
@@ -277,6 +281,14 @@ extension ProxyCall: H2StreamDelegate {
         guard !downstream.isClosed else { return }
         // Trailers-Only headers carry the status a race or a retry decides on.
         let status = endStream && isGRPC ? Self.grpcStatus(in: headers) : nil
+        if attemptDeadlineIsPerTry, status == Int(GRPCStatusCode.deadlineExceeded.rawValue), stream === machine.upstream {
+            // The endpoint ended the attempt at the per-try budget it was sent as grpc-timeout,
+            // before this loop's own per-try timer fired (a busy loop): the same expiry, retried
+            // as such, not the call's answer (its deadline has not passed).
+            disarm(.perTry)
+            perTryTimerFired()
+            return
+        }
         let pushback = status != nil ? Self.pushback(in: headers) : .none
         let action = machine.responseHeaders(headers, from: stream, endStream: endStream, status: status, pushback: pushback,
                                              readAt: stream.connection.readStartedAt, now: { self.now() },

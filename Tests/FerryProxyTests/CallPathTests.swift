@@ -65,6 +65,31 @@ final class CallPathTests: XCTestCase {
         XCTAssertEqual(service.pools.map(\.pending), [0, 0])
     }
 
+    /// An endpoint that ends an attempt with DEADLINE_EXCEEDED at the per-try budget it was
+    /// sent as grpc-timeout (before this loop's own per-try timer fired: seen on a busy machine)
+    /// has the attempt retried like a per-try timeout, not its status forwarded as the answer.
+    func testAnEndpointEndingAnAttemptAtItsPerTryBudgetIsRetried() {
+        let net = CallPathHarness()
+        let first = net.upstream(1) { _ in .status(4) }
+        let second = net.upstream(2) { _ in .echo }
+        let service = net.service([1, 2]) { config in
+            config.balancer.kind = .roundRobin
+            config.policy.retry.perTryTimeout = .milliseconds(100)
+        }
+        let client = net.client(to: service)
+        let response = client.call("/p.S/M", timeout: "5S")
+        XCTAssertEqual(first.requests.count, 1)
+        net.advance(by: .milliseconds(250))             // at most the backoff cap
+        XCTAssertEqual(second.requests.count, 1)
+        XCTAssertEqual(response.grpcStatus, 0)
+        // Without a per-try budget the endpoint's DEADLINE_EXCEEDED is the call's answer.
+        let plain = CallPathHarness()
+        plain.upstream(1) { _ in .status(4) }
+        plain.upstream(2) { _ in .echo }
+        let plainService = plain.service([1, 2]) { $0.balancer.kind = .roundRobin }
+        XCTAssertEqual(plain.client(to: plainService).call("/p.S/M", timeout: "5S").grpcStatus, 4)
+    }
+
     /// A stream the upstream refused (never processed) goes to the other endpoint at once,
     /// without the retry policy or the budget, and counts against the refusing endpoint.
     func testARefusedStreamIsRetriedTransparentlyAndCountsInAccrual() {
