@@ -21,7 +21,7 @@ public enum TLSContexts {
         tls.minimumTLSVersion = version(config.minVersion)
         tls.applicationProtocols = ["h2"]
         if let ca = config.clientCA {
-            tls.trustRoots = .certificates(try bundle(ca, at: config.location.child("client_ca")))
+            tls.trustRoots = .certificates(try certificates(ca, at: config.location.child("client_ca")))
             tls.certificateVerification = config.clientCertificates == .required ? .noHostnameVerification : .optionalVerification
         } else {
             tls.certificateVerification = .none
@@ -37,7 +37,7 @@ public enum TLSContexts {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = version(config.minVersion)
         tls.applicationProtocols = ["h2"]
-        if let ca = config.ca { tls.trustRoots = .certificates(try bundle(ca, at: config.location.child("ca"))) }
+        if let ca = config.ca { tls.trustRoots = .certificates(try certificates(ca, at: config.location.child("ca"))) }
         if let files = config.identity {
             let (chain, key) = try identity(files)
             tls.certificateChain = chain.map { .certificate($0) }
@@ -100,10 +100,6 @@ public enum TLSContexts {
             throw files.location.error("\(files.certificate) expired \(now - chain[0].notValidAfter) s ago")
         }
         return (chain, key)
-    }
-
-    static func bundle(_ path: String, at location: ConfigLocation) throws(ConfigError) -> [NIOSSLCertificate] {
-        try certificates(path, at: location)
     }
 
     private static func certificates(_ path: String, at location: ConfigLocation) throws(ConfigError) -> [NIOSSLCertificate] {

@@ -44,13 +44,6 @@ def tls_channel(port, certs, name="client", ca="ca"):
 
 
 @pytest.fixture
-def upstream():
-    server, port, state = make_server(0)
-    yield port, state
-    server.stop(grace=None)
-
-
-@pytest.fixture
 def started():
     ferrys = []
     yield ferrys
@@ -98,8 +91,8 @@ def metric(ferry, name, **labels):
     return 0.0
 
 
-def test_a_grpcio_client_with_a_certificate_is_served_and_its_identity_reaches_the_upstream(upstream, started, certs):
-    upstream_port, state = upstream
+def test_a_grpcio_client_with_a_certificate_is_served_and_its_identity_reaches_the_upstream(grpc_upstream, started, certs):
+    upstream_port, state = grpc_upstream
     ferry = start_inbound(started, upstream_port, certs)
     with tls_channel(ferry.port, certs) as channel:
         # A caller cannot pass itself off as someone else: its own ferry-client-id is replaced.
@@ -115,8 +108,8 @@ def test_a_grpcio_client_with_a_certificate_is_served_and_its_identity_reaches_t
     ("rogue", "ca", "a certificate from another CA"),
     ("old", "ca", "an expired certificate"),
 ])
-def test_a_client_without_a_valid_certificate_fails_the_handshake_and_others_are_served(upstream, started, certs, name, ca, why):
-    upstream_port, state = upstream
+def test_a_client_without_a_valid_certificate_fails_the_handshake_and_others_are_served(grpc_upstream, started, certs, name, ca, why):
+    upstream_port, state = grpc_upstream
     ferry = start_inbound(started, upstream_port, certs)
     calls_before = state.calls
     with tls_channel(ferry.port, certs, name=name, ca=ca) as channel:
@@ -133,8 +126,8 @@ def test_a_client_without_a_valid_certificate_fails_the_handshake_and_others_are
         assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
 
 
-def test_a_grpcio_client_expecting_another_name_refuses_ferrys_certificate(upstream, started, certs):
-    upstream_port, state = upstream
+def test_a_grpcio_client_expecting_another_name_refuses_ferrys_certificate(grpc_upstream, started, certs):
+    upstream_port, state = grpc_upstream
     ferry = start_inbound(started, upstream_port, certs)
     options = CHANNEL_OPTIONS + [("grpc.ssl_target_name_override", "payments.example")]
     with grpc.secure_channel(f"localhost:{ferry.port}", client_credentials(certs), options=options) as channel:
@@ -146,8 +139,8 @@ def test_a_grpcio_client_expecting_another_name_refuses_ferrys_certificate(upstr
         assert method(channel, "unary_unary", "Unary")(b"fine", timeout=5) == b"fine"
 
 
-def test_a_policy_denies_identities_it_does_not_list_with_permission_denied(upstream, started, certs):
-    upstream_port, state = upstream
+def test_a_policy_denies_identities_it_does_not_list_with_permission_denied(grpc_upstream, started, certs):
+    upstream_port, state = grpc_upstream
     routes = f"""    routes:
       - match: {{method: ferry.test.Echo/Unary}}
         service: app
@@ -178,8 +171,8 @@ def test_a_policy_denies_identities_it_does_not_list_with_permission_denied(upst
     assert "call denied by authorization policy" in ferry.logs()
 
 
-def test_optional_client_certificates_let_unauthenticated_callers_in_only_where_a_policy_says(upstream, started, certs):
-    upstream_port, state = upstream
+def test_optional_client_certificates_let_unauthenticated_callers_in_only_where_a_policy_says(grpc_upstream, started, certs):
+    upstream_port, state = grpc_upstream
     policy = f"""    authorization:
       allow: ["{TD}"]
       allow_unauthenticated: false"""
@@ -206,8 +199,8 @@ def s_client(port, *args, cert=None, certs=None):
     return subprocess.run(command, input="", capture_output=True, text=True, timeout=10)
 
 
-def test_openssl_s_client_sees_h2_only_tls12_and_up_and_a_required_certificate(upstream, started, certs):
-    upstream_port, _ = upstream
+def test_openssl_s_client_sees_h2_only_tls12_and_up_and_a_required_certificate(grpc_upstream, started, certs):
+    upstream_port, _ = grpc_upstream
     ferry = start_inbound(started, upstream_port, certs)
     ok = s_client(ferry.port, "-alpn", "h2", cert="client", certs=certs)
     assert "ALPN protocol: h2" in ok.stdout, ok.stdout + ok.stderr
@@ -269,8 +262,8 @@ services:
     return outbound, inbound
 
 
-def test_two_ferrys_carry_a_call_over_mtls_with_the_callers_identity_and_its_deadline(upstream, started, certs):
-    upstream_port, state = upstream
+def test_two_ferrys_carry_a_call_over_mtls_with_the_callers_identity_and_its_deadline(grpc_upstream, started, certs):
+    upstream_port, state = grpc_upstream
     outbound, _ = two_hop(started, upstream_port, certs, timeout="1s")
     with grpc.insecure_channel(outbound.target, options=CHANNEL_OPTIONS) as channel:
         for i in range(20):
@@ -286,8 +279,8 @@ def test_two_ferrys_carry_a_call_over_mtls_with_the_callers_identity_and_its_dea
         future.cancel()
 
 
-def test_an_endpoint_with_another_identity_is_a_connection_failure_named_as_such(upstream, started, certs):
-    upstream_port, state = upstream
+def test_an_endpoint_with_another_identity_is_a_connection_failure_named_as_such(grpc_upstream, started, certs):
+    upstream_port, state = grpc_upstream
     outbound, _ = two_hop(started, upstream_port, certs, identities=[f"{TD}/ns/payments/*"])
     with grpc.insecure_channel(outbound.target, options=CHANNEL_OPTIONS) as channel:
         with pytest.raises(grpc.RpcError) as failed:
@@ -345,8 +338,8 @@ def serial_presented(port, certs):
     return subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem.group(0), capture_output=True, text=True).stdout
 
 
-def test_certificates_rotate_under_load_without_a_failed_call(upstream, started, certs):
-    upstream_port, state = upstream
+def test_certificates_rotate_under_load_without_a_failed_call(grpc_upstream, started, certs):
+    upstream_port, state = grpc_upstream
     live = tempfile.mkdtemp(prefix="ferry-live-certs-")
     for f in os.listdir(certs):
         shutil.copy(f"{certs}/{f}", live)
@@ -457,8 +450,8 @@ services:
     assert re.search(r"ferry\.yaml:7:\d+: listeners\[0\]\.authorization\.allow: no caller of this listener can have an identity", result.stderr), result.stderr
 
 
-def test_the_certificate_expiry_shows_in_metrics(upstream, started, certs):
-    upstream_port, _ = upstream
+def test_the_certificate_expiry_shows_in_metrics(grpc_upstream, started, certs):
+    upstream_port, _ = grpc_upstream
     ferry = start_inbound(started, upstream_port, certs)
     seconds = metric(ferry, "ferry_certificate_expiry_seconds", owner="listener/inbound", file=f"{certs}/server.pem")
     assert 360 * 86400 < seconds <= 366 * 86400, seconds

@@ -15,7 +15,6 @@ import pytest
 from certs import TRUST_DOMAIN as TD
 from certs import make_certs
 from conftest import CHANNEL_OPTIONS, Ferry, free_port, method, wait_for_port
-from echo_server import make_server
 
 pytestmark = pytest.mark.skipif(shutil.which("h2load") is None or shutil.which("nghttpx") is None,
                                 reason="nghttp2-client / nghttp2-proxy not installed")
@@ -27,13 +26,6 @@ def certs():
     make_certs(d, "client", "server", "nghttpx")
     yield d
     shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def upstream():
-    server, port, state = make_server(0)
-    yield port, state
-    server.stop(grace=None)
 
 
 @pytest.fixture
@@ -87,8 +79,8 @@ def test_h2load_over_tls_through_ferry_zero_failures(started, certs, tmp_path):
     assert m and m.group(4) == "20000" and m.group(5) == "0" and m.group(6) == "0", output
 
 
-def test_ferry_verifies_nghttpx_as_a_tls_upstream_by_hostname(upstream, started, certs):
-    upstream_port, state = upstream
+def test_ferry_verifies_nghttpx_as_a_tls_upstream_by_hostname(grpc_upstream, started, certs):
+    upstream_port, state = grpc_upstream
     nghttpx_port = free_port()
     nghttpx = subprocess.Popen(["nghttpx", f"--frontend=127.0.0.1,{nghttpx_port}", f"--backend=127.0.0.1,{upstream_port};;proto=h2",
                                 f"{certs}/nghttpx-key.pem", f"{certs}/nghttpx.pem", "--no-ocsp", "--workers=1",
@@ -121,8 +113,8 @@ services:
     assert state.calls == 1
 
 
-def test_nghttpx_speaks_mutual_tls_to_ferry_and_its_identity_reaches_the_upstream(upstream, started, certs):
-    upstream_port, state = upstream
+def test_nghttpx_speaks_mutual_tls_to_ferry_and_its_identity_reaches_the_upstream(grpc_upstream, started, certs):
+    upstream_port, state = grpc_upstream
     ferry = tls_listener(started, upstream_port, certs)
     nghttpx_port = free_port()
     nghttpx = subprocess.Popen(["nghttpx", f"--frontend=127.0.0.1,{nghttpx_port};no-tls",
@@ -147,10 +139,10 @@ def tls_socket(port, certs):
     return context.wrap_socket(raw, server_hostname="localhost")
 
 
-def test_a_headers_flood_over_mutual_tls_ends_only_its_connection(upstream, started, certs):
+def test_a_headers_flood_over_mutual_tls_ends_only_its_connection(grpc_upstream, started, certs):
     import h2.config
     import h2.connection
-    upstream_port, _ = upstream
+    upstream_port, _ = grpc_upstream
     ferry = tls_listener(started, upstream_port, certs)
     # A flood of HEADERS far over the stream limit, then the peer vanishes.
     flood = tls_socket(ferry.port, certs)
