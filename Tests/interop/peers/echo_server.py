@@ -86,7 +86,10 @@ class Echo:
         # What the proxy in front said about the call: the caller's identity, the time left.
         reports = [("x-seen-ferry-client-id", seen["ferry-client-id"])] if "ferry-client-id" in seen else []
         if "x-report-deadline" in seen and context.time_remaining() is not None:
-            reports.append(("x-seen-time-remaining", "%.6f" % context.time_remaining()))
+            remaining = context.time_remaining()
+            # The deadline as a wall-clock instant too: namespaces share the clock, so a client
+            # on another node can compare it with when it started the call.
+            reports += [("x-seen-time-remaining", "%.6f" % remaining), ("x-seen-deadline-at", "%.6f" % (time.time() + remaining))]
         context.send_initial_metadata(md + reports + [("x-upstream", self.name)])
         context.set_trailing_metadata([(trailer_key(k), v) for (k, v) in md if k != "x-status"])
         status = dict(md).get("x-status")

@@ -6,7 +6,8 @@ namespace can see what the app on that node saw.
 
 Each line: {"ok": bool, "code": "OK"|status name, "details": str, "seconds": elapsed,
 "client_id": the upstream's x-seen-ferry-client-id, "remaining": its x-seen-time-remaining,
-"t": when the call ended (Unix seconds)}.
+"deadline_after": the upstream's x-seen-deadline-at less when this client started the call
+(seconds; the clock is shared between namespaces), "t": when the call ended (Unix seconds)}.
 """
 import argparse
 import json
@@ -29,12 +30,14 @@ def main():
         call = channel.unary_unary("/ferry.test.Echo/Unary")
         for i in range(args.count):
             started = time.monotonic()
-            line = {"ok": False, "code": "", "details": "", "client_id": None, "remaining": None}
+            started_at = time.time()
+            line = {"ok": False, "code": "", "details": "", "client_id": None, "remaining": None, "deadline_after": None}
             try:
                 _, rpc = call.with_call(b"mesh-%d" % i, timeout=args.timeout, metadata=metadata)
                 seen = dict(rpc.initial_metadata())
                 line.update(ok=True, code="OK", client_id=seen.get("x-seen-ferry-client-id"),
-                            remaining=float(seen["x-seen-time-remaining"]) if "x-seen-time-remaining" in seen else None)
+                            remaining=float(seen["x-seen-time-remaining"]) if "x-seen-time-remaining" in seen else None,
+                            deadline_after=float(seen["x-seen-deadline-at"]) - started_at if "x-seen-deadline-at" in seen else None)
             except grpc.RpcError as e:
                 line.update(code=e.code().name, details=e.details() or "")
             line["seconds"] = time.monotonic() - started
