@@ -23,12 +23,36 @@ public struct CallPolicy: Sendable, Equatable {
     public var retry = RetryPolicy()
     /// Hedging (opt-in): more attempts raced against a slow one; nil: off.
     public var hedge: HedgePolicy?
+    /// A local rate limit on the calls this entry matches (a service's: all of its calls; a
+    /// `methods` entry's: that entry's, on top of the service's). Not inherited: each limit
+    /// written is one bucket. nil: no limit.
+    public var rateLimit: RateLimitConfig?
     /// Where this policy's values were written, for messages: `services.greeter` or
     /// `services.greeter.methods[0]` (the most specific entry that applied).
     public var origin: String
 
     public init(origin: String) {
         self.origin = origin
+    }
+}
+
+/// `calls` per `period`, up to `burst` at once; over it a call fails at once with
+/// RESOURCE_EXHAUSTED (HTTP 429), counted in `ferry_rate_limited_total`. Shared by every event loop.
+public struct RateLimitConfig: Sendable, Equatable {
+    public var calls: Int
+    public var period: Duration
+    public var burst: Int
+
+    public init(calls: Int, period: Duration, burst: Int) {
+        self.calls = calls
+        self.period = period
+        self.burst = burst
+    }
+
+    /// `100/s (burst 100)`.
+    public var description: String {
+        let period = ConfigSummary.format(self.period)
+        return "\(calls)/\(period == "1s" ? "s" : period) (burst \(burst))"
     }
 }
 

@@ -167,7 +167,7 @@ public enum ConfigLoader {
         listener.authorization = try m["authorization"].map { try decodeAuthorization($0, name: "listeners.\(name).authorization") }
         if listener.tls?.clientCA == nil {
             // Identities come from verified client certificates only.
-            let written = [m["authorization"]] + routeValues.map { (try? $0.mapping(allowed: ["match", "service", "authorization"]))?["authorization"] }
+            let written = [m["authorization"]] + routeValues.map { (try? $0.mapping(allowed: routeKeys))?["authorization"] }
             for value in written.compactMap({ $0 }) {
                 guard let allow = (try? value.mapping(allowed: ["allow", "allow_unauthenticated"]))?["allow"],
                       let items = try? allow.sequence(), !items.isEmpty else { continue }
@@ -177,7 +177,7 @@ public enum ConfigLoader {
         return listener
     }
 
-    private static func serviceReference(_ value: YAMLValue, services: [ServiceConfig]) throws -> String {
+    static func serviceReference(_ value: YAMLValue, services: [ServiceConfig]) throws -> String {
         let service = try value.string()
         guard services.contains(where: { $0.name == service }) else {
             let known = services.map { "\"\($0.name)\"" }.joined(separator: ", ")
@@ -186,12 +186,15 @@ public enum ConfigLoader {
         return service
     }
 
-    /// `{ match: { authority, method | path_prefix }, service }`; an absent match takes everything.
+    private static let routeKeys = ["match", "service", "split", "authorization"]
+
+    /// `{ match: { authority, method | path_prefix, headers }, service | split }`; an absent match
+    /// takes everything.
     private static func decodeRoute(_ value: YAMLValue, services: [ServiceConfig], policyName: String) throws -> RouteConfig {
-        let m = try value.mapping(allowed: ["match", "service", "authorization"])
+        let m = try value.mapping(allowed: routeKeys)
         var match = RouteMatch()
         if let matchValue = m["match"] {
-            let mm = try matchValue.mapping(allowed: ["authority", "method", "path_prefix"])
+            let mm = try matchValue.mapping(allowed: ["authority", "method", "path_prefix", "headers"])
             if let v = mm["authority"] {
                 switch AuthorityPattern.parse(try v.string()) {
                 case .success(let pattern): match.authority = pattern
@@ -207,8 +210,19 @@ public enum ConfigLoader {
                 guard prefix.hasPrefix("/") else { throw v.error("a path prefix starts with '/', got \"\(prefix)\"") }
                 match.path = .prefix(prefix)
             }
+            if let v = mm["headers"] { match.headers = try decodeHeaderMatches(v) }
         }
-        var route = RouteConfig(match: match, service: try serviceReference(try m.required("service"), services: services))
+        var route: RouteConfig
+        switch (m["service"], m["split"]) {
+        case (.some(let service), .none):
+            route = RouteConfig(match: match, service: try serviceReference(service, services: services))
+        case (.none, .some(let split)):
+            route = RouteConfig(match: match, split: try decodeSplit(split, services: services))
+        case (.some, .some(let split)):
+            throw split.error("a route has \"service\" (one) or \"split\" (several by weight), not both")
+        case (.none, .none):
+            throw value.error("a route needs \"service\" (where its calls go) or \"split\" (services by weight)")
+        }
         route.authorization = try m["authorization"].map { try decodeAuthorization($0, name: policyName) }
         return route
     }
@@ -221,7 +235,7 @@ public enum ConfigLoader {
     }
 
     private static let policyKeys = ["timeout", "deadline_offset", "max_message_size", "stream_idle_timeout", "deadline_header",
-                                     "failure_statuses", "retry", "hedge"]
+                                     "failure_statuses", "retry", "hedge", "rate_limit"]
 
     /// Reads the policy keys present in `m` over `base` (what the entry inherits).
     private static func decodePolicy(_ m: YAMLMapping, over base: CallPolicy, origin: String) throws -> CallPolicy {
@@ -235,6 +249,7 @@ public enum ConfigLoader {
         if let v = m["failure_statuses"] { policy.failureStatuses = Set(try statusList(v)) }
         if let v = m["retry"] { policy.retry = try decodeRetry(v, over: policy.retry) }
         if let v = m["hedge"] { policy.hedge = try decodeHedge(v) }
+        policy.rateLimit = try m["rate_limit"].map(decodeRateLimit)
         return policy
     }
 

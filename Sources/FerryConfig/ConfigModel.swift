@@ -96,7 +96,7 @@ public struct ListenerConfig: Sendable, Equatable {
     /// The names of the services this listener routes to, in route order, without repeats.
     public var serviceNames: [String] {
         var seen = Set<String>()
-        return routes.compactMap { seen.insert($0.service).inserted ? $0.service : nil }
+        return routes.flatMap { $0.backends.map(\.service) }.filter { seen.insert($0).inserted }
     }
 }
 

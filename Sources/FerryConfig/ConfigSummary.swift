@@ -9,7 +9,7 @@ public enum ConfigSummary {
             for index in RouteTable.precedence(listener.routes) {
                 let route = listener.routes[index]
                 let policy = route.authorization.map { "; authorization: \(authorization($0))" } ?? ""
-                out.append("  \(route.match.description) -> \(route.service)\(policy)")
+                out.append("  \(route.match.description) -> \(route.target)\(policy)")
             }
             out.append("  limits: max_connections \(listener.maxConnections), max_concurrent_streams \(listener.http2.maxConcurrentStreams), "
                        + "handshake_timeout \(format(listener.handshakeTimeout)), idle_timeout \(listener.idleTimeout.map(format) ?? "off")")
@@ -62,6 +62,7 @@ public enum ConfigSummary {
 
     private static func policy(_ p: CallPolicy) -> String {
         "timeout \(p.timeout.map(format) ?? "none"), deadline_offset \(format(p.deadlineOffset)), max_message_size \(p.maxMessageSize)"
+            + (p.rateLimit.map { ", rate_limit \($0.description)" } ?? "")
     }
 
     public static func format(_ d: Duration) -> String {

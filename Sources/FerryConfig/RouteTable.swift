@@ -3,8 +3,9 @@
 ///
 /// Order: by authority (exact host before wildcard, longer wildcard suffix before shorter, a
 /// pattern with a port before one without, any authority last), then by path (exact gRPC
-/// method, whole gRPC service, longer path prefix, any path). The first route whose authority
-/// and path both match wins. Two routes with the same match are a configuration error, so the
+/// method, whole gRPC service, longer path prefix, any path), then by the number of headers
+/// the route asks for (more first). The first route whose authority, path and headers all
+/// match wins. Two routes with the same match are a configuration error, so the
 /// winner never depends on the order routes were written in.
 public struct RouteTable: Sendable {
     struct Entry: Sendable {
@@ -13,6 +14,7 @@ public struct RouteTable: Sendable {
         var port: Int?
         var path: [UInt8]?
         var exactPath: Bool
+        var headers: [HeaderMatch]
         var routeIndex: Int
     }
 
@@ -24,7 +26,7 @@ public struct RouteTable: Sendable {
             let match = routes[index].match
             return Entry(host: match.authority.map { Array($0.host.utf8) }, isWildcard: match.authority?.isWildcard ?? false,
                          port: match.authority?.port, path: match.path?.pathBytes, exactPath: match.path?.isExact ?? false,
-                         routeIndex: index)
+                         headers: match.headers, routeIndex: index)
         }
     }
 
@@ -33,7 +35,7 @@ public struct RouteTable: Sendable {
         func key(_ m: RouteMatch) -> [Int] {
             let a = m.authority.map { [1, $0.specificity.0, $0.specificity.1, $0.specificity.2] } ?? [0, 0, 0, 0]
             let p = m.path.map { [1, $0.specificity.0, $0.specificity.1] } ?? [0, 0, 0]
-            return a + p
+            return a + p + [m.headers.count]
         }
         return routes.indices.sorted { key(routes[$0].match).lexicographicallyPrecedes(key(routes[$1].match), by: >) || (key(routes[$0].match) == key(routes[$1].match) && $0 < $1) }
     }
@@ -49,10 +51,14 @@ public struct RouteTable: Sendable {
     }
 
     /// True when every request matches the same route whatever its authority and path.
-    public var isSingleDefault: Bool { entries.count == 1 && entries[0].host == nil && entries[0].path == nil }
+    public var isSingleDefault: Bool {
+        entries.count == 1 && entries[0].host == nil && entries[0].path == nil && entries[0].headers.isEmpty
+    }
 
     /// The index (in configuration order) of the route for a request, or nil when none matches.
-    public func match(authority: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer) -> Int? {
+    /// `headers` is asked only for the headers a candidate route names.
+    public func match<Headers: RequestHeaderLookup>(authority: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer,
+                                                    headers: Headers) -> Int? {
         let (host, port) = Self.split(authority)
         for entry in entries {
             if let pattern = entry.host {
@@ -70,14 +76,19 @@ public struct RouteTable: Sendable {
                     guard path.count >= pattern.count, path.prefix(pattern.count).elementsEqual(pattern) else { continue }
                 }
             }
+            if !entry.headers.isEmpty, !entry.headers.allSatisfy({ wanted in headers.withValue(of: wanted.name) { wanted.matches($0) } }) {
+                continue
+            }
             return entry.routeIndex
         }
         return nil
     }
 
-    public func match(authority: String, path: String) -> Int? {
+    public func match(authority: String, path: String, headers: [(String, String)] = []) -> Int? {
         var authority = authority, path = path
-        return authority.withUTF8 { a in path.withUTF8 { p in match(authority: UnsafeRawBufferPointer(a), path: UnsafeRawBufferPointer(p)) } }
+        return authority.withUTF8 { a in
+            path.withUTF8 { p in match(authority: UnsafeRawBufferPointer(a), path: UnsafeRawBufferPointer(p), headers: HeaderList(headers)) }
+        }
     }
 
     /// Splits an `:authority` into its host (without a trailing dot) and port, if any.
@@ -111,5 +122,24 @@ public struct RouteTable: Sendable {
             if b != lowered[i] { return false }
         }
         return true
+    }
+}
+
+/// Where a route table reads the request headers a route names (an HTTP/2 header block on the
+/// request path; a list in tests and tools).
+public protocol RequestHeaderLookup {
+    /// Calls `body` with the first value of `name` (lower case), or nil when the header is absent.
+    func withValue<R>(of name: String, _ body: (UnsafeRawBufferPointer?) -> R) -> R
+}
+
+/// Headers as name/value pairs, for matching outside the request path.
+public struct HeaderList: RequestHeaderLookup {
+    public var pairs: [(String, String)]
+
+    public init(_ pairs: [(String, String)]) { self.pairs = pairs }
+
+    public func withValue<R>(of name: String, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard var value = pairs.first(where: { $0.0.lowercased() == name })?.1 else { return body(nil) }
+        return value.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 }

@@ -1,17 +1,68 @@
-/// Which requests a route takes: an `:authority` pattern and a path pattern, both optional
-/// (absent means any). The most specific matching route wins: first by authority, then by path.
+/// Which requests a route takes: an `:authority` pattern, a path pattern (both optional,
+/// absent means any) and request headers that must match (all of them). The most specific
+/// matching route wins: first by authority, then by path, then the route with more headers.
 public struct RouteMatch: Sendable, Hashable {
     public var authority: AuthorityPattern?
     public var path: PathPattern?
+    /// Kept sorted by name, so two routes asking for the same headers compare equal.
+    public var headers: [HeaderMatch] {
+        didSet { headers.sort { ($0.name, $0.kind.order) < ($1.name, $1.kind.order) } }
+    }
 
-    public init(authority: AuthorityPattern? = nil, path: PathPattern? = nil) {
+    public init(authority: AuthorityPattern? = nil, path: PathPattern? = nil, headers: [HeaderMatch] = []) {
         self.authority = authority
         self.path = path
+        self.headers = headers.sorted { ($0.name, $0.kind.order) < ($1.name, $1.kind.order) }
     }
 
     public var description: String {
-        let parts = [authority.map { "authority \($0)" }, path.map { "\($0)" }].compactMap { $0 }
+        let parts = [authority.map { "authority \($0)" }, path.map { "\($0)" }].compactMap { $0 } + headers.map(\.description)
         return parts.isEmpty ? "default" : parts.joined(separator: ", ")
+    }
+}
+
+/// A request header a route asks for: its first value equal to a string, starting with one, or
+/// the header present at all (no regular expressions: nothing a request can make slow).
+public struct HeaderMatch: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        case exact(String)
+        case prefix(String)
+        case present
+
+        var order: Int {
+            switch self {
+            case .exact: return 0
+            case .prefix: return 1
+            case .present: return 2
+            }
+        }
+    }
+
+    /// Lower case, as HTTP/2 carries it.
+    public var name: String
+    public var kind: Kind
+
+    public init(name: String, kind: Kind) {
+        self.name = name.lowercased()
+        self.kind = kind
+    }
+
+    /// Whether a request's (first) value of the header satisfies this match; nil: no such header.
+    public func matches(_ value: UnsafeRawBufferPointer?) -> Bool {
+        guard let value else { return false }
+        switch kind {
+        case .present: return true
+        case .exact(let wanted): return value.elementsEqual(wanted.utf8)
+        case .prefix(let wanted): return value.count >= wanted.utf8.count && value.prefix(wanted.utf8.count).elementsEqual(wanted.utf8)
+        }
+    }
+
+    public var description: String {
+        switch kind {
+        case .exact(let value): return "header \(name) = \"\(value)\""
+        case .prefix(let value): return "header \(name) starts with \"\(value)\""
+        case .present: return "header \(name) present"
+        }
     }
 }
 
@@ -122,14 +173,46 @@ public enum PathPattern: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// One of the services a route sends to, with its share of the route's calls (weight over the
+/// sum of the route's weights; 0 takes none, a canary not yet started or a version drained).
+public struct WeightedService: Sendable, Equatable {
+    public var service: String
+    public var weight: Int
+
+    public init(service: String, weight: Int) {
+        self.service = service
+        self.weight = weight
+    }
+}
+
 public struct RouteConfig: Sendable, Equatable {
     public var match: RouteMatch
-    public var service: String
+    /// Where the route's calls go: one service, or a split between several by weight (each call
+    /// picks one; its retries and hedges stay in the service it picked).
+    public var backends: [WeightedService]
     /// Who may make the calls this route matches (over the listener's policy); nil: the listener's.
     public var authorization: AuthorizationPolicy?
 
     public init(match: RouteMatch, service: String) {
         self.match = match
-        self.service = service
+        self.backends = [WeightedService(service: service, weight: 1)]
+    }
+
+    public init(match: RouteMatch, split: [WeightedService]) {
+        self.match = match
+        self.backends = split
+    }
+
+    public var isSplit: Bool { backends.count > 1 }
+
+    /// What the route leads to, as `ferry check` prints it: `greeter`, or
+    /// `split stable 90 (90%), canary 10 (10%)`.
+    public var target: String {
+        guard isSplit else { return backends[0].service }
+        let total = backends.reduce(0) { $0 + $1.weight }
+        return "split " + backends.map { b in
+            let tenths = (b.weight * 1000 + total / 2) / total   // of a percent, rounded
+            return "\(b.service) \(b.weight) (\(tenths / 10)\(tenths % 10 == 0 ? "" : ".\(tenths % 10)")%)"
+        }.joined(separator: ", ")
     }
 }

@@ -60,6 +60,8 @@ package final class RouteMetrics {
     package var retries = 0
     package var retryBudgetExhausted = 0
     package var hedges = 0
+    /// Calls refused by a rate limit, by where the limit was written.
+    package var rateLimited: [String: Int] = [:]
 
     package init(listener: String, service: String) {
         self.listener = listener
@@ -84,6 +86,7 @@ package final class RouteMetrics {
         package var retries: Int
         package var retryBudgetExhausted: Int
         package var hedges: Int
+        package var rateLimited: [String: Int] = [:]
 
         package init(listener: String, service: String, methods: [String: MethodMetrics.Snapshot], deadlineExceeded: [Int], streamIdleTimeouts: Int, loadShed: Int, noEndpoints: Int, retries: Int, retryBudgetExhausted: Int, hedges: Int) {
             self.listener = listener
@@ -104,8 +107,10 @@ package final class RouteMetrics {
         for (slot, metrics) in methods.enumerated() {
             byName[slot == 0 ? "other" : labels.names[slot - 1]] = metrics.snapshot
         }
-        return Snapshot(listener: listener, service: service, methods: byName, deadlineExceeded: deadlineExceeded,
-                        streamIdleTimeouts: streamIdleTimeouts, loadShed: loadShed, noEndpoints: noEndpoints,
-                        retries: retries, retryBudgetExhausted: retryBudgetExhausted, hedges: hedges)
+        var snapshot = Snapshot(listener: listener, service: service, methods: byName, deadlineExceeded: deadlineExceeded,
+                                streamIdleTimeouts: streamIdleTimeouts, loadShed: loadShed, noEndpoints: noEndpoints,
+                                retries: retries, retryBudgetExhausted: retryBudgetExhausted, hedges: hedges)
+        snapshot.rateLimited = rateLimited
+        return snapshot
     }
 }

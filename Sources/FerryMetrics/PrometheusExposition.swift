@@ -75,13 +75,31 @@ package enum MetricsExposition {
         }
     }
 
+    /// One service's events added up over its routes and the loops.
+    private struct ServiceTotals {
+        var deadline = [0, 0, 0]
+        var idle = 0, shed = 0, noEndpoints = 0, retries = 0, exhausted = 0, hedges = 0
+        var rateLimited: [String: Int] = [:]
+
+        mutating func add(_ route: RouteMetrics.Snapshot) {
+            hedges += route.hedges
+            retries += route.retries
+            exhausted += route.retryBudgetExhausted
+            for i in 0..<3 { deadline[i] += route.deadlineExceeded[i] }
+            idle += route.streamIdleTimeouts
+            shed += route.loadShed
+            noEndpoints += route.noEndpoints
+            for (origin, n) in route.rateLimited { rateLimited[origin, default: 0] += n }
+        }
+    }
+
     package static func render(_ inputs: Inputs) -> String {
         var w = PrometheusWriter()
 
         // Per listener, service and method: merge the loops.
         struct Key: Hashable { var listener, service, method: String }
         var methods: [Key: MethodMetrics.Snapshot] = [:]
-        var services: [String: (deadline: [Int], idle: Int, shed: Int, noEndpoints: Int, retries: Int, exhausted: Int, hedges: Int)] = [:]
+        var services: [String: ServiceTotals] = [:]
         var noRoute: [String: Int] = [:]
         var protocolErrors: [String: [String: Int]] = [:]
         var connectionsClosed: [String: [String: Int]] = [:]
@@ -95,15 +113,7 @@ package enum MetricsExposition {
                 for (method, snapshot) in route.methods where snapshot.requests > 0 {
                     methods[Key(listener: route.listener, service: route.service, method: method), default: .init()].add(snapshot)
                 }
-                var s = services[route.service] ?? ([0, 0, 0], 0, 0, 0, 0, 0, 0)
-                s.hedges += route.hedges
-                s.retries += route.retries
-                s.exhausted += route.retryBudgetExhausted
-                for i in 0..<3 { s.deadline[i] += route.deadlineExceeded[i] }
-                s.idle += route.streamIdleTimeouts
-                s.shed += route.loadShed
-                s.noEndpoints += route.noEndpoints
-                services[route.service] = s
+                services[route.service, default: ServiceTotals()].add(route)
             }
             for (listener, n) in metrics.noRoute { noRoute[listener, default: 0] += n }
             for (listener, kinds) in metrics.protocolErrors {
@@ -166,6 +176,12 @@ package enum MetricsExposition {
         for (service, s) in sortedServices { w.sample("ferry_stream_idle_timeouts_total", [("service", service)], s.idle) }
         w.family("ferry_load_shed_total", "counter", "Calls refused over max_concurrent_calls.")
         for (service, s) in sortedServices { w.sample("ferry_load_shed_total", [("service", service)], s.shed) }
+        w.family("ferry_rate_limited_total", "counter", "Calls refused by a rate limit, by where the limit is written.")
+        for (service, s) in sortedServices {
+            for (origin, n) in s.rateLimited.sorted(by: { $0.key < $1.key }) {
+                w.sample("ferry_rate_limited_total", [("service", service), ("limit", origin)], n)
+            }
+        }
         w.family("ferry_no_endpoints_total", "counter", "Calls failed because the service had no endpoints.")
         for (service, s) in sortedServices { w.sample("ferry_no_endpoints_total", [("service", service)], s.noEndpoints) }
 

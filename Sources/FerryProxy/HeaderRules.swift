@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import FerryH2
+import FerryConfig
 
 /// Which header fields cross the proxy. HTTP/2 forbids connection-specific fields on the wire
 /// (RFC 9113 section 8.2.2) and nghttp2 already rejects messages that carry them; these rules
@@ -50,3 +51,6 @@ enum HeaderRules {
     static func forwardedResponse(_ headers: H2Headers) -> H2Headers { stripped(headers) }
     static func forwardedTrailers(_ headers: H2Headers) -> H2Headers { stripped(headers) }
 }
+
+/// Routes read the request headers they name straight from the HTTP/2 header block.
+extension H2Headers: RequestHeaderLookup {}

@@ -1,6 +1,7 @@
 import FerryMetrics
 import FerryConfig
 import FerryH2
+import FerryPolicy
 import NIOSSL
 
 /// One listener as one event loop sees it: the routing table, the service each route leads
@@ -9,10 +10,10 @@ import NIOSSL
 final class ListenerRuntime {
     private(set) var config: ListenerConfig
     private var table: RouteTable
-    /// The service of each route, in configuration order, and the metrics its calls count in
-    /// (nil when metrics are off).
-    private var targets: [ServiceRuntime]
-    private var targetMetrics: [RouteMetrics?]
+    /// Where each route's calls go, in configuration order.
+    private var targets: [RouteTarget]
+    /// Picks a split's service for each call (this loop's own).
+    private var random = FastRandom()
     private(set) var maxDeadlineNanoseconds: Int64?
     private(set) var h2Settings: H2Settings
     /// The listener left the configuration: its connections are being closed gracefully.
@@ -28,8 +29,7 @@ final class ListenerRuntime {
     init(config: ListenerConfig, services: [String: ServiceRuntime], metrics: LoopMetrics?, tlsContext: NIOSSLContext? = nil) {
         self.config = config
         self.table = RouteTable(config.routes)
-        self.targets = config.routes.map { services[$0.service]! }
-        self.targetMetrics = config.routes.map { metrics?.route(listener: config.name, service: $0.service) }
+        self.targets = config.routes.map { RouteTarget($0, listener: config.name, services: services, metrics: metrics) }
         self.maxDeadlineNanoseconds = config.maxDeadline?.totalNanoseconds
         self.h2Settings = Self.settings(config.http2)
         self.tlsContext = tlsContext
@@ -41,8 +41,7 @@ final class ListenerRuntime {
     func update(config newConfig: ListenerConfig, services: [String: ServiceRuntime], metrics: LoopMetrics?, tlsContext: NIOSSLContext?) {
         config = newConfig
         table = RouteTable(newConfig.routes)
-        targets = newConfig.routes.map { services[$0.service]! }
-        targetMetrics = newConfig.routes.map { metrics?.route(listener: newConfig.name, service: $0.service) }
+        targets = newConfig.routes.map { RouteTarget($0, listener: newConfig.name, services: services, metrics: metrics) }
         maxDeadlineNanoseconds = newConfig.maxDeadline?.totalNanoseconds
         h2Settings = Self.settings(newConfig.http2)
         self.tlsContext = tlsContext
@@ -66,19 +65,54 @@ final class ListenerRuntime {
     var name: String { config.name }
     var acceptsDeadlineHeader: Bool { config.deadlineHeader }
 
-    /// The service a request goes to, by its `:authority` (or `host`) and `:path`; nil when no
-    /// route matches.
+    /// The service a request goes to, by its `:authority` (or `host`), `:path` and the headers
+    /// routes ask for, and for a split by a weighted draw; nil when no route matches.
     func route(_ headers: H2Headers) -> (service: ServiceRuntime, metrics: RouteMetrics?, index: Int)? {
-        if table.isSingleDefault { return (targets[0], targetMetrics[0], 0) }
-        let index = headers.withValue(of: ":path") { path in
-            headers.withValue(of: ":authority") { authority in
-                if let authority { return table.match(authority: authority, path: path ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
-                return headers.withValue(of: "host") { host in
-                    table.match(authority: host ?? UnsafeRawBufferPointer(start: nil, count: 0), path: path ?? UnsafeRawBufferPointer(start: nil, count: 0))
+        let index: Int
+        if table.isSingleDefault {
+            index = 0
+        } else {
+            let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+            let matched = headers.withValue(of: ":path") { path in
+                headers.withValue(of: ":authority") { authority in
+                    if let authority { return table.match(authority: authority, path: path ?? empty, headers: headers) }
+                    return headers.withValue(of: "host") { host in
+                        table.match(authority: host ?? empty, path: path ?? empty, headers: headers)
+                    }
                 }
             }
+            guard let matched else { return nil }
+            index = matched
         }
-        return index.map { (targets[$0], targetMetrics[$0], $0) }
+        let target = targets[index]
+        let pick = target.isSplit ? target.pick(random.next()) : 0
+        return (target.services[pick], target.metrics[pick], index)
+    }
+
+    /// One route's services (one, or a split's), the metrics each one's calls count in (nil
+    /// when metrics are off) and the running sums of the split's weights.
+    private final class RouteTarget {
+        let services: [ServiceRuntime]
+        let metrics: [RouteMetrics?]
+        /// `cumulativeWeights[i]`: the weights of services 0...i added up.
+        let cumulativeWeights: [UInt64]
+
+        init(_ route: RouteConfig, listener: String, services: [String: ServiceRuntime], metrics: LoopMetrics?) {
+            self.services = route.backends.map { services[$0.service]! }
+            self.metrics = route.backends.map { metrics?.route(listener: listener, service: $0.service) }
+            var sum: UInt64 = 0
+            self.cumulativeWeights = route.backends.map { sum += UInt64($0.weight); return sum }
+        }
+
+        var isSplit: Bool { services.count > 1 }
+
+        /// The service a draw of `random` lands on: each with its weight's share of draws.
+        func pick(_ random: UInt64) -> Int {
+            let draw = random % cumulativeWeights[cumulativeWeights.count - 1]
+            var index = 0
+            while cumulativeWeights[index] <= draw { index += 1 }
+            return index
+        }
     }
 
     private static func settings(_ http2: HTTP2Config) -> H2Settings {

@@ -127,6 +127,11 @@ final class ProxyCall {
         let policy = headers.withValue(of: ":path") { service.policy(forPath: $0) }
         self.service = service
         self.policy = policy
+        if let limited = service.rateLimitRefusing(policy, at: now()) {
+            routeMetrics?.rateLimited[limited.origin, default: 0] += 1
+            fail(.rateLimited(service: service.name, limit: limited.rateLimit!, origin: limited.origin))
+            return
+        }
         var callerTimeout: Int64?
         if isGRPC {
             requestFramer = GRPCMessageFramer(maxMessageSize: policy.maxMessageSize)

@@ -1,3 +1,4 @@
+import FerryConfig
 import FerryUpstream
 import FerryGRPC
 import FerryH2
@@ -37,6 +38,11 @@ struct ProxyError: Error, CustomStringConvertible {
     static func shed(service: String, limit: Int) -> ProxyError {
         ProxyError(grpcStatus: .resourceExhausted, httpStatus: 503,
                    message: "ferry: service \"\(service)\" is at its limit of \(limit) calls in flight")
+    }
+
+    static func rateLimited(service: String, limit: RateLimitConfig, origin: String) -> ProxyError {
+        ProxyError(grpcStatus: .resourceExhausted, httpStatus: 429,
+                   message: "ferry: service \"\(service)\" is over its rate limit of \(limit.description) (\(origin).rate_limit)")
     }
 
     static func noEndpoints(service: String) -> ProxyError {

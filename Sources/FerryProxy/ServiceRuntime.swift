@@ -26,8 +26,13 @@ final class ResolvedPolicy {
     let hedge: HedgePolicy?
     /// What the call's state machine needs of it (`isGRPC` is set per call).
     let attempts: CallAttemptPolicy
+    /// The rate limit written with this policy (shared by every loop), and how it reads.
+    let rateLimiter: RateLimiter?
+    let rateLimit: RateLimitConfig?
 
-    init(_ policy: CallPolicy) {
+    init(_ policy: CallPolicy, rateLimiter: RateLimiter? = nil) {
+        self.rateLimiter = policy.rateLimit == nil ? nil : rateLimiter
+        rateLimit = policy.rateLimit
         timeoutNanoseconds = policy.timeout?.totalNanoseconds
         deadlineOffsetNanoseconds = policy.deadlineOffset.totalNanoseconds
         maxMessageSize = policy.maxMessageSize
@@ -91,8 +96,8 @@ final class ServiceRuntime {
         self.health = health
         self.random = FastRandom()
         self.methodTable = MethodTable(config.methods)
-        self.methodPolicies = config.methods.map { ResolvedPolicy($0.policy) }
-        self.servicePolicy = ResolvedPolicy(config.policy)
+        self.methodPolicies = config.methods.map { ResolvedPolicy($0.policy, rateLimiter: health.rateLimiter(origin: $0.policy.origin)) }
+        self.servicePolicy = ResolvedPolicy(config.policy, rateLimiter: health.rateLimiter(origin: config.policy.origin))
         self.sourceID = sourceID
         self.eventLoop = eventLoop
         self.logger = logger
@@ -147,6 +152,14 @@ final class ServiceRuntime {
         return methodPolicies[index]
     }
 
+
+    /// The rate limit that refuses a call of `policy` now, if one does: the method entry's
+    /// own, then the service's (which every call of the service counts against).
+    func rateLimitRefusing(_ policy: ResolvedPolicy, at now: Int64) -> ResolvedPolicy? {
+        if let limiter = policy.rateLimiter, !limiter.admit(at: now) { return policy }
+        if policy !== servicePolicy, let limiter = servicePolicy.rateLimiter, !limiter.admit(at: now) { return servicePolicy }
+        return nil
+    }
 
     /// The pool for the next call, by the service's balancer, among endpoints that are not
     /// ejected by failure accrual nor just failed to connect. If none is left, every endpoint
@@ -219,8 +232,8 @@ final class ServiceRuntime {
         if let newConnector { setConnector(newConnector) }
         config = newConfig
         methodTable = MethodTable(newConfig.methods)
-        methodPolicies = newConfig.methods.map { ResolvedPolicy($0.policy) }
-        servicePolicy = ResolvedPolicy(newConfig.policy)
+        methodPolicies = newConfig.methods.map { ResolvedPolicy($0.policy, rateLimiter: health.rateLimiter(origin: $0.policy.origin)) }
+        servicePolicy = ResolvedPolicy(newConfig.policy, rateLimiter: health.rateLimiter(origin: newConfig.policy.origin))
         if poolChanged {
             let old = pools
             pools = []

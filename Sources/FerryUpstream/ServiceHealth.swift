@@ -17,6 +17,10 @@ package final class ServiceHealth: Sendable {
     /// Retries allowed to this service, shared by every loop (replaced when its settings change).
     private let budget: NIOLockedValueBox<RetryBudget>
     package var retryBudget: RetryBudget { budget.withLockedValue { $0 } }
+    /// The rate limits written for the service and its `methods` entries, by where they were
+    /// written (`services.x`, `services.x.methods[1]`): one bucket each for every loop. A reload
+    /// keeps a bucket whose limit did not change (its tokens too).
+    private let rateLimiters: NIOLockedValueBox<[String: RateLimiter]>
 
     private struct State {
         var settings: FailureAccrualConfig
@@ -28,6 +32,26 @@ package final class ServiceHealth: Sendable {
         name = service.name
         state = NIOLockedValueBox(State(settings: service.failureAccrual, maxConcurrentCalls: service.maxConcurrentCalls))
         budget = NIOLockedValueBox(RetryBudget(settings: Self.budgetSettings(service.retryBudget)))
+        rateLimiters = NIOLockedValueBox(Self.limiters(for: service, keeping: [:]))
+    }
+
+    private static func limiters(for service: ServiceConfig, keeping old: [String: RateLimiter]) -> [String: RateLimiter] {
+        var limiters: [String: RateLimiter] = [:]
+        for policy in [service.policy] + service.methods.map(\.policy) {
+            guard let limit = policy.rateLimit else { continue }
+            let settings = RateLimiter.Settings(calls: limit.calls, periodNanoseconds: limit.period.totalNanoseconds, burst: limit.burst)
+            if let kept = old[policy.origin], kept.settings == settings {
+                limiters[policy.origin] = kept
+            } else {
+                limiters[policy.origin] = RateLimiter(settings)
+            }
+        }
+        return limiters
+    }
+
+    /// The shared bucket of the rate limit written at `origin`, if one was.
+    package func rateLimiter(origin: String) -> RateLimiter? {
+        rateLimiters.withLockedValue { $0[origin] }
     }
 
     package static func budgetSettings(_ config: RetryBudgetConfig) -> RetryBudget.Settings {
@@ -42,6 +66,7 @@ package final class ServiceHealth: Sendable {
     package func update(_ service: ServiceConfig) {
         let settings = Self.budgetSettings(service.retryBudget)
         budget.withLockedValue { if $0.settings != settings { $0 = RetryBudget(settings: settings) } }
+        rateLimiters.withLockedValue { $0 = Self.limiters(for: service, keeping: $0) }
         state.withLockedValue { state in
             state.maxConcurrentCalls = service.maxConcurrentCalls
             guard state.settings != service.failureAccrual else { return }

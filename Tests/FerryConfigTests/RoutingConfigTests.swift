@@ -23,7 +23,7 @@ final class RoutingConfigTests: XCTestCase {
     }
 
     private func service(_ t: (RouteTable, [RouteConfig]), _ authority: String, _ path: String) -> String? {
-        t.0.match(authority: authority, path: path).map { t.1[$0].service }
+        t.0.match(authority: authority, path: path).map { t.1[$0].target }
     }
 
     func testMostSpecificAuthorityThenPathWins() throws {

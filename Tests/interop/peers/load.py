@@ -13,7 +13,8 @@ CHANNEL_OPTIONS = [("grpc.enable_retries", 0)]
 
 
 class Load:
-    def __init__(self, target, path="/ferry.test.Echo/Unary", threads=6, timeout=5.0, authority=None, payload=b"x" * 100):
+    def __init__(self, target, path="/ferry.test.Echo/Unary", threads=6, timeout=5.0, authority=None, payload=b"x" * 100,
+                 metadata=None):
         options = list(CHANNEL_OPTIONS)
         if authority:
             options.append(("grpc.default_authority", authority))
@@ -22,6 +23,7 @@ class Load:
         self.threads = threads
         self.timeout = timeout
         self.payload = payload
+        self.metadata = metadata
         self.lock = threading.Lock()
         self.ok = 0
         self.failures = []                 # (time, code, details, when the call started)
@@ -37,7 +39,7 @@ class Load:
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
-                _, rpc = call.with_call(self.payload, timeout=self.timeout)
+                _, rpc = call.with_call(self.payload, timeout=self.timeout, metadata=self.metadata)
                 upstream = dict(rpc.initial_metadata()).get("x-upstream", "?")
                 with self.lock:
                     self.ok += 1
@@ -88,7 +90,7 @@ class Load:
         return f"{self.ok} ok, {len(self.failures)} failed, {self.rate:.0f} calls/s, by upstream {dict(self.by_upstream)}"
 
 
-def fixed_calls(target, calls, callers, path="/ferry.test.Echo/Unary", body=b"x" * 100, timeout=10.0, rate=None):
+def fixed_calls(target, calls, callers, path="/ferry.test.Echo/Unary", body=b"x" * 100, timeout=10.0, rate=None, metadata=None):
     """`calls` unary calls shared by `callers` threads (a channel each), back to back, or with
     `rate` at that many calls per second in all (each caller on its own schedule, the callers'
     schedules staggered so they do not call in bursts). Returns one outcome per call:
@@ -113,7 +115,7 @@ def fixed_calls(target, calls, callers, path="/ferry.test.Echo/Unary", body=b"x"
                     left[0] -= 1
                 t0 = time.monotonic()
                 try:
-                    _, call = stub.with_call(body, timeout=timeout)
+                    _, call = stub.with_call(body, timeout=timeout, metadata=metadata)
                     outcome = (time.monotonic() - t0, dict(call.initial_metadata()).get("x-upstream"), None)
                 except grpc.RpcError as e:
                     outcome = (time.monotonic() - t0, None, (e.code(), e.details()))

@@ -1,0 +1,88 @@
+/// The traffic-management parts of a configuration: splits, header matches, rate limits.
+extension ConfigLoader {
+    /// `[{service, weight}, ...]`: at least two services, each once, weights adding up to more than 0.
+    static func decodeSplit(_ value: YAMLValue, services: [ServiceConfig]) throws -> [WeightedService] {
+        let items = try value.sequence()
+        guard items.count >= 2 else {
+            throw value.error("a split names at least two services, each with a weight; for one service write \"service:\"")
+        }
+        var split: [WeightedService] = []
+        for item in items {
+            let m = try item.mapping(allowed: ["service", "weight"])
+            let service = try m.required("service")
+            let name = try serviceReference(service, services: services)
+            guard !split.contains(where: { $0.service == name }) else { throw service.error("service \"\(name)\" is in this split twice") }
+            split.append(WeightedService(service: name, weight: try m.required("weight").int(in: 0...1_000_000)))
+        }
+        guard split.contains(where: { $0.weight > 0 }) else {
+            throw value.error("the weights of a split add up to 0, so it would send nowhere; give at least one service a weight above 0")
+        }
+        return split
+    }
+
+    /// `[{name, exact | prefix | present: true}, ...]`: request headers a route asks for, all of them.
+    static func decodeHeaderMatches(_ value: YAMLValue) throws -> [HeaderMatch] {
+        var matches: [HeaderMatch] = []
+        for item in try value.sequence() {
+            let m = try item.mapping(allowed: ["name", "exact", "prefix", "present"])
+            let nameValue = try m.required("name")
+            let name = try nameValue.string().lowercased()
+            guard !name.isEmpty, !name.hasPrefix(":"), name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
+                throw nameValue.error("expected a header name such as \"x-canary\" (pseudo-headers are matched by authority, method and path_prefix), got \"\(name)\"")
+            }
+            let given = [m["exact"], m["prefix"], m["present"]].compactMap { $0 }
+            guard given.count == 1 else {
+                throw item.error("a header match has one of \"exact\", \"prefix\" or \"present: true\"")
+            }
+            let kind: HeaderMatch.Kind
+            if let v = m["exact"] {
+                kind = .exact(try v.string())
+            } else if let v = m["prefix"] {
+                let prefix = try v.string()
+                guard !prefix.isEmpty else { throw v.error("an empty prefix matches any value; write \"present: true\"") }
+                kind = .prefix(prefix)
+            } else {
+                guard try m["present"]!.bool() else {
+                    throw m["present"]!.error("\"present: false\" is not supported; match the header's presence with \"present: true\"")
+                }
+                kind = .present
+            }
+            guard !matches.contains(where: { $0.name == name }) else { throw nameValue.error("header \"\(name)\" is matched twice in this route") }
+            matches.append(HeaderMatch(name: name, kind: kind))
+        }
+        return matches
+    }
+
+    /// `{rate: "100/s", burst: 20}`: a rate is calls per period (`/s`, `/m`, `/h`, or a duration
+    /// such as `/100ms`); the burst defaults to one period's calls.
+    static func decodeRateLimit(_ value: YAMLValue) throws -> RateLimitConfig {
+        let m = try value.mapping(allowed: ["rate", "burst"])
+        let rateValue = try m.required("rate")
+        let text = try rateValue.string()
+        let parts = text.split(separator: "/", maxSplits: 1).map { $0.trimmingSpaces }
+        let example = "write calls per period, such as \"100/s\", \"6000/m\" or \"5/100ms\""
+        guard parts.count == 2, let calls = Int(parts[0]) else { throw rateValue.error("\(example), got \"\(text)\"") }
+        guard calls > 0 else {
+            throw rateValue.error("a rate of \(calls) would refuse every call; to stop a method, route it elsewhere, and to not limit it, remove rate_limit")
+        }
+        guard calls <= 100_000_000 else { throw rateValue.error("at most 100000000 calls per period, got \(calls)") }
+        let unit = parts[1]
+        let period: Duration
+        switch ConfigValues.parseDuration(["s", "m", "h"].contains(unit) ? "1" + unit : unit) {
+        case .success(let d): period = d
+        case .failure: throw rateValue.error("\(example), got \"\(text)\"")
+        }
+        guard period >= .milliseconds(1), period <= .seconds(86_400) else {
+            throw rateValue.error("the period must be from 1ms to 24h, got \"\(unit)\"")
+        }
+        guard period.totalNanoseconds / Int64(calls) >= 1 else { throw rateValue.error("more than one call per nanosecond is no limit") }
+        let burst = try m["burst"]?.int(in: 1...100_000_000) ?? calls
+        return RateLimitConfig(calls: calls, period: period, burst: burst)
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

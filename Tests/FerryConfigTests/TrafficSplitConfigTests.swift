@@ -1,0 +1,144 @@
+import FerryConfig
+import XCTest
+
+/// Routes by request header and routes that split their calls between services by weight.
+final class TrafficSplitConfigTests: XCTestCase {
+    private func parse(_ yaml: String) throws -> FerryConfig { try ConfigLoader.parse(yaml: yaml, source: "t.yaml", directory: "/etc/ferry") }
+
+    private let services = """
+    services:
+      stable: {endpoints: ["127.0.0.1:1"]}
+      canary: {endpoints: ["127.0.0.1:2"]}
+      other: {endpoints: ["127.0.0.1:3"]}
+    """
+
+    private func routes(_ routes: String) throws -> [RouteConfig] {
+        try parse("listeners:\n  - name: l\n    address: 127.0.0.1:9\n    routes:\n\(routes)\n\(services)").listeners[0].routes
+    }
+
+    private func error(_ routes: String) -> ConfigError? {
+        do { _ = try self.routes(routes); return nil } catch let e as ConfigError { return e } catch { XCTFail("\(error)"); return nil }
+    }
+
+    func testHeaderMatchesAreMoreSpecificThanTheSameRouteWithout() throws {
+        let r = try routes("""
+              - {match: {method: "pkg.S/*"}, service: stable}
+              - {match: {method: "pkg.S/*", headers: [{name: X-Canary, exact: "1"}]}, service: canary}
+              - {match: {method: "pkg.S/*", headers: [{name: x-canary, exact: "1"}, {name: x-user, prefix: "test-"}]}, service: other}
+              - {match: {headers: [{name: x-debug, present: true}]}, service: other}
+        """)
+        let table = RouteTable(r)
+        func target(_ path: String, _ headers: [(String, String)]) -> String? {
+            table.match(authority: "h", path: path, headers: headers).map { r[$0].target }
+        }
+        XCTAssertEqual(target("/pkg.S/M", []), "stable")
+        XCTAssertEqual(target("/pkg.S/M", [("x-canary", "1")]), "canary", "names are lower case; the header route wins")
+        XCTAssertEqual(target("/pkg.S/M", [("x-canary", "2")]), "stable", "exact means the whole value")
+        XCTAssertEqual(target("/pkg.S/M", [("x-canary", "1"), ("x-user", "test-7")]), "other", "more headers: more specific")
+        XCTAssertEqual(target("/pkg.S/M", [("x-canary", "1"), ("x-user", "prod-7")]), "canary", "every header of a route must match")
+        XCTAssertEqual(target("/pkg.S/M", [("x-debug", "")]), "stable", "the path is more specific than headers")
+        XCTAssertEqual(target("/elsewhere", [("x-debug", "")]), "other", "present: any value, even empty")
+        XCTAssertNil(target("/elsewhere", []))
+        XCTAssertEqual(r[1].match.description, "method pkg.S/*, header x-canary = \"1\"")
+    }
+
+    func testASplitNamesItsServicesWeightsAndShares() throws {
+        let r = try routes("""
+              - match: {method: "pkg.S/*"}
+                split:
+                  - {service: stable, weight: 90}
+                  - {service: canary, weight: 10}
+              - {split: [{service: stable, weight: 2}, {service: canary, weight: 1}, {service: other, weight: 0}]}
+        """)
+        XCTAssertEqual(r[0].backends, [WeightedService(service: "stable", weight: 90), WeightedService(service: "canary", weight: 10)])
+        XCTAssertEqual(r[0].target, "split stable 90 (90%), canary 10 (10%)")
+        XCTAssertEqual(r[1].target, "split stable 2 (66.7%), canary 1 (33.3%), other 0 (0%)")
+        let config = try parse("listeners:\n  - name: l\n    address: 127.0.0.1:9\n    routes:\n"
+                               + "      - {split: [{service: canary, weight: 1}, {service: stable, weight: 1}]}\n\(services)")
+        XCTAssertEqual(config.listeners[0].serviceNames, ["canary", "stable"])
+        XCTAssertTrue(ConfigSummary.lines(config).contains("  default -> split canary 1 (50%), stable 1 (50%)"), "\(ConfigSummary.lines(config))")
+    }
+
+    func testBadSplitsAndHeaderMatchesAreLocated() {
+        let cases: [(String, String, String)] = [
+            ("- {split: [{service: stable, weight: 0}, {service: canary, weight: 0}]}", "listeners[0].routes[0].split", "add up to 0"),
+            ("- {split: [{service: stable, weight: 5}, {service: nope, weight: 1}]}", "listeners[0].routes[0].split[1].service", "no service named \"nope\""),
+            ("- {split: [{service: stable, weight: 5}]}", "listeners[0].routes[0].split", "at least two services"),
+            ("- {split: [{service: stable, weight: 5}, {service: stable, weight: 1}]}", "listeners[0].routes[0].split[1].service", "in this split twice"),
+            ("- {split: [{service: stable, weight: -1}, {service: canary, weight: 1}]}", "listeners[0].routes[0].split[0].weight", "from 0 to 1000000"),
+            ("- {split: [{service: stable}, {service: canary, weight: 1}]}", "listeners[0].routes[0].split[0]", "missing required key \"weight\""),
+            ("- {service: stable, split: [{service: stable, weight: 1}, {service: canary, weight: 1}]}", "listeners[0].routes[0].split", "not both"),
+            ("- {match: {method: \"a.B/*\"}}", "listeners[0].routes[0]", "needs \"service\""),
+            ("- {match: {headers: [{name: x-a}]}, service: stable}", "listeners[0].routes[0].match.headers[0]", "one of \"exact\""),
+            ("- {match: {headers: [{name: x-a, exact: b, prefix: c}]}, service: stable}", "listeners[0].routes[0].match.headers[0]", "one of \"exact\""),
+            ("- {match: {headers: [{name: \":path\", exact: b}]}, service: stable}", "listeners[0].routes[0].match.headers[0].name", "pseudo-headers"),
+            ("- {match: {headers: [{name: x-a, present: false}]}, service: stable}", "listeners[0].routes[0].match.headers[0].present", "not supported"),
+            ("- {match: {headers: [{name: x-a, prefix: \"\"}]}, service: stable}", "listeners[0].routes[0].match.headers[0].prefix", "present: true"),
+            ("- {match: {headers: [{name: x-a, exact: b}, {name: X-A, exact: c}]}, service: stable}", "listeners[0].routes[0].match.headers[1].name", "matched twice"),
+        ]
+        for (route, key, message) in cases {
+            let e = error("      " + route)
+            XCTAssertEqual(e?.file, "t.yaml", route)
+            XCTAssertEqual(e?.key, key, route)
+            XCTAssertTrue(e?.message.contains(message) ?? false, "\(route): \(e?.message ?? "no error")")
+        }
+    }
+
+    func testTheSameHeadersInAnotherOrderAreTheSameMatch() {
+        let e = error("""
+              - {match: {headers: [{name: x-a, exact: "1"}, {name: x-b, present: true}]}, service: stable}
+              - {match: {headers: [{name: x-b, present: true}, {name: x-a, exact: "1"}]}, service: canary}
+        """)
+        XCTAssertEqual(e?.key, "listeners[0].routes[1]")
+        XCTAssertTrue(e?.message.contains("ambiguous") ?? false, e?.message ?? "no error")
+    }
+}
+
+/// Rate limits on services and methods.
+final class RateLimitConfigTests: XCTestCase {
+    private func service(_ body: String) throws -> ServiceConfig {
+        let yaml = "listeners: [{name: l, address: \"127.0.0.1:9\", service: s}]\nservices:\n  s:\n    endpoints: [\"127.0.0.1:1\"]\n" + body
+        return try ConfigLoader.parse(yaml: yaml, source: "rl.yaml", directory: "/etc/ferry").services[0]
+    }
+
+    func testRatesPerPeriodWithBurstsAndNoInheritance() throws {
+        let s = try service("""
+            rate_limit: {rate: 100/s}
+            methods:
+              - {match: "pkg.S/*", rate_limit: {rate: "6000/m", burst: 20}}
+              - {match: "pkg.S/Get", timeout: 1s}
+              - {match: "pkg.S/Put", rate_limit: {rate: 5/100ms}}
+        """)
+        XCTAssertEqual(s.policy.rateLimit, RateLimitConfig(calls: 100, period: .seconds(1), burst: 100), "the burst defaults to a period's calls")
+        XCTAssertEqual(s.methods[0].policy.rateLimit, RateLimitConfig(calls: 6000, period: .seconds(60), burst: 20))
+        XCTAssertNil(s.methods.first { $0.match == .grpcMethod(service: "pkg.S", method: "Get") }?.policy.rateLimit,
+                     "a method inherits its service's timeout and the rest, not its bucket")
+        XCTAssertEqual(s.methods.first { $0.match == .grpcMethod(service: "pkg.S", method: "Put") }?.policy.rateLimit,
+                       RateLimitConfig(calls: 5, period: .milliseconds(100), burst: 5))
+        XCTAssertEqual(s.policy.rateLimit?.description, "100/s (burst 100)")
+        XCTAssertEqual(s.methods[0].policy.rateLimit?.description, "6000/60s (burst 20)")
+    }
+
+    func testBadRatesAreLocated() {
+        let cases: [(String, String, String)] = [
+            ("rate_limit: {rate: 0/s}", "services.s.rate_limit.rate", "would refuse every call"),
+            ("rate_limit: {rate: 100}", "services.s.rate_limit.rate", "calls per period"),
+            ("rate_limit: {rate: ten/s}", "services.s.rate_limit.rate", "calls per period"),
+            ("rate_limit: {rate: 10/fortnight}", "services.s.rate_limit.rate", "calls per period"),
+            ("rate_limit: {rate: 10/48h}", "services.s.rate_limit.rate", "from 1ms to 24h"),
+            ("rate_limit: {rate: 10/s, burst: 0}", "services.s.rate_limit.burst", "from 1"),
+            ("rate_limit: {burst: 3}", "services.s.rate_limit", "missing required key \"rate\""),
+            ("methods: [{match: a.B/C, rate_limit: {rate: -1/s}}]", "services.s.methods[0].rate_limit.rate", "would refuse every call"),
+        ]
+        for (body, key, message) in cases {
+            do {
+                _ = try service("    " + body)
+                XCTFail("accepted: \(body)")
+            } catch let e as ConfigError {
+                XCTAssertEqual(e.file, "rl.yaml", body)
+                XCTAssertEqual(e.key, key, body)
+                XCTAssertTrue(e.message.contains(message), "\(body): \(e.message)")
+            } catch { XCTFail("\(error)") }
+        }
+    }
+}
