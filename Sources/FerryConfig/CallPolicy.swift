@@ -23,6 +23,8 @@ public struct CallPolicy: Sendable, Equatable {
     public var retry = RetryPolicy()
     /// Hedging (opt-in): more attempts raced against a slow one; nil: off.
     public var hedge: HedgePolicy?
+    /// Faults injected into this method's calls (a route's own `fault` takes precedence); nil: none.
+    public var fault: FaultConfig?
     /// A local rate limit on the calls this entry matches (a service's: all of its calls; a
     /// `methods` entry's: that entry's, on top of the service's). Not inherited: each limit
     /// written is one bucket. nil: no limit.

@@ -1,4 +1,6 @@
-/// The traffic-management parts of a configuration: splits, header matches, rate limits.
+import FerryGRPC
+
+/// The traffic-management parts of a configuration: splits, header matches, rate limits, faults.
 extension ConfigLoader {
     /// `[{service, weight}, ...]`: at least two services, each once, weights adding up to more than 0.
     static func decodeSplit(_ value: YAMLValue, services: [ServiceConfig]) throws -> [WeightedService] {
@@ -78,6 +80,41 @@ extension ConfigLoader {
         guard period.totalNanoseconds / Int64(calls) >= 1 else { throw rateValue.error("more than one call per nanosecond is no limit") }
         let burst = try m["burst"]?.int(in: 1...100_000_000) ?? calls
         return RateLimitConfig(calls: calls, period: period, burst: burst)
+    }
+}
+
+extension ConfigLoader {
+    /// `{abort: {status, http_status, percent}, delay: {duration, percent}, from_headers, max_header_delay}`.
+    static func decodeFault(_ value: YAMLValue) throws -> FaultConfig {
+        let m = try value.mapping(allowed: ["abort", "delay", "from_headers", "max_header_delay"])
+        var fault = FaultConfig(origin: value.path)
+        if let v = m["abort"] {
+            let a = try v.mapping(allowed: ["status", "http_status", "percent"])   // http_status: plain HTTP/2 requests (default 503)
+            let status = try a["status"].map(Self.status) ?? .unavailable
+            guard status != .ok else { throw a["status"]!.error("an abort with OK would not be a fault; use a failing status such as UNAVAILABLE") }
+            let http = try a["http_status"]?.int(in: 400...599) ?? 503
+            fault.abort = FaultConfig.Abort(grpcStatus: status, httpStatus: http, percent: try percent(a.required("percent")))
+        }
+        if let v = m["delay"] {
+            let d = try v.mapping(allowed: ["duration", "percent"])
+            fault.delay = FaultConfig.Delay(duration: try d.required("duration").duration(min: .milliseconds(1), max: .seconds(3600)),
+                                            percent: try percent(d.required("percent")))
+        }
+        fault.fromHeaders = try m["from_headers"]?.bool() ?? false
+        if let v = m["max_header_delay"] { fault.maxHeaderDelay = try v.duration(min: .milliseconds(1), max: .seconds(3600)) }
+        guard fault.abort != nil || fault.delay != nil || fault.fromHeaders else {
+            throw value.error("a fault has \"abort\", \"delay\" or \"from_headers: true\" (else it injects nothing)")
+        }
+        return fault
+    }
+
+    /// A share of calls: a number from 0 to 100 (decimals allowed, such as 0.5).
+    private static func percent(_ value: YAMLValue) throws -> Double {
+        let text = try value.string()
+        guard let p = Double(text.hasSuffix("%") ? String(text.dropLast()) : text), p.isFinite, (0...100).contains(p) else {
+            throw value.error("a percent is a number from 0 to 100, got \"\(text)\"")
+        }
+        return p
     }
 }
 

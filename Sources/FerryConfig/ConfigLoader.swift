@@ -186,7 +186,7 @@ public enum ConfigLoader {
         return service
     }
 
-    private static let routeKeys = ["match", "service", "split", "authorization"]
+    private static let routeKeys = ["match", "service", "split", "authorization", "fault"]
 
     /// `{ match: { authority, method | path_prefix, headers }, service | split }`; an absent match
     /// takes everything.
@@ -224,6 +224,7 @@ public enum ConfigLoader {
             throw value.error("a route needs \"service\" (where its calls go) or \"split\" (services by weight)")
         }
         route.authorization = try m["authorization"].map { try decodeAuthorization($0, name: policyName) }
+        route.fault = try m["fault"].map(decodeFault)
         return route
     }
 
@@ -235,7 +236,7 @@ public enum ConfigLoader {
     }
 
     private static let policyKeys = ["timeout", "deadline_offset", "max_message_size", "stream_idle_timeout", "deadline_header",
-                                     "failure_statuses", "retry", "hedge", "rate_limit"]
+                                     "failure_statuses", "retry", "hedge", "rate_limit", "fault"]
 
     /// Reads the policy keys present in `m` over `base` (what the entry inherits).
     private static func decodePolicy(_ m: YAMLMapping, over base: CallPolicy, origin: String) throws -> CallPolicy {
@@ -250,6 +251,7 @@ public enum ConfigLoader {
         if let v = m["retry"] { policy.retry = try decodeRetry(v, over: policy.retry) }
         if let v = m["hedge"] { policy.hedge = try decodeHedge(v) }
         policy.rateLimit = try m["rate_limit"].map(decodeRateLimit)
+        if let v = m["fault"] { policy.fault = try decodeFault(v) }
         return policy
     }
 
@@ -445,12 +447,15 @@ public enum ConfigLoader {
 
     /// A list of gRPC status names (`UNAVAILABLE`) or numbers.
     static func statusList(_ value: YAMLValue) throws -> [GRPCStatusCode] {
-        try value.sequence().map { item in
-            let text = try item.string()
-            if let n = Int(text), let code = GRPCStatusCode(rawValue: n) { return code }
-            if let code = GRPCStatusCode.allCases.first(where: { $0.name == text.uppercased() }) { return code }
-            throw item.error("not a gRPC status: \"\(text)\" (use names like UNAVAILABLE or numbers 0..16)")
-        }
+        try value.sequence().map(status)
+    }
+
+    /// A gRPC status name (`UNAVAILABLE`, any case) or number.
+    static func status(_ item: YAMLValue) throws -> GRPCStatusCode {
+        let text = try item.string()
+        if let n = Int(text), let code = GRPCStatusCode(rawValue: n) { return code }
+        if let code = GRPCStatusCode.allCases.first(where: { $0.name == text.uppercased() }) { return code }
+        throw item.error("not a gRPC status: \"\(text)\" (use names like UNAVAILABLE or numbers 0..16)")
     }
 
     static func resolve(_ path: String, against directory: String) -> String {

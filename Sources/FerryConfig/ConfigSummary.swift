@@ -8,7 +8,8 @@ public enum ConfigSummary {
             out.append("listener \(listener.name) on \(listener.address)\(deadline); routes, most specific first:")
             for index in RouteTable.precedence(listener.routes) {
                 let route = listener.routes[index]
-                let policy = route.authorization.map { "; authorization: \(authorization($0))" } ?? ""
+                let policy = (route.authorization.map { "; authorization: \(authorization($0))" } ?? "")
+                    + (route.fault.map { "; fault: \($0.description)" } ?? "")
                 out.append("  \(route.match.description) -> \(route.target)\(policy)")
             }
             out.append("  limits: max_connections \(listener.maxConnections), max_concurrent_streams \(listener.http2.maxConcurrentStreams), "
@@ -63,6 +64,7 @@ public enum ConfigSummary {
     private static func policy(_ p: CallPolicy) -> String {
         "timeout \(p.timeout.map(format) ?? "none"), deadline_offset \(format(p.deadlineOffset)), max_message_size \(p.maxMessageSize)"
             + (p.rateLimit.map { ", rate_limit \($0.description)" } ?? "")
+            + (p.fault.map { ", fault \($0.description)" } ?? "")
     }
 
     public static func format(_ d: Duration) -> String {

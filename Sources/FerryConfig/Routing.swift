@@ -192,6 +192,8 @@ public struct RouteConfig: Sendable, Equatable {
     public var backends: [WeightedService]
     /// Who may make the calls this route matches (over the listener's policy); nil: the listener's.
     public var authorization: AuthorizationPolicy?
+    /// Faults injected into this route's calls (over the method's); nil: the method's, if any.
+    public var fault: FaultConfig?
 
     public init(match: RouteMatch, service: String) {
         self.match = match

@@ -62,6 +62,9 @@ package final class RouteMetrics {
     package var hedges = 0
     /// Calls refused by a rate limit, by where the limit was written.
     package var rateLimited: [String: Int] = [:]
+    /// Injected faults, by where the fault was written.
+    package var faultAborts: [String: Int] = [:]
+    package var faultDelays: [String: Int] = [:]
 
     package init(listener: String, service: String) {
         self.listener = listener
@@ -87,6 +90,8 @@ package final class RouteMetrics {
         package var retryBudgetExhausted: Int
         package var hedges: Int
         package var rateLimited: [String: Int] = [:]
+        package var faultAborts: [String: Int] = [:]
+        package var faultDelays: [String: Int] = [:]
 
         package init(listener: String, service: String, methods: [String: MethodMetrics.Snapshot], deadlineExceeded: [Int], streamIdleTimeouts: Int, loadShed: Int, noEndpoints: Int, retries: Int, retryBudgetExhausted: Int, hedges: Int) {
             self.listener = listener
@@ -111,6 +116,8 @@ package final class RouteMetrics {
                                 streamIdleTimeouts: streamIdleTimeouts, loadShed: loadShed, noEndpoints: noEndpoints,
                                 retries: retries, retryBudgetExhausted: retryBudgetExhausted, hedges: hedges)
         snapshot.rateLimited = rateLimited
+        snapshot.faultAborts = faultAborts
+        snapshot.faultDelays = faultDelays
         return snapshot
     }
 }

@@ -80,6 +80,7 @@ package enum MetricsExposition {
         var deadline = [0, 0, 0]
         var idle = 0, shed = 0, noEndpoints = 0, retries = 0, exhausted = 0, hedges = 0
         var rateLimited: [String: Int] = [:]
+        var faults: [String: [String: Int]] = [:]     // kind -> origin -> count
 
         mutating func add(_ route: RouteMetrics.Snapshot) {
             hedges += route.hedges
@@ -90,6 +91,8 @@ package enum MetricsExposition {
             shed += route.loadShed
             noEndpoints += route.noEndpoints
             for (origin, n) in route.rateLimited { rateLimited[origin, default: 0] += n }
+            for (origin, n) in route.faultAborts { faults["abort", default: [:]][origin, default: 0] += n }
+            for (origin, n) in route.faultDelays { faults["delay", default: [:]][origin, default: 0] += n }
         }
     }
 
@@ -180,6 +183,14 @@ package enum MetricsExposition {
         for (service, s) in sortedServices {
             for (origin, n) in s.rateLimited.sorted(by: { $0.key < $1.key }) {
                 w.sample("ferry_rate_limited_total", [("service", service), ("limit", origin)], n)
+            }
+        }
+        w.family("ferry_faults_injected_total", "counter", "Faults injected into calls (abort: answered with the fault's status; delay: held before going upstream), by where the fault is written.")
+        for (service, s) in sortedServices {
+            for (kind, origins) in s.faults.sorted(by: { $0.key < $1.key }) {
+                for (origin, n) in origins.sorted(by: { $0.key < $1.key }) {
+                    w.sample("ferry_faults_injected_total", [("service", service), ("kind", kind), ("fault", origin)], n)
+                }
             }
         }
         w.family("ferry_no_endpoints_total", "counter", "Calls failed because the service had no endpoints.")

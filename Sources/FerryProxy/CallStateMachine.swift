@@ -34,6 +34,7 @@ struct CallAttemptPolicy {
 /// ```
 ///  awaitingRequestHeaders
 ///       | start: the request is kept, the first attempt placed
+///       |       (startDelayed: an injected fault delay holds it in `delayed` first)
 ///       v
 ///    placed <------- connect failure (3x), pool retired, refused stream, GOAWAY
 ///       | connection lent, stream opened            (placed again elsewhere)
@@ -134,6 +135,8 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
 
     private enum State {
         case awaitingRequestHeaders
+        /// An injected fault delay holds the call before its first attempt (the request is kept).
+        case delayed
         /// No attempt in flight: before the first is placed, or during a retry's backoff.
         case betweenAttempts(retryError: ProxyError?)
         /// An attempt waits in its pool for a connection with room.
@@ -230,7 +233,7 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
     /// The attempt is waiting for a connection (request bytes are kept until one opens).
     var isWaitingForStream: Bool {
         switch state {
-        case .awaitingRequestHeaders, .betweenAttempts, .placed: return true
+        case .awaitingRequestHeaders, .delayed, .betweenAttempts, .placed: return true
         default: return false
         }
     }
@@ -265,12 +268,29 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
     @inline(__always)
     mutating func start(headers: H2Headers, endStream: Bool, replayCap: Int, shedSlot: Int?, policy: CallAttemptPolicy,
                         arrivedAt: Int64, pick: ([ObjectIdentifier]) -> Pool?) -> PlaceAction {
+        keep(headers: headers, endStream: endStream, replayCap: replayCap, shedSlot: shedSlot, policy: policy)
+        return place(previous: nil, ended: .none, at: arrivedAt, pick: pick)
+    }
+
+    /// The request headers arrived and an injected delay holds the call: the request is kept,
+    /// the first attempt is placed when the delay is over (`delayElapsed`).
+    mutating func startDelayed(headers: H2Headers, endStream: Bool, replayCap: Int, shedSlot: Int?, policy: CallAttemptPolicy) {
+        keep(headers: headers, endStream: endStream, replayCap: replayCap, shedSlot: shedSlot, policy: policy)
+        state = .delayed
+    }
+
+    /// The injected delay is over: place the first attempt.
+    mutating func delayElapsed(at now: Int64, pick: ([ObjectIdentifier]) -> Pool?) -> PlaceAction? {
+        guard case .delayed = state else { return nil }
+        return place(previous: nil, ended: .none, at: now, pick: pick)
+    }
+
+    private mutating func keep(headers: H2Headers, endStream: Bool, replayCap: Int, shedSlot: Int?, policy: CallAttemptPolicy) {
         precondition({ if case .awaitingRequestHeaders = state { return true } else { return false } }())
         self.policy = policy
         self.shedSlot = shedSlot
         if endStream { requestEnd = .ended }
         request = Request(headers: headers, replay: ReplayBuffer(cap: replayCap))
-        return place(previous: nil, ended: .none, at: arrivedAt, pick: pick)
     }
 
     /// Places the next attempt (the request is held).
@@ -698,7 +718,7 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
         var remaining: Stream?
         var answer = CallerAnswer.nothing
         switch takeState() {
-        case .awaitingRequestHeaders, .betweenAttempts:
+        case .awaitingRequestHeaders, .delayed, .betweenAttempts:
             break
         case .placed(let attempt):
             ended.primary = attempt.ended(primaryOutcome, waiting: true)

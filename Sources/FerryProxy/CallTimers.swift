@@ -19,6 +19,8 @@ struct CallTimers {
         case perTry
         /// The delay before the next hedge.
         case hedge
+        /// An injected fault delay before the first attempt.
+        case faultDelay
     }
 
     // The queue's ids start at 1, so 0 is free to mean "not armed" inside this type only.
@@ -27,6 +29,7 @@ struct CallTimers {
     private var retryBackoff: UInt64 = 0
     private var perTry: UInt64 = 0
     private var hedge: UInt64 = 0
+    private var faultDelay: UInt64 = 0
 
     func isArmed(_ kind: Kind) -> Bool { raw(kind) != 0 }
 
@@ -52,6 +55,7 @@ struct CallTimers {
         case retryBackoff: return .retryBackoff
         case perTry: return .perTry
         case hedge: return .hedge
+        case faultDelay: return .faultDelay
         default: return nil
         }
     }
@@ -63,6 +67,7 @@ struct CallTimers {
         case .retryBackoff: return retryBackoff
         case .perTry: return perTry
         case .hedge: return hedge
+        case .faultDelay: return faultDelay
         }
     }
 
@@ -73,6 +78,7 @@ struct CallTimers {
         case .retryBackoff: retryBackoff = value
         case .perTry: perTry = value
         case .hedge: hedge = value
+        case .faultDelay: faultDelay = value
         }
     }
 }

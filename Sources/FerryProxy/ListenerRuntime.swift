@@ -23,6 +23,8 @@ final class ListenerRuntime {
     /// The policy of each route (its own, else the listener's), and whether any route has one.
     private var authorizations: [AuthorizationPolicy?]
     private(set) var hasAuthorization: Bool
+    /// The faults of each route that injects some (over its methods' own).
+    private var faults: [FaultInjector?]
     /// Callers' verified identities reach the upstream in `ferry-client-id` (client certificates are asked for).
     private(set) var passesClientIdentity: Bool
 
@@ -34,6 +36,7 @@ final class ListenerRuntime {
         self.h2Settings = Self.settings(config.http2)
         self.tlsContext = tlsContext
         self.authorizations = config.routes.map { $0.authorization ?? config.authorization }
+        self.faults = config.routes.map { $0.fault.map(FaultInjector.init) }
         self.hasAuthorization = authorizations.contains { $0 != nil }
         self.passesClientIdentity = config.tls?.clientCA != nil
     }
@@ -46,6 +49,7 @@ final class ListenerRuntime {
         h2Settings = Self.settings(newConfig.http2)
         self.tlsContext = tlsContext
         authorizations = newConfig.routes.map { $0.authorization ?? newConfig.authorization }
+        faults = newConfig.routes.map { $0.fault.map(FaultInjector.init) }
         hasAuthorization = authorizations.contains { $0 != nil }
         passesClientIdentity = newConfig.tls?.clientCA != nil
     }
@@ -58,6 +62,11 @@ final class ListenerRuntime {
     /// The policy deciding who may make calls on route `index` (nil: everyone may).
     func authorization(forRoute index: Int) -> AuthorizationPolicy? {
         authorizations[index]
+    }
+
+    /// The faults route `index` injects, if it has its own.
+    func fault(forRoute index: Int) -> FaultInjector? {
+        faults[index]
     }
 
     func markRemoved() { isRemoved = true }

@@ -36,6 +36,7 @@ extension ProxyCall: CallTimerOwner {
         case .retryBackoff: retryTimerFired()
         case .perTry: perTryTimerFired()
         case .hedge: hedgeTimerFired()
+        case .faultDelay: faultDelayElapsed()
         }
     }
 
@@ -49,6 +50,21 @@ extension ProxyCall: CallTimerOwner {
             fail(.streamIdle(idle, policyOrigin: policy?.origin ?? "?"))
         } else {
             timers.armed(.idle, deadlines.arm(self, expiresAt: due))
+        }
+    }
+
+    /// An injected delay is over: the injected abort that came with it answers the call, else
+    /// its first attempt is placed.
+    func faultDelayElapsed() {
+        guard !machine.responseEnded, !downstream.isClosed else { return }
+        if let abort = faultAbortAfterDelay {
+            faultAbortAfterDelay = nil
+            routeMetrics?.faultAborts[faultOrigin, default: 0] += 1
+            fail(abort)
+            return
+        }
+        if let placement = machine.delayElapsed(at: now(), pick: { self.service?.pickPool(avoiding: $0) }) {
+            perform(placement)
         }
     }
 
@@ -73,6 +89,7 @@ extension ProxyCall: CallTimerOwner {
         disarm(.retryBackoff)
         disarm(.hedge)
         disarm(.perTry)
+        disarm(.faultDelay)
     }
 
     /// Forgets the call's timer of `kind`, if one is armed (the loop's queue drops it lazily).

@@ -80,6 +80,9 @@ final class ProxyCall {
     let callerIdentity: String?
     /// The last attempt's grpc-timeout was its per-try budget (shorter than what the call had left).
     var attemptDeadlineIsPerTry = false
+    /// An injected abort that comes after an injected delay, and where the fault was written.
+    var faultAbortAfterDelay: ProxyError?
+    var faultOrigin = ""
 
     init(downstream: H2Stream, listener: ListenerRuntime, environment: CallEnvironment, callerIdentity: String? = nil) {
         self.downstream = downstream
@@ -132,6 +135,23 @@ final class ProxyCall {
             fail(.rateLimited(service: service.name, limit: limited.rateLimit!, origin: limited.origin))
             return
         }
+        var fault = FaultInjector.Decision()
+        if let injector = listener.fault(forRoute: routeIndex) ?? policy.fault {
+            fault = injector.decide(headers, isGRPC: isGRPC, random: &environment.random)
+            if !fault.isNone {
+                if let invalid = fault.invalid {
+                    fail(invalid)
+                    return
+                }
+                faultOrigin = injector.config.origin
+                if fault.delayNanoseconds == 0, let abort = fault.abort {
+                    routeMetrics?.faultAborts[faultOrigin, default: 0] += 1
+                    fail(abort)
+                    return
+                }
+                faultAbortAfterDelay = fault.abort
+            }
+        }
         var callerTimeout: Int64?
         if isGRPC {
             requestFramer = GRPCMessageFramer(maxMessageSize: policy.maxMessageSize)
@@ -180,9 +200,19 @@ final class ProxyCall {
             // Taken as this call's deadline here; the next hop gets one only if this service sends it.
             forwarded = forwarded.removing { $0.elementsEqual(DeadlineHeader.name.utf8) }
         }
+        if fault.askedByRequest { forwarded = forwarded.removing(where: FaultInjector.isFaultHeader) }
         if policy.retry.enabled { service.depositRetryBudget(at: now()) }
         var attemptPolicy = policy.attempts
         attemptPolicy.isGRPC = isGRPC
+        if fault.delayNanoseconds > 0 {
+            // Held here, against the call's deadline, then placed (or aborted) when it is over.
+            routeMetrics?.faultDelays[faultOrigin, default: 0] += 1
+            machine.startDelayed(headers: forwarded, endStream: endStream,
+                                 replayCap: policy.retry.enabled ? policy.retry.bufferSize : ReplayBuffer.defaultCap,
+                                 shedSlot: shedSlot, policy: attemptPolicy)
+            timers.armed(.faultDelay, deadlines.arm(self, expiresAt: now() + fault.delayNanoseconds))
+            return
+        }
         let placement = machine.start(headers: forwarded, endStream: endStream,
                                       replayCap: policy.retry.enabled ? policy.retry.bufferSize : ReplayBuffer.defaultCap,
                                       shedSlot: shedSlot, policy: attemptPolicy,

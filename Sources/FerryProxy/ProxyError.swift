@@ -45,6 +45,14 @@ struct ProxyError: Error, CustomStringConvertible {
                    message: "ferry: service \"\(service)\" is over its rate limit of \(limit.description) (\(origin).rate_limit)")
     }
 
+    static func injectedFault(grpcStatus: GRPCStatusCode, httpStatus: Int, origin: String) -> ProxyError {
+        ProxyError(grpcStatus: grpcStatus, httpStatus: httpStatus, message: "ferry: fault injected (\(origin))")
+    }
+
+    static func invalidFaultHeader(_ name: String, _ value: String, expected: String) -> ProxyError {
+        ProxyError(grpcStatus: .invalidArgument, httpStatus: 400, message: "ferry: \(name) must be \(expected), got \"\(value)\"")
+    }
+
     static func noEndpoints(service: String) -> ProxyError {
         ProxyError(grpcStatus: .unavailable, httpStatus: 503, message: "ferry: no endpoints for service \"\(service)\"")
     }

@@ -29,8 +29,11 @@ final class ResolvedPolicy {
     /// The rate limit written with this policy (shared by every loop), and how it reads.
     let rateLimiter: RateLimiter?
     let rateLimit: RateLimitConfig?
+    /// Faults injected into the method's calls (a route's own come first).
+    let fault: FaultInjector?
 
     init(_ policy: CallPolicy, rateLimiter: RateLimiter? = nil) {
+        fault = policy.fault.map(FaultInjector.init)
         self.rateLimiter = policy.rateLimit == nil ? nil : rateLimiter
         rateLimit = policy.rateLimit
         timeoutNanoseconds = policy.timeout?.totalNanoseconds

@@ -142,3 +142,54 @@ final class RateLimitConfigTests: XCTestCase {
         }
     }
 }
+
+/// Fault injection on routes and methods.
+final class FaultConfigTests: XCTestCase {
+    private func parse(_ listener: String, _ service: String = "") throws -> FerryConfig {
+        let yaml = "listeners:\n  - name: l\n    address: \"127.0.0.1:9\"\n    routes:\n\(listener)\nservices:\n  s:\n    endpoints: [\"127.0.0.1:1\"]\n\(service)"
+        return try ConfigLoader.parse(yaml: yaml, source: "f.yaml", directory: "/etc/ferry")
+    }
+
+    func testRouteAndMethodFaults() throws {
+        let config = try parse("""
+              - {match: {method: "a.B/*"}, service: s, fault: {abort: {status: RESOURCE_EXHAUSTED, percent: 2.5}, delay: {duration: 100ms, percent: 10}}}
+              - {service: s}
+        """, """
+            fault: {from_headers: true, max_header_delay: 2s}
+            methods: [{match: "a.B/C", timeout: 1s}, {match: "a.B/D", fault: {abort: {http_status: 429, percent: 100}}}]
+        """)
+        let route = try XCTUnwrap(config.listeners[0].routes[0].fault)
+        XCTAssertEqual(route.abort, FaultConfig.Abort(grpcStatus: .resourceExhausted, httpStatus: 503, percent: 2.5))
+        XCTAssertEqual(route.delay, FaultConfig.Delay(duration: .milliseconds(100), percent: 10))
+        XCTAssertEqual(route.origin, "listeners[0].routes[0].fault")
+        XCTAssertEqual(route.description, "abort RESOURCE_EXHAUSTED (HTTP 503) 2.5%, delay 100ms 10%")
+        let s = config.services[0]
+        XCTAssertEqual(s.policy.fault?.fromHeaders, true)
+        XCTAssertEqual(s.methods[0].policy.fault?.origin, "services.s.fault", "a method inherits its service's fault")
+        XCTAssertEqual(s.methods[1].policy.fault?.abort?.httpStatus, 429)
+        XCTAssertEqual(s.methods[1].policy.fault?.abort?.grpcStatus, .unavailable, "the default status")
+    }
+
+    func testBadFaultsAreLocated() {
+        let cases: [(String, String, String)] = [
+            ("fault: {}", "listeners[0].routes[0].fault", "injects nothing"),
+            ("fault: {abort: {status: OK, percent: 1}}", "listeners[0].routes[0].fault.abort.status", "would not be a fault"),
+            ("fault: {abort: {status: NOPE, percent: 1}}", "listeners[0].routes[0].fault.abort.status", "not a gRPC status"),
+            ("fault: {abort: {percent: 101}}", "listeners[0].routes[0].fault.abort.percent", "from 0 to 100"),
+            ("fault: {abort: {percent: lots}}", "listeners[0].routes[0].fault.abort.percent", "from 0 to 100"),
+            ("fault: {abort: {status: UNAVAILABLE}}", "listeners[0].routes[0].fault.abort", "missing required key \"percent\""),
+            ("fault: {abort: {percent: 1, http_status: 200}}", "listeners[0].routes[0].fault.abort.http_status", "from 400 to 599"),
+            ("fault: {delay: {percent: 5}}", "listeners[0].routes[0].fault.delay", "missing required key \"duration\""),
+            ("fault: {delay: {duration: 5, percent: 5}}", "listeners[0].routes[0].fault.delay.duration", "unit"),
+        ]
+        for (fault, key, message) in cases {
+            do {
+                _ = try parse("      - {service: s, \(fault)}")
+                XCTFail("accepted: \(fault)")
+            } catch let e as ConfigError {
+                XCTAssertEqual(e.key, key, fault)
+                XCTAssertTrue(e.message.contains(message), "\(fault): \(e.message)")
+            } catch { XCTFail("\(error)") }
+        }
+    }
+}

@@ -46,6 +46,7 @@ class EchoState:
         self.unary_stall_rate = 0.0  # the share of Unary calls that stall for unary_stall seconds first
         self.unary_stall = 0.0
         self.unary_metadata = []     # every Unary call's request metadata, as a dict
+        self.stream_metadata = []    # every ServerStream call's request metadata, as a dict
 
     def count(self):
         with self.lock:
@@ -107,6 +108,8 @@ class Echo:
 
     def server_stream(self, request, context):
         self.state.count()
+        with self.state.lock:
+            self.state.stream_metadata.append(dict(context.invocation_metadata()))
         count, size, delay_ms = struct.unpack(">III", request[:12])
         for i in range(count):
             if delay_ms:
