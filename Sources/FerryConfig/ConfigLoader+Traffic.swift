@@ -108,6 +108,32 @@ extension ConfigLoader {
         return fault
     }
 
+    /// `{interval, timeout, unhealthy_threshold, healthy_threshold, service}`.
+    static func decodeHealthCheck(_ value: YAMLValue) throws -> HealthCheckConfig {
+        var check = HealthCheckConfig()
+        if (try? value.bool()) == true { return check }
+        let m = try value.mapping(allowed: ["interval", "timeout", "unhealthy_threshold", "healthy_threshold", "service"])
+        if let v = m["interval"] { check.interval = try v.duration(min: .milliseconds(10), max: .seconds(3600)) }
+        if let v = m["timeout"] {
+            check.timeout = try v.duration(min: .milliseconds(1), max: .seconds(3600))
+            guard check.timeout <= check.interval else {
+                throw v.error("the timeout (\(ConfigSummary.format(check.timeout))) must not be longer than the interval (\(ConfigSummary.format(check.interval))): checks would overlap")
+            }
+        } else {
+            check.timeout = min(check.timeout, check.interval)
+        }
+        if let v = m["unhealthy_threshold"] { check.unhealthyThreshold = try v.int(in: 1...100) }
+        if let v = m["healthy_threshold"] { check.healthyThreshold = try v.int(in: 1...100) }
+        if let v = m["service"] {
+            let name = try v.string()
+            guard name.utf8.count <= 1024, !name.contains(where: { $0 == "/" || $0 == " " }) else {
+                throw v.error("expected the name the server registers its health under, such as \"helloworld.Greeter\" (or \"\" for the whole server), got \"\(name)\"")
+            }
+            check.serviceName = name
+        }
+        return check
+    }
+
     /// A share of calls: a number from 0 to 100 (decimals allowed, such as 0.5).
     private static func percent(_ value: YAMLValue) throws -> Double {
         let text = try value.string()

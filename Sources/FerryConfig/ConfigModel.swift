@@ -193,6 +193,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var methods: [MethodConfig] = []
     /// TLS towards the endpoints; nil: plaintext HTTP/2.
     public var tls: UpstreamTLSConfig?
+    /// Active health checks over gRPC's health protocol; nil: only passive failure accrual.
+    public var healthCheck: HealthCheckConfig?
 
     public init(name: String, discovery: DiscoveryConfig) {
         self.name = name
@@ -209,6 +211,22 @@ public struct ServiceConfig: Sendable, Equatable {
         if case .static(let endpoints) = discovery { return endpoints }
         return []
     }
+}
+
+/// `grpc.health.v1.Health/Check` asked of every endpoint each `interval` (by one event loop,
+/// on the endpoint's pooled connections). An endpoint whose answer is not SERVING (or that
+/// does not answer within `timeout`, or cannot be reached) `unhealthyThreshold` times in a row
+/// gets no new calls until it passes `healthyThreshold` checks in a row. Passive failure
+/// accrual works beside it: either can take an endpoint out; it takes calls again only when
+/// both let it.
+public struct HealthCheckConfig: Sendable, Equatable {
+    public var interval: Duration = .seconds(5)
+    public var timeout: Duration = .seconds(1)
+    public var unhealthyThreshold = 2
+    public var healthyThreshold = 1
+    /// The service name asked about ("": the server as a whole).
+    public var serviceName = ""
+    public init() {}
 }
 
 public struct RetryBudgetConfig: Sendable, Equatable {

@@ -33,6 +33,11 @@ public enum ConfigSummary {
                 let presents = tls.identity.map { "; presents \($0.certificate)" } ?? ""
                 out.append("  TLS \(tls.minVersion.rawValue)+ to endpoints, \(trust), \(naming)\(presents)")
             }
+            if let check = service.healthCheck {
+                let name = check.serviceName.isEmpty ? "the whole server" : "\"\(check.serviceName)\""
+                out.append("  health checks: grpc.health.v1.Health/Check for \(name) every \(format(check.interval)), timeout \(format(check.timeout)); "
+                           + "out after \(check.unhealthyThreshold) failed, back after \(check.healthyThreshold) passed")
+            }
             out.append("  \(policy(service.policy))")
             for method in service.methods {
                 out.append("  \(method.match): \(policy(method.policy)) (from \(method.policy.origin))")

@@ -64,6 +64,8 @@ package enum MetricsExposition {
         /// seconds) and the wall clock to count down from.
         package var certificates: [(owner: String, file: String, notAfter: Int)]
         package var wallClockSeconds: Int
+        /// Each checked endpoint's health-check verdict and counts.
+        package var healthChecks: [String: [(HostPort, HealthCheckState.Status, passed: Int, failed: Int)]] = [:]
 
         package init(loops: [(LoopMetrics.Snapshot, LoopGauges)], health: [String: [(HostPort, FailureAccrual.State)]], now: Int64,
                      certificates: [(owner: String, file: String, notAfter: Int)] = [], wallClockSeconds: Int = 0) {
@@ -264,7 +266,30 @@ package enum MetricsExposition {
                 }
             }
         }
+        let checked = inputs.healthChecks.sorted(by: { $0.key < $1.key }).flatMap { service, list in
+            list.sorted(by: { $0.0.description < $1.0.description }).map { (service, $0) }
+        }
+        w.family("ferry_endpoint_health_check_status", "gauge", "1 for the endpoint's active health-check verdict (unknown, healthy, unhealthy), 0 for the others.")
+        for (service, c) in checked {
+            let current = healthCheckName(c.1)
+            for name in ["unknown", "healthy", "unhealthy"] {
+                w.sample("ferry_endpoint_health_check_status", [("service", service), ("endpoint", c.0.description), ("status", name)], name == current ? 1 : 0)
+            }
+        }
+        w.family("ferry_health_checks_total", "counter", "Active health checks made, by result.")
+        for (service, c) in checked {
+            w.sample("ferry_health_checks_total", [("service", service), ("endpoint", c.0.description), ("result", "passed")], c.passed)
+            w.sample("ferry_health_checks_total", [("service", service), ("endpoint", c.0.description), ("result", "failed")], c.failed)
+        }
         return w.text
+    }
+
+    package static func healthCheckName(_ status: HealthCheckState.Status) -> String {
+        switch status {
+        case .unknown: return "unknown"
+        case .healthy: return "healthy"
+        case .unhealthy: return "unhealthy"
+        }
     }
 
     package static func stateName(_ state: FailureAccrual.State) -> String {

@@ -181,6 +181,11 @@ actor ControlPlane {
     /// Each service's endpoints with their failure-accrual state.
     func healthStates() -> [String: [(HostPort, FailureAccrual.State)]] { health.mapValues { $0.snapshot() } }
 
+    /// Each checked endpoint's active health-check verdict and counts.
+    func healthCheckStates() -> [String: [(HostPort, HealthCheckState.Status, passed: Int, failed: Int)]] {
+        health.mapValues { $0.healthCheckSnapshot() }.filter { !$0.value.isEmpty }
+    }
+
     /// Ready: listeners bound, not shutting down, and every service has endpoints (or allows none).
     func readiness() -> (ready: Bool, reason: String) {
         guard let current, !stopped else { return (false, stopped ? "shutting down" : "starting") }

@@ -3,6 +3,7 @@ import FerryMetrics
 import FerryConfig
 import FerryDiscovery
 import FerryH2
+import FerryPolicy
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -71,8 +72,10 @@ public final class FerryServer: Sendable {
         }
         var wallClock = timespec()
         clock_gettime(CLOCK_REALTIME, &wallClock)
-        return MetricsExposition.render(.init(loops: loops, health: await control.healthStates(), now: 0,
-                                              certificates: await control.certificateExpiries(), wallClockSeconds: Int(wallClock.tv_sec)))
+        var inputs = MetricsExposition.Inputs(loops: loops, health: await control.healthStates(), now: 0,
+                                              certificates: await control.certificateExpiries(), wallClockSeconds: Int(wallClock.tv_sec))
+        inputs.healthChecks = await control.healthCheckStates()
+        return MetricsExposition.render(inputs)
     }
 
     func adminResponse(_ path: String) async -> AdminServer.Response {
@@ -108,22 +111,33 @@ public final class FerryServer: Sendable {
             if let taken = try? await box.eventLoop.submit({ box.value.gauges().endpoints }).get() { gauges += taken }
         }
         let health = await control.healthStates()
+        let checks = await control.healthCheckStates()
         let endpoints = await self.endpoints()
         var services: [String] = []
         for (service, list) in endpoints.sorted(by: { $0.key < $1.key }) {
             let states = Dictionary(health[service] ?? [], uniquingKeysWith: { a, _ in a })
+            let checked = Dictionary((checks[service] ?? []).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
             let items = list.map { endpoint -> String in
                 let address = HostPort(host: endpoint.host, port: endpoint.port)
                 let mine = gauges.filter { $0.service == service && $0.endpoint == address.description }
                 let state = states[address].map(MetricsExposition.stateName) ?? "active"
                 let latency = mine.isEmpty ? 0 : mine.map(\.latencyNanoseconds).reduce(0, +) / Double(mine.count) / 1e6
-                return "{\"address\": \(JSON.string(address.description)), \"weight\": \(endpoint.weight), \"state\": \"\(state)\", "
-                    + "\"pending\": \(mine.map(\.pending).reduce(0, +)), \"latency_estimate_ms\": \(PrometheusWriter.format((latency * 1000).rounded() / 1000)), "
-                    + "\"connections\": \(mine.map(\.connections).reduce(0, +)), \"streams\": \(mine.map(\.streams).reduce(0, +))}"
+                let check: String = checked[address].map(Self.healthCheckJSON) ?? ""
+                let head = "{\"address\": \(JSON.string(address.description)), \"weight\": \(endpoint.weight), \"state\": \"\(state)\", "
+                let load = "\"pending\": \(mine.map(\.pending).reduce(0, +)), \"latency_estimate_ms\": \(PrometheusWriter.format((latency * 1000).rounded() / 1000)), "
+                let links = "\"connections\": \(mine.map(\.connections).reduce(0, +)), \"streams\": \(mine.map(\.streams).reduce(0, +))"
+                return head + load + links + check + "}"
             }
             services.append("  \(JSON.string(service)): [\n    " + items.joined(separator: ",\n    ") + "\n  ]")
         }
         return "{\n" + services.joined(separator: ",\n") + "\n}\n"
+    }
+
+    /// `, "health_check": "unhealthy", "health_check_reason": "..."` for a checked endpoint.
+    private static func healthCheckJSON(_ status: HealthCheckState.Status) -> String {
+        let reason: String
+        if case .unhealthy(let why) = status { reason = ", \"health_check_reason\": \(JSON.string(why))" } else { reason = "" }
+        return ", \"health_check\": \"\(MetricsExposition.healthCheckName(status))\"" + reason
     }
 
     /// Swaps in a new (already validated) configuration. Calls in flight finish under the

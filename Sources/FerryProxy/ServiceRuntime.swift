@@ -106,7 +106,37 @@ final class ServiceRuntime {
         self.logger = logger
         self.headerBlocks = headerBlocks
         self.roundRobin = RoundRobin(start: loopIndex)
+        self.checksHealth = loopIndex == 0
         setEndpoints(endpoints)
+    }
+
+    /// This loop's runtime of the service is the one that health-checks its endpoints (loop 0:
+    /// one checker per endpoint for the whole proxy; the verdict is shared).
+    private let checksHealth: Bool
+    private var checkers: [ObjectIdentifier: EndpointHealthChecker] = [:]
+
+    /// Starts a checker for each pool that has none, stops those of pools that left.
+    private func syncHealthCheckers() {
+        guard checksHealth else { return }
+        guard let check = config.healthCheck, !isRetired else {
+            for checker in checkers.values { checker.stop() }
+            checkers = [:]
+            if config.healthCheck == nil { for pool in pools { pool.health.stopHealthChecks() } }
+            return
+        }
+        var next: [ObjectIdentifier: EndpointHealthChecker] = [:]
+        for pool in pools {
+            if let running = checkers.removeValue(forKey: ObjectIdentifier(pool)) {
+                next[ObjectIdentifier(pool)] = running
+                continue
+            }
+            let checker = EndpointHealthChecker(pool: pool, config: check, logger: logger)
+            let spread = Int64(Double(check.interval.totalNanoseconds) * 0.1 * Double(random.next() % 1000) / 1000)
+            checker.start(initialDelay: .nanoseconds(spread))
+            next[ObjectIdentifier(pool)] = checker
+        }
+        for checker in checkers.values { checker.stop() }
+        checkers = next
     }
 
     var name: String { config.name }
@@ -232,6 +262,11 @@ final class ServiceRuntime {
     func update(config newConfig: ServiceConfig, sourceID newSourceID: Int, endpoints: [Endpoint], connector newConnector: UpstreamConnector? = nil) {
         let poolChanged = newConfig.pool != config.pool || newConfig.balancer != config.balancer
             || newConfig.failureAccrual != config.failureAccrual || newConfig.tls != config.tls
+        if newConfig.healthCheck != config.healthCheck {
+            // New settings: the checks start over (the shared verdict stays until they decide).
+            for checker in checkers.values { checker.stop() }
+            checkers = [:]
+        }
         if let newConnector { setConnector(newConnector) }
         config = newConfig
         methodTable = MethodTable(newConfig.methods)
@@ -245,6 +280,7 @@ final class ServiceRuntime {
             setEndpoints(endpoints)
         }
         sourceID = newSourceID
+        syncHealthCheckers()
     }
 
     /// A certificate rotation: new connections use `connector`; open ones stay until they close.
@@ -281,11 +317,14 @@ final class ServiceRuntime {
         pools = next
         weighted = Set(next.map(\.weight)).count > 1
         for pool in alsoRetire + Array(existing.values) { pool.retire() }
+        syncHealthCheckers()
     }
 
     /// The service left the configuration: every pool retires (calls in flight finish).
     func retire() {
         isRetired = true
+        for checker in checkers.values { checker.stop() }
+        checkers = [:]
         let old = pools
         pools = []
         for pool in old { pool.retire() }
@@ -293,6 +332,8 @@ final class ServiceRuntime {
 
     /// Shutdown: waiting calls fail, connections close when their streams are done.
     func drain() {
+        for checker in checkers.values { checker.stop() }
+        checkers = [:]
         for pool in pools { pool.drain() }
     }
 }

@@ -130,6 +130,15 @@ package final class ServiceHealth: Sendable {
         if limit != nil { inFlight.wrappingDecrement(ordering: .relaxed) }
     }
 
+    /// Each endpoint's health-check verdict and counts (for the admin server and metrics).
+    package func healthCheckSnapshot() -> [(HostPort, HealthCheckState.Status, passed: Int, failed: Int)] {
+        let endpoints = state.withLockedValue { Array($0.endpoints) }
+        return endpoints.compactMap { address, health in
+            let s = health.healthCheckSnapshot
+            return s.status.map { (address, $0, s.passed, s.failed) }
+        }
+    }
+
     /// Each endpoint's accrual state (for logs, tests and the admin server).
     package func snapshot() -> [(HostPort, FailureAccrual.State)] {
         let endpoints = state.withLockedValue { Array($0.endpoints) }
@@ -162,22 +171,56 @@ package final class EndpointHealth: Sendable {
         self.enabled = settings.consecutiveFailures > 0
     }
 
+    /// Active health checks (when the service has them): the checker's verdict, read on every
+    /// pick as one atomic; the state behind it is touched only by the checker and the admin.
+    private let activelyUnhealthy = ManagedAtomic<Bool>(false)
+    private let activeCheck = NIOLockedValueBox<HealthCheckState?>(nil)
+    private let checksPassed = ManagedAtomic<Int>(0)
+    private let checksFailed = ManagedAtomic<Int>(0)
+
     package var isEjected: Bool { ejected.load(ordering: .relaxed) }
     package var inFlight: Int { callsInFlight.load(ordering: .relaxed) }
     package func callStarted() { callsInFlight.wrappingIncrement(ordering: .relaxed) }
     package func callEnded() { callsInFlight.wrappingDecrement(ordering: .relaxed) }
     package var accrualState: FailureAccrual.State { accrual.withLockedValue { $0.state } }
 
-    /// Whether a call could go here now (an ejected endpoint whose backoff ended can take its probe).
+    /// Whether a call could go here now (an ejected endpoint whose backoff ended can take its
+    /// probe; an endpoint failing its health checks takes none).
     package func isAvailable(at now: Int64) -> Bool {
+        if activelyUnhealthy.load(ordering: .relaxed) { return false }
         guard ejected.load(ordering: .relaxed) else { return true }
         return accrual.withLockedValue { $0.isAvailable(at: now) }
     }
 
     /// Claims the right to send a call (for an ejected endpoint: the single probe).
     package func admit(at now: Int64) -> Bool {
+        if activelyUnhealthy.load(ordering: .relaxed) { return false }
         guard ejected.load(ordering: .relaxed) else { return true }
         return accrual.withLockedValue { $0.admit(at: now) }
+    }
+
+    // MARK: - Active health checks
+
+    /// A health check's outcome (nil reason: passed). Returns the threshold it crossed, if any.
+    package func recordHealthCheck(failure reason: String?, settings: HealthCheckState.Settings) -> HealthCheckState.Transition {
+        (reason == nil ? checksPassed : checksFailed).wrappingIncrement(ordering: .relaxed)
+        return activeCheck.withLockedValue { state in
+            if state?.settings != settings { state = HealthCheckState(settings: settings) }
+            let transition = reason.map { state!.checkFailed(reason: $0) } ?? state!.checkPassed()
+            activelyUnhealthy.store(state!.isUnhealthy, ordering: .relaxed)
+            return transition
+        }
+    }
+
+    /// The service no longer checks its endpoints: only passive accrual decides.
+    package func stopHealthChecks() {
+        activeCheck.withLockedValue { $0 = nil }
+        activelyUnhealthy.store(false, ordering: .relaxed)
+    }
+
+    /// The checks' verdict and counts (nil status: the service does not check).
+    package var healthCheckSnapshot: (status: HealthCheckState.Status?, passed: Int, failed: Int) {
+        (activeCheck.withLockedValue { $0?.status }, checksPassed.load(ordering: .relaxed), checksFailed.load(ordering: .relaxed))
     }
 
     /// An attempt here ended with no verdict: if it was the probe, another may go.

@@ -243,6 +243,8 @@ final class ScriptedUpstream: H2ConnectionDelegate {
         case hang
         /// RST_STREAM REFUSED_STREAM at once (never processed).
         case refuse
+        /// 200, this body (a framed gRPC message), grpc-status 0, once the request ends.
+        case reply(ByteBuffer)
     }
 
     let behaviour: (String) -> Behaviour
@@ -284,7 +286,7 @@ final class ScriptedUpstream: H2ConnectionDelegate {
             upstream.lastHeaders = headers
             behaviour = upstream.behaviour(path)
             switch behaviour {
-            case .echo, .hang: break
+            case .echo, .hang, .reply: break
             case .status(let code, let pushback):
                 var fields = [(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", String(code))]
                 if let pushback { fields.append(("grpc-retry-pushback-ms", String(pushback))) }
@@ -299,9 +301,14 @@ final class ScriptedUpstream: H2ConnectionDelegate {
             stream.consume(data.readableBytes)
         }
         func streamReceivedEnd(_ stream: H2Stream) {
-            guard case .echo = behaviour else { return }
+            let answer: ByteBuffer
+            switch behaviour {
+            case .echo: answer = body
+            case .reply(let reply): answer = reply
+            default: return
+            }
             stream.connection.sendHeaders(stream, H2Headers([(":status", "200"), ("content-type", "application/grpc")]), endStream: false)
-            stream.sendData(body)
+            stream.sendData(answer)
             stream.sendTrailers(H2Headers([("grpc-status", "0")]))
             upstream.didAnswer()
         }

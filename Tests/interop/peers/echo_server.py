@@ -135,8 +135,9 @@ class Echo:
         return request
 
 
-def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=(), workers=64, credentials=None):
-    """An Echo server on `port` (0: any); `credentials` (grpc.ssl_server_credentials) serves TLS."""
+def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=(), workers=64, credentials=None, health=None):
+    """An Echo server on `port` (0: any); `credentials` (grpc.ssl_server_credentials) serves TLS;
+    `health` (grpcio-health-checking's HealthServicer) serves grpc.health.v1.Health beside it."""
     state = state or EchoState()
     echo = Echo(state, name)
     handlers = {
@@ -153,6 +154,9 @@ def make_server(port, name="grpcio", state=None, host="127.0.0.1", options=(), w
                  ("grpc.so_reuseport", 0)] + list(options),
         maximum_concurrent_rpcs=4096,
     )
+    if health is not None:
+        from grpc_health.v1 import health_pb2_grpc
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
     bound = (server.add_secure_port(f"{host}:{port}", credentials) if credentials is not None
              else server.add_insecure_port(f"{host}:{port}"))
     if bound == 0:
