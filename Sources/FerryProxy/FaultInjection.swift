@@ -81,3 +81,28 @@ final class FaultInjector {
         name.count > 12 && name.prefix(12).elementsEqual("ferry-fault-".utf8)
     }
 }
+
+extension ProxyCall {
+    /// Draws the call's faults: false when an abort (or a malformed fault request) answered
+    /// it at once; else the delay to hold it for (0: none) and whether the request asked.
+    /// Out of line: calls without faults pay only the check that there is an injector.
+    @inline(never)
+    func drawFault(_ injector: FaultInjector, _ headers: H2Headers, delay: inout Int64, asked: inout Bool) -> Bool {
+        let decision = injector.decide(headers, isGRPC: isGRPC, random: &environment.random)
+        guard !decision.isNone else { return true }
+        if let invalid = decision.invalid {
+            fail(invalid)
+            return false
+        }
+        faultOrigin = injector.config.origin
+        asked = decision.askedByRequest
+        if decision.delayNanoseconds == 0, let abort = decision.abort {
+            routeMetrics?.faultAborts[faultOrigin, default: 0] += 1
+            fail(abort)
+            return false
+        }
+        delay = decision.delayNanoseconds
+        faultAbortAfterDelay = decision.abort
+        return true
+    }
+}

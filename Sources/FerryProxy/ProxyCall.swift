@@ -130,27 +130,16 @@ final class ProxyCall {
         let policy = headers.withValue(of: ":path") { service.policy(forPath: $0) }
         self.service = service
         self.policy = policy
-        if let limited = service.rateLimitRefusing(policy, at: now()) {
+        if service.limitsRate, let limited = service.rateLimitRefusing(policy, at: now()) {
             routeMetrics?.rateLimited[limited.origin, default: 0] += 1
             fail(.rateLimited(service: service.name, limit: limited.rateLimit!, origin: limited.origin))
             return
         }
-        var fault = FaultInjector.Decision()
-        if let injector = listener.fault(forRoute: routeIndex) ?? policy.fault {
-            fault = injector.decide(headers, isGRPC: isGRPC, random: &environment.random)
-            if !fault.isNone {
-                if let invalid = fault.invalid {
-                    fail(invalid)
-                    return
-                }
-                faultOrigin = injector.config.origin
-                if fault.delayNanoseconds == 0, let abort = fault.abort {
-                    routeMetrics?.faultAborts[faultOrigin, default: 0] += 1
-                    fail(abort)
-                    return
-                }
-                faultAbortAfterDelay = fault.abort
-            }
+        var faultDelay: Int64 = 0
+        var faultAsked = false
+        if let injector = listener.fault(forRoute: routeIndex) ?? policy.fault,
+           !drawFault(injector, headers, delay: &faultDelay, asked: &faultAsked) {
+            return
         }
         var callerTimeout: Int64?
         if isGRPC {
@@ -200,17 +189,17 @@ final class ProxyCall {
             // Taken as this call's deadline here; the next hop gets one only if this service sends it.
             forwarded = forwarded.removing { $0.elementsEqual(DeadlineHeader.name.utf8) }
         }
-        if fault.askedByRequest { forwarded = forwarded.removing(where: FaultInjector.isFaultHeader) }
+        if faultAsked { forwarded = forwarded.removing(where: FaultInjector.isFaultHeader) }
         if policy.retry.enabled { service.depositRetryBudget(at: now()) }
         var attemptPolicy = policy.attempts
         attemptPolicy.isGRPC = isGRPC
-        if fault.delayNanoseconds > 0 {
+        if faultDelay > 0 {
             // Held here, against the call's deadline, then placed (or aborted) when it is over.
             routeMetrics?.faultDelays[faultOrigin, default: 0] += 1
             machine.startDelayed(headers: forwarded, endStream: endStream,
                                  replayCap: policy.retry.enabled ? policy.retry.bufferSize : ReplayBuffer.defaultCap,
                                  shedSlot: shedSlot, policy: attemptPolicy)
-            timers.armed(.faultDelay, deadlines.arm(self, expiresAt: now() + fault.delayNanoseconds))
+            timers.armed(.faultDelay, deadlines.arm(self, expiresAt: now() + faultDelay))
             return
         }
         let placement = machine.start(headers: forwarded, endStream: endStream,

@@ -107,6 +107,7 @@ final class ServiceRuntime {
         self.headerBlocks = headerBlocks
         self.roundRobin = RoundRobin(start: loopIndex)
         self.checksHealth = loopIndex == 0
+        noteRateLimits()
         setEndpoints(endpoints)
     }
 
@@ -185,6 +186,14 @@ final class ServiceRuntime {
         return methodPolicies[index]
     }
 
+
+    /// Whether any rate limit is written for the service or its methods (calls of services
+    /// without one read no clock for it).
+    private(set) var limitsRate = false
+
+    private func noteRateLimits() {
+        limitsRate = servicePolicy.rateLimiter != nil || methodPolicies.contains { $0.rateLimiter != nil }
+    }
 
     /// The rate limit that refuses a call of `policy` now, if one does: the method entry's
     /// own, then the service's (which every call of the service counts against).
@@ -272,6 +281,7 @@ final class ServiceRuntime {
         methodTable = MethodTable(newConfig.methods)
         methodPolicies = newConfig.methods.map { ResolvedPolicy($0.policy, rateLimiter: health.rateLimiter(origin: $0.policy.origin)) }
         servicePolicy = ResolvedPolicy(newConfig.policy, rateLimiter: health.rateLimiter(origin: newConfig.policy.origin))
+        noteRateLimits()
         if poolChanged {
             let old = pools
             pools = []
