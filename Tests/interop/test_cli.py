@@ -1,6 +1,8 @@
 """The ferry binary's commands: check, run with a broken config, demo, and its command line itself."""
 import subprocess
 
+import pytest
+
 from conftest import ferry_binary
 
 BAD = """listeners:
@@ -151,3 +153,50 @@ def test_options_take_equals_and_short_forms(tmp_path):
         out = ferry(*args)
         assert out.returncode == 2, (args, out.stderr)
         assert f"ferry: invalid configuration: {broken}:" in out.stderr
+
+
+TRAFFIC = """listeners:
+  - name: in
+    address: 127.0.0.1:4140
+    routes:
+      - match: {method: "shop.Cart/*", headers: [{name: x-canary, exact: "1"}]}
+        service: v2
+      - match: {method: "shop.Cart/*"}
+        split: [{service: v1, weight: 90}, {service: v2, weight: 10}]
+        fault: {abort: {status: UNAVAILABLE, percent: 1}}
+services:
+  v1:
+    endpoints: ["127.0.0.1:50051"]
+    rate_limit: {rate: 100/s, burst: 20}
+    health_check: {interval: 2s, timeout: 500ms, service: shop.Cart}
+  v2:
+    endpoints: ["127.0.0.1:50052"]
+"""
+
+
+def test_check_prints_splits_header_routes_faults_rate_limits_and_health_checks(tmp_path):
+    path = tmp_path / "traffic.yaml"
+    path.write_text(TRAFFIC)
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert '  method shop.Cart/*, header x-canary = "1" -> v2' in out.stdout, out.stdout
+    assert ("  method shop.Cart/* -> split v1 90 (90%), v2 10 (10%); fault: abort UNAVAILABLE (HTTP 503) 1%"
+            in out.stdout), out.stdout
+    assert 'health checks: grpc.health.v1.Health/Check for "shop.Cart" every 2s, timeout 500ms' in out.stdout, out.stdout
+    assert "rate_limit 100/s (burst 20)" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("edit, where", [
+    (lambda t: t.replace("weight: 90}, {service: v2, weight: 10}", "weight: 0}, {service: v2, weight: 0}"),
+     ":8:16: listeners[0].routes[1].split: the weights of a split add up to 0"),
+    (lambda t: t.replace("{service: v2, weight: 10}", "{service: v3, weight: 10}"),
+     ':8:52: listeners[0].routes[1].split[1].service: no service named "v3"'),
+    (lambda t: t.replace("rate: 100/s", "rate: 0/s"), ":13:24: services.v1.rate_limit.rate: a rate of 0 would refuse every call"),
+    (lambda t: t.replace("timeout: 500ms", "timeout: 5s"), ":14:43: services.v1.health_check.timeout: the timeout (5s) must not be longer"),
+])
+def test_check_rejects_bad_traffic_settings_at_their_line(tmp_path, edit, where):
+    path = tmp_path / "traffic.yaml"
+    path.write_text(edit(TRAFFIC))
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"{path}{where}"), out.stderr
