@@ -190,7 +190,7 @@ def test_check_prints_splits_header_routes_faults_rate_limits_and_health_checks(
     (lambda t: t.replace("weight: 90}, {service: v2, weight: 10}", "weight: 0}, {service: v2, weight: 0}"),
      ":8:16: listeners[0].routes[1].split: the weights of a split add up to 0"),
     (lambda t: t.replace("{service: v2, weight: 10}", "{service: v3, weight: 10}"),
-     ':8:52: listeners[0].routes[1].split[1].service: no service named "v3"'),
+     ':8:54: listeners[0].routes[1].split[1].service: no service named "v3"'),
     (lambda t: t.replace("rate: 100/s", "rate: 0/s"), ":13:24: services.v1.rate_limit.rate: a rate of 0 would refuse every call"),
     (lambda t: t.replace("timeout: 500ms", "timeout: 5s"), ":14:43: services.v1.health_check.timeout: the timeout (5s) must not be longer"),
 ])
