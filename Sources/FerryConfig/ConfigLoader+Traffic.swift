@@ -134,6 +134,18 @@ extension ConfigLoader {
         return check
     }
 
+    /// `{window, min_weight}` (min_weight: the percent of its weight a new endpoint starts at).
+    static func decodeSlowStart(_ value: YAMLValue) throws -> SlowStartConfig {
+        let m = try value.mapping(allowed: ["window", "min_weight"])
+        var slow = SlowStartConfig()
+        if let v = m["window"] { slow.window = try v.duration(min: .milliseconds(100), max: .seconds(3600)) }
+        if let v = m["min_weight"] { slow.minWeightPercent = Int(try percent(v).rounded()) }
+        guard (1...100).contains(slow.minWeightPercent) else {
+            throw m["min_weight"]!.error("a new endpoint starts at 1 to 100 percent of its weight, got \(slow.minWeightPercent)")
+        }
+        return slow
+    }
+
     /// A share of calls: a number from 0 to 100 (decimals allowed, such as 0.5).
     private static func percent(_ value: YAMLValue) throws -> Double {
         let text = try value.string()

@@ -259,7 +259,7 @@ public enum ConfigLoader {
         let m = try value.mapping(allowed: ["endpoints", "discovery", "connect_timeout", "idle_timeout",
                                             "max_connections_per_endpoint", "max_pending_calls", "http2", "methods",
                                             "keepalive", "balancer", "failure_accrual", "max_concurrent_calls",
-                                            "allow_no_endpoints", "retry_budget", "tls", "health_check"] + policyKeys)
+                                            "allow_no_endpoints", "retry_budget", "tls", "health_check", "slow_start"] + policyKeys)
         let discovery: DiscoveryConfig
         switch (m["endpoints"], m["discovery"]) {
         case (let endpointsValue?, nil):
@@ -296,6 +296,7 @@ public enum ConfigLoader {
         if let methodsValue = m["methods"] { service.methods = try decodeMethods(methodsValue, service: service) }
         service.tls = try m["tls"].map { try decodeUpstreamTLS($0, configDirectory: configDirectory) }
         service.healthCheck = try m["health_check"].map(decodeHealthCheck)
+        service.slowStart = try m["slow_start"].map(decodeSlowStart)
         return service
     }
 

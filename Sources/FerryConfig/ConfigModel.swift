@@ -195,6 +195,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var tls: UpstreamTLSConfig?
     /// Active health checks over gRPC's health protocol; nil: only passive failure accrual.
     public var healthCheck: HealthCheckConfig?
+    /// Warm-up for endpoints that join (or come back) while others serve; nil: none.
+    public var slowStart: SlowStartConfig?
 
     public init(name: String, discovery: DiscoveryConfig) {
         self.name = name
@@ -226,6 +228,15 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var healthyThreshold = 1
     /// The service name asked about ("": the server as a whole).
     public var serviceName = ""
+    public init() {}
+}
+
+/// Slow start: an endpoint added beside serving ones, or restored after an ejection or failed
+/// health checks, counts with a share of its weight that grows linearly from
+/// `minWeightPercent` to all of it over `window`, so a scale-out or a restart is not flooded.
+public struct SlowStartConfig: Sendable, Equatable {
+    public var window: Duration = .seconds(30)
+    public var minWeightPercent = 10
     public init() {}
 }
 

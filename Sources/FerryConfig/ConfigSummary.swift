@@ -38,6 +38,9 @@ public enum ConfigSummary {
                 out.append("  health checks: grpc.health.v1.Health/Check for \(name) every \(format(check.interval)), timeout \(format(check.timeout)); "
                            + "out after \(check.unhealthyThreshold) failed, back after \(check.healthyThreshold) passed")
             }
+            if let slow = service.slowStart {
+                out.append("  slow start: an endpoint that joins or comes back ramps from \(slow.minWeightPercent)% of its weight over \(format(slow.window))")
+            }
             out.append("  \(policy(service.policy))")
             for method in service.methods {
                 out.append("  \(method.match): \(policy(method.policy)) (from \(method.policy.origin))")

@@ -100,7 +100,7 @@ final class EndpointHealthChecker: UpstreamWaiter, H2StreamDelegate {
         phase = .idle
         timeout?.cancel()
         timeout = nil
-        switch pool.health.recordHealthCheck(failure: reason, settings: thresholds) {
+        switch pool.health.recordHealthCheck(failure: reason, settings: thresholds, at: pool.clock.now()) {
         case .none: break
         case .becameUnhealthy(let reason):
             logger.warning("endpoint failed its health checks; no new calls until it passes", metadata: [

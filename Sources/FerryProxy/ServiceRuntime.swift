@@ -252,9 +252,14 @@ final class ServiceRuntime {
             }
         case .p2cLeastRequest:
             return PowerOfTwoChoices.pick(count: pools.count, using: &random, isAvailable: isAvailable) { i in
-                Double(pools[i].health.inFlight + 1) / Double(max(1, pools[i].weight))
+                Double(pools[i].health.inFlight + 1) / pools[i].effectiveWeight(at: now)
             }
         case .roundRobin:
+            if config.slowStart != nil, pools.contains(where: { $0.warmUpShare(at: now) < 1 }) {
+                // Warming endpoints count with their share of their weight (in hundredths).
+                return weightedRoundRobin.pick(weights: pools.lazy.map { Int(($0.effectiveWeight(at: now) * 100).rounded()) },
+                                               isAvailable: isAvailable)
+            }
             if weighted {
                 return weightedRoundRobin.pick(weights: pools.lazy.map(\.weight), isAvailable: isAvailable)
             }
@@ -290,7 +295,15 @@ final class ServiceRuntime {
             setEndpoints(endpoints)
         }
         sourceID = newSourceID
+        applySlowStart(to: pools)
         syncHealthCheckers()
+    }
+
+    private func applySlowStart(to pools: [UpstreamPool]) {
+        for pool in pools {
+            pool.slowStartWindow = config.slowStart?.window.totalNanoseconds ?? 0
+            pool.slowStartMinimum = Double(config.slowStart?.minWeightPercent ?? 10) / 100
+        }
     }
 
     /// A certificate rotation: new connections use `connector`; open ones stay until they close.
@@ -319,6 +332,15 @@ final class ServiceRuntime {
                                          logger: logger))
             }
         }
+        // Slow start: endpoints that join beside ones that stay warm up (at start, or when every
+        // endpoint is new, all are equal and none does).
+        let before = Set(pools.map(ObjectIdentifier.init))
+        let joined = next.filter { !before.contains(ObjectIdentifier($0)) }
+        if joined.count < next.count {
+            let now = clock.now()
+            for pool in joined { pool.joinedAt = now }
+        }
+        applySlowStart(to: next)
         let added = next.count - (pools.count - existing.count)
         if added > 0 || !existing.isEmpty {
             logger.info("endpoints changed", metadata: ["service": "\(name)", "endpoints": "\(next.count)",

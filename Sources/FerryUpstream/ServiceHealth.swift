@@ -176,6 +176,10 @@ package final class EndpointHealth: Sendable {
     private let activelyUnhealthy = ManagedAtomic<Bool>(false)
     private let activeCheck = NIOLockedValueBox<HealthCheckState?>(nil)
     private let checksPassed = ManagedAtomic<Int>(0)
+    /// When the endpoint last came back (an ejection's probe passed, or its health checks):
+    /// slow start counts its warm-up from here (Int64.min: never).
+    private let restored = ManagedAtomic<Int64>(.min)
+    package var restoredAt: Int64 { restored.load(ordering: .relaxed) }
     private let checksFailed = ManagedAtomic<Int>(0)
 
     package var isEjected: Bool { ejected.load(ordering: .relaxed) }
@@ -202,14 +206,16 @@ package final class EndpointHealth: Sendable {
     // MARK: - Active health checks
 
     /// A health check's outcome (nil reason: passed). Returns the threshold it crossed, if any.
-    package func recordHealthCheck(failure reason: String?, settings: HealthCheckState.Settings) -> HealthCheckState.Transition {
+    package func recordHealthCheck(failure reason: String?, settings: HealthCheckState.Settings, at now: Int64) -> HealthCheckState.Transition {
         (reason == nil ? checksPassed : checksFailed).wrappingIncrement(ordering: .relaxed)
-        return activeCheck.withLockedValue { state in
+        let transition = activeCheck.withLockedValue { state in
             if state?.settings != settings { state = HealthCheckState(settings: settings) }
             let transition = reason.map { state!.checkFailed(reason: $0) } ?? state!.checkPassed()
             activelyUnhealthy.store(state!.isUnhealthy, ordering: .relaxed)
             return transition
         }
+        if transition == .recovered { restored.store(now, ordering: .relaxed) }
+        return transition
     }
 
     /// The service no longer checks its endpoints: only passive accrual decides.
@@ -235,7 +241,10 @@ package final class EndpointHealth: Sendable {
         accrual.withLockedValue { $0.recordSuccess() }
         failures.store(false, ordering: .relaxed)
         ejected.store(false, ordering: .relaxed)
-        if wasEjected { service?.endpointRecovered(address, at: now) }
+        if wasEjected {
+            restored.store(now, ordering: .relaxed)
+            service?.endpointRecovered(address, at: now)
+        }
     }
 
     /// A connection to the ejected endpoint was made: it may be probed at once.

@@ -165,7 +165,30 @@ package final class UpstreamPool {
 
     /// The balancer's cost of sending one more call here at `now` (lower is better).
     package func cost(at now: Int64) -> Double {
-        latency.cost(pending: health.inFlight, unanswered: unanswered, at: now) / Double(max(1, weight))
+        latency.cost(pending: health.inFlight, unanswered: unanswered, at: now) / effectiveWeight(at: now)
+    }
+
+    // MARK: - Slow start
+
+    /// The warm-up window (nanoseconds; 0: no slow start), the least share of the weight, and
+    /// when this pool joined beside serving ones (Int64.min: it did not).
+    package var slowStartWindow: Int64 = 0
+    package var slowStartMinimum = 0.1
+    package var joinedAt = Int64.min
+
+    /// The weight the balancers use at `now`: all of it, or during a warm-up after the
+    /// endpoint joined or came back, a share growing linearly from the minimum.
+    @inline(__always)
+    package func effectiveWeight(at now: Int64) -> Double {
+        let full = Double(max(1, weight))
+        guard slowStartWindow > 0 else { return full }
+        return full * warmUpShare(at: now)
+    }
+
+    package func warmUpShare(at now: Int64) -> Double {
+        let since = max(joinedAt, health.restoredAt)
+        guard since != .min, now - since < slowStartWindow else { return 1 }
+        return max(slowStartMinimum, Double(max(0, now - since)) / Double(slowStartWindow))
     }
 
     // MARK: - Lending streams

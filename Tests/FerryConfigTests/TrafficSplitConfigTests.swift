@@ -193,3 +193,20 @@ final class FaultConfigTests: XCTestCase {
         }
     }
 }
+
+final class SlowStartConfigTests: XCTestCase {
+    func testSlowStartAndItsBounds() throws {
+        func service(_ body: String) throws -> ServiceConfig {
+            let yaml = "listeners: [{name: l, address: \"127.0.0.1:9\", service: s}]\nservices:\n  s:\n    endpoints: [\"127.0.0.1:1\"]\n    " + body
+            return try ConfigLoader.parse(yaml: yaml, source: "ss.yaml", directory: "/").services[0]
+        }
+        XCTAssertEqual(try service("slow_start: {window: 1m, min_weight: 5}").slowStart?.window, .seconds(60))
+        XCTAssertEqual(try service("slow_start: {}").slowStart, SlowStartConfig())
+        XCTAssertThrowsError(try service("slow_start: {min_weight: 0}")) { e in
+            XCTAssertEqual((e as? ConfigError)?.key, "services.s.slow_start.min_weight")
+        }
+        XCTAssertThrowsError(try service("slow_start: {window: 10ms}")) { e in
+            XCTAssertEqual((e as? ConfigError)?.key, "services.s.slow_start.window")
+        }
+    }
+}

@@ -82,10 +82,10 @@ final class HealthCheckTests: XCTestCase {
         let health = ServiceHealth(service: ServiceConfig(name: "s", endpoints: []))
         let endpoint = health.endpoint(HostPort(host: "h", port: 1))
         let thresholds = HealthCheckState.Settings(healthyThreshold: 1, unhealthyThreshold: 1)
-        _ = endpoint.recordHealthCheck(failure: "down", settings: thresholds)
+        _ = endpoint.recordHealthCheck(failure: "down", settings: thresholds, at: 0)
         XCTAssertFalse(endpoint.isAvailable(at: 0))
         XCTAssertFalse(endpoint.admit(at: 0), "no probe call while its checks fail")
-        _ = endpoint.recordHealthCheck(failure: nil, settings: thresholds)
+        _ = endpoint.recordHealthCheck(failure: nil, settings: thresholds, at: 0)
         XCTAssertTrue(endpoint.isAvailable(at: 0))
         for _ in 0..<7 { endpoint.recordFailure(at: 0) }
         XCTAssertTrue(endpoint.isEjected, "passing checks do not hold off passive ejection")
