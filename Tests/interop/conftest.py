@@ -90,6 +90,12 @@ class Ferry:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
+    def metric_sum(self, name, *labels):
+        """The sum of the `name` samples in /metrics whose labels contain every `labels` text."""
+        _, text = self.admin("/metrics")
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(name + "{") and all(label in line for label in labels))
+
     def write_config(self, text):
         """Replaces the config file atomically (a rename, as deploy tools do)."""
         tmp = self.config_path + ".tmp"

@@ -44,11 +44,6 @@ services:
     return ferry_factory(config=config, ports={"in": listen}, admin_port=admin)
 
 
-def metric(ferry, *labels):
-    _, text = ferry.admin("/metrics")
-    return sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith("ferry_faults_injected_total{") and all(label in line for label in labels))
-
 
 def test_configured_aborts_and_delays_land_within_2_points_of_their_shares(upstream, ferry_factory):
     port, state = upstream
@@ -66,8 +61,8 @@ def test_configured_aborts_and_delays_land_within_2_points_of_their_shares(upstr
     assert abs(len(delayed) / calls - 0.05) < 0.02
     # Retries (on UNAVAILABLE here) do not hide an injected abort, and the upstream never saw one.
     assert len(state.unary_metadata) == calls - len(aborted)
-    assert metric(ferry, 'kind="abort"', 'fault="listeners[0].routes[0].fault"') == len(aborted)
-    assert metric(ferry, 'kind="delay"') == pytest.approx(len(delayed), abs=max(3, len(delayed) // 20))
+    assert ferry.metric_sum("ferry_faults_injected_total", 'kind="abort"', 'fault="listeners[0].routes[0].fault"') == len(aborted)
+    assert ferry.metric_sum("ferry_faults_injected_total", 'kind="delay"') == pytest.approx(len(delayed), abs=max(3, len(delayed) // 20))
 
 
 def test_a_request_asks_for_a_fault_where_the_route_allows_it(upstream, ferry_factory):
@@ -97,5 +92,5 @@ def test_a_request_asks_for_a_fault_where_the_route_allows_it(upstream, ferry_fa
         code, _, seconds = call([("ferry-fault-abort", "DATA_LOSS"), ("ferry-fault-delay", "400ms")])
         assert code == grpc.StatusCode.OK and seconds < 0.4, seconds
         assert state.stream_metadata[-1].get("ferry-fault-abort") == "DATA_LOSS"
-    assert metric(ferry, 'kind="abort"', 'fault="listeners[0].routes[1].fault"') == 1
-    assert metric(ferry, 'kind="delay"', 'fault="listeners[0].routes[1].fault"') == 1
+    assert ferry.metric_sum("ferry_faults_injected_total", 'kind="abort"', 'fault="listeners[0].routes[1].fault"') == 1
+    assert ferry.metric_sum("ferry_faults_injected_total", 'kind="delay"', 'fault="listeners[0].routes[1].fault"') == 1

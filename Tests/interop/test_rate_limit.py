@@ -34,11 +34,6 @@ services:
     return ferry_factory(config=config, ports={"in": listen}, admin_port=admin)
 
 
-def metric(ferry, name, *labels):
-    _, text = ferry.admin("/metrics")
-    return sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith(name + "{") and all(label in line for label in labels))
-
 
 def test_a_service_limit_admits_its_rate_across_both_loops_over_10_seconds(upstream, ferry_factory):
     port, state = upstream
@@ -57,7 +52,7 @@ def test_a_service_limit_admits_its_rate_across_both_loops_over_10_seconds(upstr
     rate = (load.ok - 10) / load.elapsed
     print(f"rate limit 50/s burst 10: {load.ok} admitted of {offered} in {load.elapsed:.2f} s: {rate:.2f}/s")
     assert abs(rate - 50) <= 50 * 0.05, f"{load.ok} admitted in {load.elapsed:.2f} s: {rate:.1f}/s; {load.summary()}"
-    assert metric(ferry, "ferry_rate_limited_total", 'service="app"', 'limit="services.app"') == len(refused)
+    assert ferry.metric_sum("ferry_rate_limited_total", 'service="app"', 'limit="services.app"') == len(refused)
     assert len(state.unary_metadata) == load.ok, "a refused call never reaches the upstream"
 
 
@@ -80,4 +75,4 @@ def test_a_method_limit_applies_to_its_method_on_top_of_the_service_limit(upstre
         stream = channel.unary_stream("/ferry.test.Echo/ServerStream")
         for _ in range(5):
             assert len(list(stream(struct.pack(">III", 1, 8, 0), timeout=5))) == 1
-    assert metric(ferry, "ferry_rate_limited_total", 'limit="services.app.methods[0]"') == 3
+    assert ferry.metric_sum("ferry_rate_limited_total", 'limit="services.app.methods[0]"') == 3

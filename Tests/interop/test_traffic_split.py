@@ -58,9 +58,7 @@ def test_a_split_gives_each_service_its_weights_share_of_10000_calls(versions, f
     assert abs(shares["canary"] / 10_000 - 0.10) < 0.02, shares
     assert shares["stable"] + shares["canary"] == 10_000, shares
     # Each service's calls count under its own name.
-    _, metrics = ferry.admin("/metrics")
-    counted = {s: sum(float(line.split()[-1]) for line in metrics.splitlines()
-                      if line.startswith("ferry_requests_total{") and f'service="{s}"' in line) for s in versions}
+    counted = {s: ferry.metric_sum("ferry_requests_total", f'service="{s}"') for s in versions}
     assert counted == {"stable": shares["stable"], "canary": shares["canary"]}, (counted, shares)
 
 
