@@ -146,6 +146,25 @@ extension ConfigLoader {
         return slow
     }
 
+    /// `success_rate: true` (the defaults) or `{interval, min_requests, min_endpoints, stdev_factor, min_distance}`.
+    static func decodeSuccessRate(_ value: YAMLValue) throws -> SuccessRateConfig? {
+        var config = SuccessRateConfig()
+        if case .scalar = value.node.content { return try value.bool() ? config : nil }
+        let m = try value.mapping(allowed: ["interval", "min_requests", "min_endpoints", "stdev_factor", "min_distance"])
+        if let v = m["interval"] { config.interval = try v.duration(min: .milliseconds(100), max: .seconds(3600)) }
+        if let v = m["min_requests"] { config.minRequests = try v.int(in: 1...1_000_000) }
+        if let v = m["min_endpoints"] { config.minEndpoints = try v.int(in: 2...10_000) }
+        if let v = m["stdev_factor"] {
+            let text = try v.string()
+            guard let factor = Double(text), factor.isFinite, factor > 0, factor <= 10 else {
+                throw v.error("stdev_factor is a number of standard deviations above 0 and at most 10 (Envoy's default 1.9), got \"\(text)\"")
+            }
+            config.stdevFactor = factor
+        }
+        if let v = m["min_distance"] { config.minDistancePercent = try percent(v) }
+        return config
+    }
+
     /// A share of calls: a number from 0 to 100 (decimals allowed, such as 0.5).
     private static func percent(_ value: YAMLValue) throws -> Double {
         let text = try value.string()

@@ -398,7 +398,7 @@ public enum ConfigLoader {
 
     private static func decodeAccrual(_ value: YAMLValue) throws -> FailureAccrualConfig {
         let m = try value.mapping(allowed: ["consecutive_failures", "min_backoff", "max_backoff", "max_ejected_percent",
-                                            "count_deadline_exceeded", "count_per_try_timeout", "count_cancelled"])
+                                            "count_deadline_exceeded", "count_per_try_timeout", "count_cancelled", "success_rate"])
         var accrual = FailureAccrualConfig()
         if let v = m["consecutive_failures"] { accrual.consecutiveFailures = try v.int(in: 0...10_000) }
         if let v = m["min_backoff"] { accrual.minBackoff = try v.duration(min: .milliseconds(1), max: .seconds(3600)) }
@@ -410,6 +410,7 @@ public enum ConfigLoader {
         if let v = m["count_deadline_exceeded"] { accrual.countDeadlineExceeded = try v.bool() }
         if let v = m["count_per_try_timeout"] { accrual.countPerTryTimeout = try v.bool() }
         if let v = m["count_cancelled"] { accrual.countCancelled = try v.bool() }
+        if let v = m["success_rate"] { accrual.successRate = try decodeSuccessRate(v) }
         return accrual
     }
 

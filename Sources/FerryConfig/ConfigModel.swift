@@ -170,6 +170,23 @@ public struct FailureAccrualConfig: Sendable, Equatable {
     /// The same for an attempt still unanswered when its caller cancelled. Off by default:
     /// callers cancel for reasons of their own (a user navigated away, a hedge won elsewhere).
     public var countCancelled = false
+    /// Outlier detection by success rate beside the consecutive count; nil: off.
+    public var successRate: SuccessRateConfig?
+    public init() {}
+}
+
+/// Every `interval`, the endpoints that took at least `minRequests` calls in it are compared:
+/// one whose success rate is more than `stdevFactor` standard deviations below their mean (and
+/// at least `minDistancePercent` points below it) is ejected (within `max_ejected_percent`) for `min_backoff` doubled for each interval in a row
+/// it is found again, then probed like an endpoint ejected after consecutive failures. Needs
+/// `minEndpoints` endpoints with enough calls (Envoy's defaults: 5, 100, 1.9).
+public struct SuccessRateConfig: Sendable, Equatable {
+    public var interval: Duration = .seconds(10)
+    public var minRequests = 100
+    public var minEndpoints = 5
+    public var stdevFactor = 1.9
+    /// Percentage points below the mean an outlier is at least (0: the deviation alone decides, as in Envoy).
+    public var minDistancePercent = 5.0
     public init() {}
 }
 

@@ -38,6 +38,7 @@ public enum ConfigSummary {
                 out.append("  health checks: grpc.health.v1.Health/Check for \(name) every \(format(check.interval)), timeout \(format(check.timeout)); "
                            + "out after \(check.unhealthyThreshold) failed, back after \(check.healthyThreshold) passed")
             }
+            out.append("  outlier detection: \(outlierDetection(service.failureAccrual))")
             if let slow = service.slowStart {
                 out.append("  slow start: an endpoint that joins or comes back ramps from \(slow.minWeightPercent)% of its weight over \(format(slow.window))")
             }
@@ -48,6 +49,18 @@ public enum ConfigSummary {
         }
         if let admin = config.admin { out.append("admin on \(admin.address)") }
         return out
+    }
+
+    private static func outlierDetection(_ accrual: FailureAccrualConfig) -> String {
+        var ways: [String] = []
+        if accrual.consecutiveFailures > 0 { ways.append("after \(accrual.consecutiveFailures) consecutive failures") }
+        if let rate = accrual.successRate {
+            ways.append("by success rate every \(format(rate.interval)) (\(rate.stdevFactor) standard deviations and \(FaultConfig.format(rate.minDistancePercent)) points below the mean, "
+                        + "endpoints with \(rate.minRequests)+ calls, at least \(rate.minEndpoints) of them)")
+        }
+        guard !ways.isEmpty else { return "off" }
+        return "eject " + ways.joined(separator: " or ")
+            + "; for \(format(accrual.minBackoff)) doubling to \(format(accrual.maxBackoff)); at most \(accrual.maxEjectedPercent)% of endpoints out"
     }
 
     private static func authorization(_ policy: AuthorizationPolicy) -> String {

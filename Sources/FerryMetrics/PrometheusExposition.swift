@@ -66,6 +66,8 @@ package enum MetricsExposition {
         package var wallClockSeconds: Int
         /// Each checked endpoint's health-check verdict and counts.
         package var healthChecks: [String: [(HostPort, HealthCheckState.Status, passed: Int, failed: Int)]] = [:]
+        /// Each service's ejections of serving endpoints, by why.
+        package var ejections: [String: (consecutiveFailures: Int, successRate: Int)] = [:]
 
         package init(loops: [(LoopMetrics.Snapshot, LoopGauges)], health: [String: [(HostPort, FailureAccrual.State)]], now: Int64,
                      certificates: [(owner: String, file: String, notAfter: Int)] = [], wallClockSeconds: Int = 0) {
@@ -265,6 +267,11 @@ package enum MetricsExposition {
                     w.sample("ferry_endpoint_state", [("service", service), ("endpoint", address.description), ("state", name)], name == current ? 1 : 0)
                 }
             }
+        }
+        w.family("ferry_endpoint_ejections_total", "counter", "Endpoints taking calls that outlier detection ejected, by reason (a failed probe's re-ejection is not counted).")
+        for (service, counts) in inputs.ejections.sorted(by: { $0.key < $1.key }) {
+            w.sample("ferry_endpoint_ejections_total", [("service", service), ("reason", "consecutive_failures")], counts.consecutiveFailures)
+            w.sample("ferry_endpoint_ejections_total", [("service", service), ("reason", "success_rate")], counts.successRate)
         }
         let checked = inputs.healthChecks.sorted(by: { $0.key < $1.key }).flatMap { service, list in
             list.sorted(by: { $0.0.description < $1.0.description }).map { (service, $0) }

@@ -102,6 +102,17 @@ public struct FailureAccrual: Sendable, Equatable {
         }
     }
 
+    /// Ejects an endpoint taking calls for `backoff` (with jitter), whatever its count of
+    /// failures: outlier detection found its success rate far below the others'. The probe
+    /// after it, and a failed probe's doubling, are as for consecutive failures. Returns
+    /// whether it ejected (an endpoint already out is left as it is).
+    @discardableResult
+    public mutating func ejectAsOutlier<R: RandomNumberGenerator>(at now: Int64, backoff: Int64, random: inout R) -> Bool {
+        guard case .active = state else { return false }
+        eject(at: now, backoff: backoff, random: &random)
+        return true
+    }
+
     /// Another endpoint of the service recovered: an ejected one may be probed at once, and its
     /// backoff starts again from the minimum (a probe out already is left to finish).
     public mutating func shortenWait(at now: Int64) {

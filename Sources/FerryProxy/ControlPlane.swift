@@ -181,6 +181,9 @@ actor ControlPlane {
     /// Each service's endpoints with their failure-accrual state.
     func healthStates() -> [String: [(HostPort, FailureAccrual.State)]] { health.mapValues { $0.snapshot() } }
 
+    /// Each service's ejections so far, by why.
+    func ejectionCounts() -> [String: (consecutiveFailures: Int, successRate: Int)] { health.mapValues(\.ejections) }
+
     /// Each checked endpoint's active health-check verdict and counts.
     func healthCheckStates() -> [String: [(HostPort, HealthCheckState.Status, passed: Int, failed: Int)]] {
         health.mapValues { $0.healthCheckSnapshot() }.filter { !$0.value.isEmpty }

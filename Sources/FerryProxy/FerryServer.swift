@@ -75,6 +75,7 @@ public final class FerryServer: Sendable {
         var inputs = MetricsExposition.Inputs(loops: loops, health: await control.healthStates(), now: 0,
                                               certificates: await control.certificateExpiries(), wallClockSeconds: Int(wallClock.tv_sec))
         inputs.healthChecks = await control.healthCheckStates()
+        inputs.ejections = await control.ejectionCounts()
         return MetricsExposition.render(inputs)
     }
 

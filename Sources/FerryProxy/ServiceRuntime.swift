@@ -140,6 +140,45 @@ final class ServiceRuntime {
         checkers = next
     }
 
+    /// Outlier detection by success rate: the lead loop's runtime sweeps the shared counts once
+    /// per interval (one sweep for the whole proxy, like the health checks).
+    private var successRateSweep: Scheduled<Void>?
+    private var sweepInterval: Duration?
+
+    private func syncSuccessRateSweep() {
+        guard checksHealth else { return }
+        let interval = isRetired ? nil : config.failureAccrual.successRate?.interval
+        guard interval != sweepInterval else { return }
+        successRateSweep?.cancel()
+        successRateSweep = nil
+        sweepInterval = interval
+        scheduleSweep()
+    }
+
+    private func scheduleSweep() {
+        guard let interval = sweepInterval else { return }
+        successRateSweep = eventLoop.scheduleTask(in: .nanoseconds(interval.totalNanoseconds)) { [weak self] in
+            guard let self, self.sweepInterval != nil else { return }
+            self.sweepSuccessRates()
+            self.scheduleSweep()
+        }
+    }
+
+    private func sweepSuccessRates() {
+        for ejection in health.sweepSuccessRates(at: clock.now()) {
+            logger.warning("endpoint ejected: its success rate is far below the other endpoints'", metadata: [
+                "service": "\(name)", "endpoint": "\(ejection.address)",
+                "success_rate": "\(Self.percent(ejection.successRate))", "calls": "\(ejection.calls)",
+                "mean": "\(Self.percent(ejection.mean))", "threshold": "\(Self.percent(ejection.threshold))",
+                "backoff": "\(ConfigSummary.format(.nanoseconds(ejection.backoff)))"])
+        }
+    }
+
+    private static func percent(_ share: Double) -> String {
+        let tenths = Int((max(0, share) * 1000).rounded())
+        return "\(tenths / 10).\(tenths % 10)%"
+    }
+
     var name: String { config.name }
 
     /// Requests counted here and not yet added to the shared retry budget: touching the
@@ -297,6 +336,7 @@ final class ServiceRuntime {
         sourceID = newSourceID
         applySlowStart(to: pools)
         syncHealthCheckers()
+        syncSuccessRateSweep()
     }
 
     private func applySlowStart(to pools: [UpstreamPool]) {
@@ -350,11 +390,13 @@ final class ServiceRuntime {
         weighted = Set(next.map(\.weight)).count > 1
         for pool in alsoRetire + Array(existing.values) { pool.retire() }
         syncHealthCheckers()
+        syncSuccessRateSweep()
     }
 
     /// The service left the configuration: every pool retires (calls in flight finish).
     func retire() {
         isRetired = true
+        syncSuccessRateSweep()
         for checker in checkers.values { checker.stop() }
         checkers = [:]
         let old = pools
@@ -364,6 +406,8 @@ final class ServiceRuntime {
 
     /// Shutdown: waiting calls fail, connections close when their streams are done.
     func drain() {
+        successRateSweep?.cancel()
+        sweepInterval = nil
         for checker in checkers.values { checker.stop() }
         checkers = [:]
         for pool in pools { pool.drain() }

@@ -26,7 +26,19 @@ package final class ServiceHealth: Sendable {
         var settings: FailureAccrualConfig
         var maxConcurrentCalls: Int?
         var endpoints: [HostPort: EndpointHealth] = [:]
+        /// Outlier detection by success rate: how many sweeps in a row found each endpoint an
+        /// outlier (its ejection doubles with each), reset by a sweep that judges it fine.
+        var outlierStreaks: [HostPort: Int] = [:]
     }
+
+    /// Ejections of endpoints that were taking calls, by why (a failed probe's re-ejection
+    /// is not counted again).
+    private let consecutiveFailureEjections = ManagedAtomic<Int>(0)
+    private let successRateEjections = ManagedAtomic<Int>(0)
+    package var ejections: (consecutiveFailures: Int, successRate: Int) {
+        (consecutiveFailureEjections.load(ordering: .relaxed), successRateEjections.load(ordering: .relaxed))
+    }
+    fileprivate func countEjectionAfterFailures() { consecutiveFailureEjections.wrappingIncrement(ordering: .relaxed) }
 
     package init(service: ServiceConfig) {
         name = service.name
@@ -91,6 +103,7 @@ package final class ServiceHealth: Sendable {
     package func keepOnly(_ addresses: Set<HostPort>) {
         state.withLockedValue { state in
             state.endpoints = state.endpoints.filter { addresses.contains($0.key) }
+            state.outlierStreaks = state.outlierStreaks.filter { addresses.contains($0.key) }
         }
     }
 
@@ -115,6 +128,54 @@ package final class ServiceHealth: Sendable {
         let others = state.withLockedValue { state in state.endpoints.filter { $0.key != address }.map(\.value) }
         for other in others where other.isEjected { other.shortenWait(at: now) }
     }
+
+    /// One endpoint ejected by a success-rate sweep, for the log.
+    package struct OutlierEjection: Sendable {
+        package var address: HostPort
+        package var successRate: Double
+        package var calls: Int
+        package var mean: Double
+        package var threshold: Double
+        /// The ejection's backoff before jitter (nanoseconds).
+        package var backoff: Int64
+    }
+
+    /// Outlier detection by success rate, once per interval (by one loop for the whole proxy):
+    /// takes every endpoint's counts since the last sweep, and ejects the outliers, the worst
+    /// first, while `max_ejected_percent` allows. Returns what it ejected.
+    package func sweepSuccessRates(at now: Int64) -> [OutlierEjection] {
+        let (settings, endpoints) = state.withLockedValue { ($0.settings, Array($0.endpoints)) }
+        guard let config = settings.successRate else { return [] }
+        let samples = endpoints.map { $0.value.takeOutcomes() }
+        let verdict = SuccessRateOutliers.evaluate(samples, settings: SuccessRateOutliers.Settings(
+            minimumRequests: config.minRequests, minimumEndpoints: config.minEndpoints, stdevFactor: config.stdevFactor,
+            minimumDistance: config.minDistancePercent / 100))
+        guard let verdict else { return [] }
+        let outliers = Set(verdict.outliers)
+        var ejected: [OutlierEjection] = []
+        var random = SystemRandomNumberGenerator()
+        for index in verdict.judged where !outliers.contains(index) {
+            state.withLockedValue { _ = $0.outlierStreaks.removeValue(forKey: endpoints[index].key) }
+        }
+        for index in verdict.outliers {
+            let (address, health) = endpoints[index]
+            guard !health.isEjected, mayEjectAnother() else { continue }
+            let streak = state.withLockedValue { state -> Int in
+                let streak = (state.outlierStreaks[address] ?? 0) + 1
+                state.outlierStreaks[address] = streak
+                return streak
+            }
+            let base = settings.minBackoff.totalNanoseconds
+            let backoff = min(settings.maxBackoff.totalNanoseconds, base.multipliedReportingOverflow(by: 1 << min(streak - 1, 30)).partialValue)
+            guard health.ejectAsOutlier(at: now, backoff: backoff, random: &random) else { continue }
+            successRateEjections.wrappingIncrement(ordering: .relaxed)
+            ejected.append(OutlierEjection(address: address, successRate: samples[index].successRate, calls: samples[index].total,
+                                           mean: verdict.mean, threshold: verdict.threshold, backoff: backoff))
+        }
+        return ejected
+    }
+
+    package var sweepsSuccessRates: Bool { state.withLockedValue { $0.settings.successRate != nil } }
 
     /// Takes a slot for a call, or false when the service is at its limit.
     package func admitCall(limit: Int?) -> Bool {
@@ -158,17 +219,38 @@ package final class EndpointHealth: Sendable {
     /// Fast paths: `ejected` false means calls may go; `failures` false means nothing to reset.
     private let ejected = ManagedAtomic<Bool>(false)
     private let failures = ManagedAtomic<Bool>(false)
+    /// Whether failures are counted at all (consecutive failures or success rate).
     private let enabled: Bool
+    /// Outlier detection by success rate: the calls since the last sweep, successes in the low
+    /// 32 bits and failures in the high ones, so counting one is one atomic add.
+    private let outcomes = ManagedAtomic<UInt64>(0)
+    private let countsOutcomes: Bool
+    private static let oneFailure: UInt64 = 1 << 32
 
     package init(address: HostPort, settings: FailureAccrualConfig, service: ServiceHealth) {
         self.address = address
         self.service = service
         var s = FailureAccrual.Settings()
-        s.threshold = max(1, settings.consecutiveFailures)
+        // Only a success rate ejects when consecutive failures are off.
+        s.threshold = settings.consecutiveFailures > 0 ? settings.consecutiveFailures : Int.max
         s.minBackoff = settings.minBackoff.totalNanoseconds
         s.maxBackoff = settings.maxBackoff.totalNanoseconds
         self.accrual = NIOLockedValueBox(FailureAccrual(settings: s))
-        self.enabled = settings.consecutiveFailures > 0
+        self.countsOutcomes = settings.successRate != nil
+        self.enabled = settings.consecutiveFailures > 0 || countsOutcomes
+    }
+
+    /// The calls counted since the last sweep, and a fresh count.
+    fileprivate func takeOutcomes() -> SuccessRateOutliers.Sample {
+        let packed = outcomes.exchange(0, ordering: .relaxed)
+        return SuccessRateOutliers.Sample(successes: Int(packed & 0xFFFF_FFFF), failures: Int(packed >> 32))
+    }
+
+    /// A sweep found the endpoint's success rate far below the others'.
+    fileprivate func ejectAsOutlier(at now: Int64, backoff: Int64, random: inout SystemRandomNumberGenerator) -> Bool {
+        let didEject = accrual.withLockedValue { $0.ejectAsOutlier(at: now, backoff: backoff, random: &random) }
+        if didEject { ejected.store(true, ordering: .relaxed) }
+        return didEject
     }
 
     /// Active health checks (when the service has them): the checker's verdict, read on every
@@ -236,6 +318,7 @@ package final class EndpointHealth: Sendable {
     }
 
     package func recordSuccess(at now: Int64) {
+        if countsOutcomes { outcomes.wrappingIncrement(by: 1, ordering: .relaxed) }
         guard failures.load(ordering: .relaxed) || ejected.load(ordering: .relaxed) else { return }
         let wasEjected = ejected.load(ordering: .relaxed)
         accrual.withLockedValue { $0.recordSuccess() }
@@ -260,6 +343,7 @@ package final class EndpointHealth: Sendable {
     @discardableResult
     package func recordFailure(at now: Int64) -> Bool {
         guard enabled else { return false }
+        if countsOutcomes { outcomes.wrappingIncrement(by: Self.oneFailure, ordering: .relaxed) }
         failures.store(true, ordering: .relaxed)
         let wouldEject = accrual.withLockedValue { a -> Bool in
             if case .active(let n) = a.state { return n + 1 >= a.settings.threshold }
@@ -273,6 +357,7 @@ package final class EndpointHealth: Sendable {
         var random = SystemRandomNumberGenerator()
         let didEject = accrual.withLockedValue { $0.recordFailure(at: now, random: &random, mayEject: mayEject, growBackoff: grow) }
         if accrual.withLockedValue({ $0.isEjected }) { ejected.store(true, ordering: .relaxed) }
+        if didEject && !probing { service?.countEjectionAfterFailures() }
         return didEject
     }
 }

@@ -210,3 +210,33 @@ final class SlowStartConfigTests: XCTestCase {
         }
     }
 }
+
+final class SuccessRateConfigTests: XCTestCase {
+    private func accrual(_ body: String) throws -> FailureAccrualConfig {
+        let yaml = "listeners: [{name: l, address: \"127.0.0.1:9\", service: s}]\nservices:\n  s:\n    endpoints: [\"127.0.0.1:1\"]\n"
+            + "    failure_accrual: " + body
+        return try ConfigLoader.parse(yaml: yaml, source: "sr.yaml", directory: "/").services[0].failureAccrual
+    }
+
+    func testSuccessRateSettingsAndDefaults() throws {
+        XCTAssertNil(try accrual("{consecutive_failures: 5}").successRate, "off unless written")
+        XCTAssertEqual(try accrual("{success_rate: true}").successRate, SuccessRateConfig())
+        let rate = try XCTUnwrap(try accrual("{consecutive_failures: 0, success_rate: {interval: 30s, min_requests: 50, min_endpoints: 3, stdev_factor: 1, min_distance: 0}}").successRate)
+        XCTAssertEqual(rate.interval, .seconds(30))
+        XCTAssertEqual(rate.minRequests, 50)
+        XCTAssertEqual(rate.minEndpoints, 3)
+        XCTAssertEqual(rate.stdevFactor, 1)
+        XCTAssertEqual(rate.minDistancePercent, 0)
+    }
+
+    func testBadSuccessRateSettingsNameTheirField() {
+        for (body, key) in [("{success_rate: {stdev_factor: -1}}", "stdev_factor"), ("{success_rate: {stdev_factor: many}}", "stdev_factor"),
+                            ("{success_rate: {min_endpoints: 1}}", "min_endpoints"), ("{success_rate: {min_requests: 0}}", "min_requests"),
+                            ("{success_rate: {interval: 1ms}}", "interval"), ("{success_rate: {min_distance: 120}}", "min_distance"),
+                            ("{success_rate: {window: 10s}}", "window")] {
+            XCTAssertThrowsError(try accrual(body), body) { e in
+                XCTAssertEqual((e as? ConfigError)?.key, "services.s.failure_accrual.success_rate.\(key)", body)
+            }
+        }
+    }
+}

@@ -191,3 +191,115 @@ private struct UpstreamAttempt {
         pool.attemptFinished(outcome, at: now, startedAt: startedAt, answered: answered)
     }
 }
+
+/// Outlier detection by success rate, swept by the lead loop's runtime once per interval.
+final class SuccessRateEjectionTests: XCTestCase {
+    private let loop = EmbeddedEventLoop()
+    private let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    private func service(endpoints: Int, maxEjectedPercent: Int = 100, consecutiveFailures: Int = 0) -> ServiceRuntime {
+        var config = ServiceConfig(name: "s", endpoints: [])
+        config.failureAccrual.consecutiveFailures = consecutiveFailures
+        config.failureAccrual.maxEjectedPercent = maxEjectedPercent
+        config.failureAccrual.minBackoff = .seconds(10)
+        config.failureAccrual.maxBackoff = .seconds(60)
+        var rate = SuccessRateConfig()
+        rate.interval = .seconds(1)
+        rate.minRequests = 20
+        config.failureAccrual.successRate = rate
+        return ServiceRuntime(config: config, health: ServiceHealth(service: config), sourceID: 1,
+                              endpoints: (1...endpoints).map { Endpoint(host: "127.0.0.1", port: $0, weight: 1) },
+                              eventLoop: loop, loopIndex: 0, logger: logger)
+    }
+
+    /// Each pool's calls in one interval: `failures[i]` of `calls` failed (an ejected one takes none).
+    private func record(_ service: ServiceRuntime, calls: Int, failures: [Int]) {
+        let now = service.clock.now()
+        for (pool, failed) in zip(service.pools, failures) where !pool.health.isEjected {
+            for i in 0..<calls {
+                if i < failed { pool.health.recordFailure(at: now) } else { pool.health.recordSuccess(at: now) }
+            }
+        }
+    }
+
+    func testTheEndpointFailingFarMoreThanTheOthersIsEjectedAtTheSweep() {
+        let service = service(endpoints: 5)
+        record(service, calls: 40, failures: [0, 1, 20, 0, 2])
+        XCTAssertFalse(service.pools[2].health.isEjected, "nothing before the sweep (consecutive failures are off)")
+        loop.advanceTime(by: .seconds(1))
+        XCTAssertEqual(service.pools.map(\.health.isEjected), [false, false, true, false, false])
+        XCTAssertEqual(service.health.ejections.successRate, 1)
+        XCTAssertEqual(service.health.ejections.consecutiveFailures, 0)
+        for _ in 0..<50 { XCTAssertFalse(service.pickPool() === service.pools[2], "no call goes to the ejected endpoint") }
+
+        // The next interval: one failure in 40 beside none is a spread of almost nothing, but
+        // 2.5 points below the others is not an outlier (min_distance 5 points).
+        record(service, calls: 40, failures: [0, 1, 0, 0, 0])
+        loop.advanceTime(by: .seconds(1))
+        XCTAssertEqual(service.pools.map(\.health.isEjected), [false, false, true, false, false], "its ejection stands until its probe")
+        XCTAssertEqual(service.health.ejections.successRate, 1)
+    }
+
+    func testTooFewCallsOrEndpointsJudgeNothing() {
+        let service = service(endpoints: 5)
+        record(service, calls: 19, failures: [0, 0, 19, 0, 0])
+        loop.advanceTime(by: .seconds(1))
+        XCTAssertFalse(service.pools[2].health.isEjected, "19 calls each: below min_requests")
+        let four = self.service(endpoints: 4)
+        record(four, calls: 40, failures: [0, 0, 40, 0])
+        loop.advanceTime(by: .seconds(1))
+        XCTAssertFalse(four.pools[2].health.isEjected, "four endpoints: below min_endpoints")
+    }
+
+    func testMaxEjectedPercentKeepsTheRestInAndTheWorstGoesFirst() {
+        let service = service(endpoints: 10, maxEjectedPercent: 10)
+        record(service, calls: 40, failures: [0, 0, 30, 0, 0, 0, 40, 0, 0, 0])
+        loop.advanceTime(by: .seconds(1))
+        XCTAssertEqual(service.pools.indices.filter { service.pools[$0].health.isEjected }, [6], "10% of 10: one, the worst")
+    }
+
+    func testAFailedProbeEjectsAgainEvenWithConsecutiveFailuresOff() {
+        let service = service(endpoints: 5)
+        record(service, calls: 40, failures: [0, 0, 40, 0, 0])
+        loop.advanceTime(by: .seconds(1))
+        let pool = service.pools[2]
+        guard case .ejected(let until, _) = pool.health.accrualState else { return XCTFail("\(pool.health.accrualState)") }
+        XCTAssertTrue(pool.health.admit(at: until), "the probe after the backoff")
+        XCTAssertTrue(pool.health.recordFailure(at: until), "its failure ejects again, not left probing forever")
+        guard case .ejected(_, let backoff) = pool.health.accrualState else { return XCTFail("\(pool.health.accrualState)") }
+        XCTAssertEqual(backoff, 20_000_000_000)
+        XCTAssertEqual(service.health.ejections.successRate, 1, "a failed probe's re-ejection is not a new ejection")
+        pool.health.recordSuccess(at: until + backoff)
+        XCTAssertFalse(pool.health.isEjected)
+    }
+
+    func testAnEndpointFoundAgainIsEjectedForTwiceAsLong() {
+        let service = service(endpoints: 5)
+        record(service, calls: 40, failures: [0, 0, 40, 0, 0])
+        loop.advanceTime(by: .seconds(1))
+        let pool = service.pools[2]
+        guard case .ejected(let until, let first) = pool.health.accrualState else { return XCTFail() }
+        XCTAssertEqual(first, 10_000_000_000, "min_backoff")
+        XCTAssertTrue(pool.health.admit(at: until))
+        pool.health.recordSuccess(at: until)            // the probe passed: back in
+        record(service, calls: 40, failures: [0, 0, 40, 0, 0])
+        loop.advanceTime(by: .seconds(1))
+        guard case .ejected(_, let second) = pool.health.accrualState else { return XCTFail() }
+        XCTAssertEqual(second, 20_000_000_000, "found again in the next sweep: twice min_backoff")
+    }
+
+    func testOnlyTheLeadLoopSweeps() {
+        var config = ServiceConfig(name: "s", endpoints: [])
+        config.failureAccrual.consecutiveFailures = 0
+        var rate = SuccessRateConfig()
+        rate.interval = .seconds(1)
+        rate.minRequests = 20
+        config.failureAccrual.successRate = rate
+        let other = ServiceRuntime(config: config, health: ServiceHealth(service: config), sourceID: 1,
+                                   endpoints: (1...5).map { Endpoint(host: "127.0.0.1", port: $0, weight: 1) },
+                                   eventLoop: loop, loopIndex: 1, logger: logger)
+        record(other, calls: 40, failures: [0, 0, 40, 0, 0])
+        loop.advanceTime(by: .seconds(5))
+        XCTAssertFalse(other.pools[2].health.isEjected)
+    }
+}
