@@ -112,7 +112,7 @@ extension ConfigLoader {
     static func decodeHealthCheck(_ value: YAMLValue) throws -> HealthCheckConfig {
         var check = HealthCheckConfig()
         if (try? value.bool()) == true { return check }
-        let m = try value.mapping(allowed: ["interval", "timeout", "unhealthy_threshold", "healthy_threshold", "service"])
+        let m = try value.mapping(allowed: ["interval", "timeout", "unhealthy_threshold", "healthy_threshold", "service", "watch"])
         if let v = m["interval"] { check.interval = try v.duration(min: .milliseconds(10), max: .seconds(3600)) }
         if let v = m["timeout"] {
             check.timeout = try v.duration(min: .milliseconds(1), max: .seconds(3600))
@@ -124,6 +124,7 @@ extension ConfigLoader {
         }
         if let v = m["unhealthy_threshold"] { check.unhealthyThreshold = try v.int(in: 1...100) }
         if let v = m["healthy_threshold"] { check.healthyThreshold = try v.int(in: 1...100) }
+        if let v = m["watch"] { check.watch = try v.bool() }
         if let v = m["service"] {
             let name = try v.string()
             guard name.utf8.count <= 1024, !name.contains(where: { $0 == "/" || $0 == " " }) else {

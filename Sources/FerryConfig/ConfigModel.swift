@@ -245,6 +245,11 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var healthyThreshold = 1
     /// The service name asked about ("": the server as a whole).
     public var serviceName = ""
+    /// Hold a `Watch` stream open instead of asking `Check` each interval: the endpoint's word
+    /// applies the moment it changes (no thresholds). A server without Watch (UNIMPLEMENTED) is
+    /// asked Check; a Watch stream that ends or breaks counts as a failed check and is opened
+    /// again after the interval.
+    public var watch = false
     public init() {}
 }
 

@@ -35,8 +35,13 @@ public enum ConfigSummary {
             }
             if let check = service.healthCheck {
                 let name = check.serviceName.isEmpty ? "the whole server" : "\"\(check.serviceName)\""
-                out.append("  health checks: grpc.health.v1.Health/Check for \(name) every \(format(check.interval)), timeout \(format(check.timeout)); "
-                           + "out after \(check.unhealthyThreshold) failed, back after \(check.healthyThreshold) passed")
+                if check.watch {
+                    out.append("  health checks: a grpc.health.v1.Health/Watch stream for \(name) (Check every \(format(check.interval)) if the server has no Watch), "
+                               + "first answer within \(format(check.timeout)); out at NOT_SERVING or after \(check.unhealthyThreshold) broken streams, back at SERVING")
+                } else {
+                    out.append("  health checks: grpc.health.v1.Health/Check for \(name) every \(format(check.interval)), timeout \(format(check.timeout)); "
+                               + "out after \(check.unhealthyThreshold) failed, back after \(check.healthyThreshold) passed")
+                }
             }
             out.append("  outlier detection: \(outlierDetection(service.failureAccrual))")
             if let slow = service.slowStart {

@@ -5,6 +5,8 @@ import NIOCore
 /// service = 1; }`, `HealthCheckResponse { ServingStatus status = 1; }`.
 public enum GRPCHealthMessages {
     public static let checkPath = "/grpc.health.v1.Health/Check"
+    /// The server-streaming method that sends the status at once and again on each change.
+    public static let watchPath = "/grpc.health.v1.Health/Watch"
 
     /// `ServingStatus` values (SERVICE_UNKNOWN is sent by Watch only).
     public enum ServingStatus: Equatable, Sendable, CustomStringConvertible {
@@ -91,6 +93,14 @@ public enum GRPCHealthMessages {
             }
         }
         return .success(ServingStatus(status))
+    }
+
+    /// The next whole prefixed `HealthCheckResponse` of a Watch stream, taken from the front of
+    /// `buffer`, or nil while the message is not all there yet.
+    public static func nextWatchResponse(_ buffer: inout ByteBuffer) -> Result<ServingStatus, DecodeError>? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self) else { return nil }
+        guard buffer.readableBytes >= 5 + Int(length), let message = buffer.readSlice(length: 5 + Int(length)) else { return nil }
+        return decodeCheckResponse(message)
     }
 
     private static func writeVarint(_ value: UInt64, to buffer: inout ByteBuffer) {

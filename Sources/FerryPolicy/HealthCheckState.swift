@@ -67,6 +67,25 @@ public struct HealthCheckState: Sendable {
         }
     }
 
+    /// A Watch stream's report: the server's own word on its state, applied at once (the
+    /// thresholds are for checks that sample a state; a Watch message is the state).
+    public mutating func reported(servingOr reason: String?) -> Transition {
+        switch (state, reason) {
+        case (.unhealthy, nil):
+            state = .healthy(failures: 0)
+            return .recovered
+        case (_, nil):
+            state = .healthy(failures: 0)
+            return .none
+        case (.unhealthy, let reason?):
+            state = .unhealthy(passes: 0, reason: reason)
+            return .none
+        case (_, let reason?):
+            state = .unhealthy(passes: 0, reason: reason)
+            return .becameUnhealthy(reason: reason)
+        }
+    }
+
     public mutating func checkFailed(reason: String) -> Transition {
         switch state {
         case .unknown(let failures), .healthy(let failures):

@@ -287,11 +287,18 @@ package final class EndpointHealth: Sendable {
 
     // MARK: - Active health checks
 
-    /// A health check's outcome (nil reason: passed). Returns the threshold it crossed, if any.
-    package func recordHealthCheck(failure reason: String?, settings: HealthCheckState.Settings, at now: Int64) -> HealthCheckState.Transition {
+    /// A health check's outcome (nil reason: passed); `reported`: a Watch stream's message,
+    /// which applies at once. Returns the threshold it crossed, if any.
+    package func recordHealthCheck(failure reason: String?, settings: HealthCheckState.Settings, at now: Int64,
+                                   reported: Bool = false) -> HealthCheckState.Transition {
         (reason == nil ? checksPassed : checksFailed).wrappingIncrement(ordering: .relaxed)
         let transition = activeCheck.withLockedValue { state in
             if state?.settings != settings { state = HealthCheckState(settings: settings) }
+            if reported {
+                let transition = state!.reported(servingOr: reason)
+                activelyUnhealthy.store(state!.isUnhealthy, ordering: .relaxed)
+                return transition
+            }
             let transition = reason.map { state!.checkFailed(reason: $0) } ?? state!.checkPassed()
             activelyUnhealthy.store(state!.isUnhealthy, ordering: .relaxed)
             return transition

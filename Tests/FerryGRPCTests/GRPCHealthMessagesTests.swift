@@ -26,3 +26,18 @@ final class GRPCHealthMessagesTests: XCTestCase {
         XCTAssertEqual(decode([0, 0, 0, 0, 1, 0x0B]), .failure(.malformed), "wire type 3 is not used")
     }
 }
+
+final class GRPCHealthWatchTests: XCTestCase {
+    func testWatchResponsesAreTakenOneWholeMessageAtATime() {
+        var buffer = ByteBuffer(bytes: [0, 0, 0, 0, 2, 0x08, 1, 0, 0, 0])
+        XCTAssertEqual(GRPCHealthMessages.nextWatchResponse(&buffer), .success(.serving))
+        XCTAssertNil(GRPCHealthMessages.nextWatchResponse(&buffer), "a prefix not all there yet")
+        buffer.writeBytes([0, 2, 0x08])
+        XCTAssertNil(GRPCHealthMessages.nextWatchResponse(&buffer), "a message not all there yet")
+        buffer.writeBytes([3])
+        XCTAssertEqual(GRPCHealthMessages.nextWatchResponse(&buffer), .success(.serviceUnknown))
+        XCTAssertEqual(buffer.readableBytes, 0)
+        var empty = ByteBuffer(bytes: [0, 0, 0, 0, 0])
+        XCTAssertEqual(GRPCHealthMessages.nextWatchResponse(&empty), .success(.unknown), "an empty message is status 0")
+    }
+}

@@ -28,3 +28,16 @@ final class HealthCheckStateTests: XCTestCase {
         XCTAssertEqual(state.checkPassed(), .recovered)
     }
 }
+
+final class HealthCheckReportTests: XCTestCase {
+    func testAWatchReportAppliesAtOnceWhateverTheThresholds() {
+        var state = HealthCheckState(settings: .init(healthyThreshold: 3, unhealthyThreshold: 3))
+        XCTAssertEqual(state.reported(servingOr: nil), .none)
+        XCTAssertEqual(state.status, .healthy)
+        XCTAssertEqual(state.reported(servingOr: "NOT_SERVING"), .becameUnhealthy(reason: "NOT_SERVING"))
+        XCTAssertEqual(state.reported(servingOr: "SERVICE_UNKNOWN"), .none, "already out: the reason is updated")
+        XCTAssertEqual(state.status, .unhealthy(reason: "SERVICE_UNKNOWN"))
+        XCTAssertEqual(state.reported(servingOr: nil), .recovered)
+        XCTAssertEqual(state.checkFailed(reason: "stream broke"), .none, "a broken stream counts against the threshold")
+    }
+}

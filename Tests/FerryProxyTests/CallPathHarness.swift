@@ -245,7 +245,35 @@ final class ScriptedUpstream: H2ConnectionDelegate {
         case refuse
         /// 200, this body (a framed gRPC message), grpc-status 0, once the request ends.
         case reply(ByteBuffer)
+        /// 200 once the request ends, then what the test sends with `push` and `endStreams`.
+        case stream
     }
+
+    /// The streams answering `.stream` that are still open.
+    private var streaming: [H2Stream] = []
+
+    /// Sends `message` on every open `.stream` answer.
+    func push(_ message: ByteBuffer) {
+        for stream in streaming { stream.sendData(message) }
+    }
+
+    /// Ends every open `.stream` answer with this grpc-status.
+    func endStreams(grpcStatus: Int) {
+        let open = streaming
+        streaming = []
+        for stream in open { stream.sendTrailers(H2Headers([("grpc-status", String(grpcStatus))])) }
+    }
+
+    /// Resets every open `.stream` answer.
+    func resetStreams() {
+        let open = streaming
+        streaming = []
+        for stream in open { stream.reset(.internalError) }
+    }
+
+    var openStreamCount: Int { streaming.count }
+    fileprivate func startedStream(_ stream: H2Stream) { streaming.append(stream) }
+    fileprivate func streamGone(_ stream: H2Stream) { streaming.removeAll { $0 === stream } }
 
     let behaviour: (String) -> Behaviour
     let settings: H2Settings
@@ -286,7 +314,7 @@ final class ScriptedUpstream: H2ConnectionDelegate {
             upstream.lastHeaders = headers
             behaviour = upstream.behaviour(path)
             switch behaviour {
-            case .echo, .hang, .reply: break
+            case .echo, .hang, .reply, .stream: break
             case .status(let code, let pushback):
                 var fields = [(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", String(code))]
                 if let pushback { fields.append(("grpc-retry-pushback-ms", String(pushback))) }
@@ -305,6 +333,10 @@ final class ScriptedUpstream: H2ConnectionDelegate {
             switch behaviour {
             case .echo: answer = body
             case .reply(let reply): answer = reply
+            case .stream:
+                stream.connection.sendHeaders(stream, H2Headers([(":status", "200"), ("content-type", "application/grpc")]), endStream: false)
+                upstream.startedStream(stream)
+                return
             default: return
             }
             stream.connection.sendHeaders(stream, H2Headers([(":status", "200"), ("content-type", "application/grpc")]), endStream: false)
@@ -315,6 +347,7 @@ final class ScriptedUpstream: H2ConnectionDelegate {
         func streamReceivedTrailers(_ stream: H2Stream, trailers: H2Headers) {}
         func streamSentData(_ stream: H2Stream, byteCount: Int) {}
         func streamClosed(_ stream: H2Stream, error: H2StreamError?) {
+            upstream.streamGone(stream)
             if case .resetByPeer(let code) = error { upstream.wasReset(code) }
         }
     }

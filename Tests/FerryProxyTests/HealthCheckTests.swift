@@ -77,6 +77,78 @@ final class HealthCheckTests: XCTestCase {
         XCTAssertEqual(net.connectAttempts[1] ?? 0, attempts, "a retired endpoint is not checked")
     }
 
+    func testAWatchStreamsStateAppliesTheMomentItChanges() {
+        let net = CallPathHarness()
+        let first = net.upstream(1) { path in path == GRPCHealthMessages.watchPath ? .stream : .echo }
+        net.upstream(2) { path in path == GRPCHealthMessages.watchPath ? .stream : .echo }
+        let service = net.service([1, 2], configure: checked { $0.watch = true; $0.interval = .seconds(10); $0.timeout = .seconds(2); $0.unhealthyThreshold = 3 })
+        let client = net.client(to: service)
+        net.advance(by: .seconds(1))   // the spread of the first check is within a tenth of the interval
+        XCTAssertEqual(first.requests, [GRPCHealthMessages.watchPath], "one Watch stream, not a Check per interval")
+        XCTAssertNil(first.lastHeaders?.first("grpc-timeout"), "a Watch stream has no deadline")
+        first.push(serving(1))
+        net.advance(by: .milliseconds(1))
+        XCTAssertEqual(service.health.healthCheckSnapshot().first { $0.0.port == 1 }?.1, .healthy)
+        first.push(serving(2))
+        net.advance(by: .milliseconds(1))
+        XCTAssertFalse(service.pools[0].health.isAvailable(at: 0), "NOT_SERVING applies at once, whatever unhealthy_threshold says")
+        for _ in 0..<4 { XCTAssertEqual(client.call("/p.S/M").grpcStatus, 0) }
+        XCTAssertEqual(first.requests.filter { $0 == "/p.S/M" }.count, 0)
+        first.push(serving(1))
+        net.advance(by: .milliseconds(1))
+        XCTAssertTrue(service.pools[0].health.isAvailable(at: 0), "SERVING brings it back at once")
+        XCTAssertEqual(first.requests.filter { $0 == GRPCHealthMessages.watchPath }.count, 1, "the same stream all along")
+        XCTAssertEqual(first.openStreamCount, 1)
+    }
+
+    func testABrokenWatchStreamIsAFailedCheckAndIsOpenedAgainAfterTheInterval() {
+        let net = CallPathHarness()
+        let first = net.upstream(1) { path in path == GRPCHealthMessages.watchPath ? .stream : .echo }
+        let service = net.service([1], configure: checked { $0.watch = true; $0.interval = .milliseconds(100); $0.unhealthyThreshold = 2 })
+        net.advance(by: .milliseconds(20))
+        first.push(serving(1))
+        net.advance(by: .milliseconds(1))
+        first.endStreams(grpcStatus: 0)
+        net.advance(by: .milliseconds(1))
+        XCTAssertTrue(service.pools[0].health.isAvailable(at: 0), "one broken stream of unhealthy_threshold 2")
+        net.advance(by: .milliseconds(100))
+        XCTAssertEqual(first.requests.filter { $0 == GRPCHealthMessages.watchPath }.count, 2, "a new stream after the interval")
+        first.resetStreams()
+        net.advance(by: .milliseconds(1))
+        guard case .unhealthy(let reason)? = service.health.healthCheckSnapshot().first?.1 else { return XCTFail() }
+        XCTAssertTrue(reason.hasPrefix("the Watch stream broke"), reason)
+        net.advance(by: .milliseconds(100))
+        first.push(serving(1))
+        net.advance(by: .milliseconds(1))
+        XCTAssertTrue(service.pools[0].health.isAvailable(at: 0), "the new stream's SERVING restores it")
+    }
+
+    func testAWatchThatGetsNoFirstAnswerInTimeFails() {
+        let net = CallPathHarness()
+        let first = net.upstream(1) { path in path == GRPCHealthMessages.watchPath ? .stream : .echo }
+        let service = net.service([1], configure: checked { $0.watch = true; $0.unhealthyThreshold = 1 })
+        net.advance(by: .milliseconds(80))
+        XCTAssertEqual(service.health.healthCheckSnapshot().first?.1, .unhealthy(reason: "no answer within 50ms"))
+        XCTAssertEqual(first.resetsReceived, [.cancel])
+    }
+
+    func testAServerWithoutWatchIsAskedCheck() {
+        let net = CallPathHarness()
+        let first = net.upstream(1) { path in
+            switch path {
+            case GRPCHealthMessages.watchPath: return .status(12)       // UNIMPLEMENTED
+            case GRPCHealthMessages.checkPath: return .reply(self.serving(1))
+            default: return .echo
+            }
+        }
+        let service = net.service([1], configure: checked { $0.watch = true; $0.unhealthyThreshold = 1 })
+        net.advance(by: .milliseconds(250))
+        XCTAssertEqual(first.requests.first, GRPCHealthMessages.watchPath)
+        XCTAssertEqual(first.requests.filter { $0 == GRPCHealthMessages.watchPath }.count, 1, "asked once")
+        XCTAssertGreaterThanOrEqual(first.requests.filter { $0 == GRPCHealthMessages.checkPath }.count, 2, "then Check every interval")
+        XCTAssertEqual(service.health.healthCheckSnapshot().first?.1, .healthy, "UNIMPLEMENTED for Watch is not a failed check")
+    }
+
     func testPassiveAndActiveMustBothAgreeToRestore() {
         let net = CallPathHarness()
         let health = ServiceHealth(service: ServiceConfig(name: "s", endpoints: []))

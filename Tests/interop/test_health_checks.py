@@ -5,6 +5,7 @@ endpoint state in /endpoints and /metrics."""
 import json
 import time
 
+import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2
 
@@ -87,3 +88,77 @@ def test_a_health_service_name_the_server_does_not_know_is_a_clear_endpoint_stat
     for e in endpoint_states(ferry).values():
         assert e["health_check_reason"] == 'the endpoint does not know the health of "no.Such" (NOT_FOUND)', e
     assert ferry.alive()
+
+
+WATCH_INTERVAL = 5.0     # long: anything that happens within it comes by the Watch stream
+
+
+def start_watching(ferry_factory, servers, unhealthy_threshold=2):
+    listen, admin = free_port(), free_port()
+    endpoints = ", ".join(f'"127.0.0.1:{port}"' for (_, port, _) in servers.values())
+    config = f"""admin: {{address: "127.0.0.1:{admin}", metrics: true}}
+runtime: {{event_loops: 2}}
+listeners:
+  - {{name: in, address: "127.0.0.1:{listen}", service: app}}
+services:
+  app:
+    endpoints: [{endpoints}]
+    balancer: round-robin
+    health_check: {{watch: true, interval: {int(WATCH_INTERVAL * 1000)}ms, timeout: 1s, unhealthy_threshold: {unhealthy_threshold}}}
+"""
+    return ferry_factory(config=config, ports={"in": listen}, admin_port=admin)
+
+
+def test_a_watch_stream_takes_an_endpoint_out_and_back_well_within_one_interval(checked_upstreams, ferry_factory):
+    ferry = start_watching(ferry_factory, checked_upstreams)
+    b_address = f"127.0.0.1:{checked_upstreams['b'][1]}"
+    assert wait_until(lambda: endpoint_states(ferry)[b_address].get("health_check") == "healthy", WATCH_INTERVAL), \
+        endpoint_states(ferry)
+    load = Load(ferry.target, threads=4).start()
+    try:
+        assert wait_until(lambda: load.upstreams_since(time.monotonic() - 0.5)["b"] > 0, 5.0), load.summary()
+        checked_upstreams["b"][2].set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        flipped = time.monotonic()
+        assert wait_until(lambda: endpoint_states(ferry)[b_address].get("health_check") == "unhealthy", WATCH_INTERVAL / 2), \
+            endpoint_states(ferry)
+        out_after = time.monotonic() - flipped
+        time.sleep(0.3)
+        quiet_from = time.monotonic()
+        time.sleep(1.0)
+        assert load.upstreams_since(quiet_from)["b"] == 0, load.upstreams_since(quiet_from)
+        checked_upstreams["b"][2].set("", health_pb2.HealthCheckResponse.SERVING)
+        recovered = time.monotonic()
+        assert wait_until(lambda: load.first_call_to("b", recovered) is not None, WATCH_INTERVAL / 2), load.summary()
+        back_after = load.first_call_to("b", recovered) - recovered
+    finally:
+        load.stop()
+    print(f"by Watch: out {out_after * 1000:.0f} ms after NOT_SERVING, first call {back_after * 1000:.0f} ms after SERVING "
+          f"(check interval {WATCH_INTERVAL:.0f} s)")
+    assert load.failures == [], load.failures[:3]
+    _, metrics = ferry.admin("/metrics")
+    passed = ferry.metric_sum("ferry_health_checks_total", f'endpoint="{b_address}"', 'result="passed"')
+    failed = ferry.metric_sum("ferry_health_checks_total", f'endpoint="{b_address}"', 'result="failed"')
+    assert (passed, failed) == (2, 1), (passed, failed, metrics)   # one message per state: SERVING, NOT_SERVING, SERVING
+
+
+class CheckOnlyHealth(health.HealthServicer):
+    """grpcio's health service with its Watch method answering UNIMPLEMENTED (as servers that
+    predate Watch do)."""
+
+    def Watch(self, request, context, send_response_callback=None):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "no Watch here")
+
+
+def test_a_server_without_watch_is_asked_check_instead(ferry_factory):
+    servicer = CheckOnlyHealth()
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    server, port, _ = make_server(0, name="old", health=servicer)
+    try:
+        ferry = start_watching(ferry_factory, {"old": (server, port, servicer)}, unhealthy_threshold=1)
+        address = f"127.0.0.1:{port}"
+        assert wait_until(lambda: endpoint_states(ferry)[address].get("health_check") == "unhealthy", WATCH_INTERVAL), \
+            endpoint_states(ferry)
+        assert endpoint_states(ferry)[address]["health_check_reason"] == "the endpoint reports NOT_SERVING"
+        assert "has no grpc.health.v1.Health/Watch; asking Check" in ferry.logs()
+    finally:
+        server.stop(grace=None)
