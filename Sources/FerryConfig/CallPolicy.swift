@@ -44,17 +44,29 @@ public struct RateLimitConfig: Sendable, Equatable {
     public var calls: Int
     public var period: Duration
     public var burst: Int
+    /// Whose calls share a bucket: everyone's, or each caller's (its verified identity).
+    public var per: Scope = .all
+    /// With `per: caller`: callers with a bucket of their own at most; past it, callers whose
+    /// bucket is idle (full again) are forgotten, and if none is, new ones share one more bucket.
+    public var maxCallers = 10_000
 
-    public init(calls: Int, period: Duration, burst: Int) {
+    public enum Scope: String, Sendable, Equatable {
+        case all
+        /// One bucket per verified client identity (mTLS); calls with none share one.
+        case caller
+    }
+
+    public init(calls: Int, period: Duration, burst: Int, per: Scope = .all) {
         self.calls = calls
         self.period = period
         self.burst = burst
+        self.per = per
     }
 
-    /// `100/s (burst 100)`.
+    /// `100/s (burst 100)`, `10/s (burst 10) per caller`.
     public var description: String {
         let period = ConfigSummary.format(self.period)
-        return "\(calls)/\(period == "1s" ? "s" : period) (burst \(burst))"
+        return "\(calls)/\(period == "1s" ? "s" : period) (burst \(burst))" + (per == .caller ? " per caller" : "")
     }
 }
 

@@ -55,10 +55,10 @@ extension ConfigLoader {
         return matches
     }
 
-    /// `{rate: "100/s", burst: 20}`: a rate is calls per period (`/s`, `/m`, `/h`, or a duration
-    /// such as `/100ms`); the burst defaults to one period's calls.
+    /// `{rate: "100/s", burst: 20, per: all | caller, max_callers}`: a rate is calls per period
+    /// (`/s`, `/m`, `/h`, or a duration such as `/100ms`); the burst defaults to one period's calls.
     static func decodeRateLimit(_ value: YAMLValue) throws -> RateLimitConfig {
-        let m = try value.mapping(allowed: ["rate", "burst"])
+        let m = try value.mapping(allowed: ["rate", "burst", "per", "max_callers"])
         let rateValue = try m.required("rate")
         let text = try rateValue.string()
         let parts = text.split(separator: "/", maxSplits: 1).map { $0.trimmingSpaces }
@@ -79,7 +79,19 @@ extension ConfigLoader {
         }
         guard period.totalNanoseconds / Int64(calls) >= 1 else { throw rateValue.error("more than one call per nanosecond is no limit") }
         let burst = try m["burst"]?.int(in: 1...100_000_000) ?? calls
-        return RateLimitConfig(calls: calls, period: period, burst: burst)
+        var limit = RateLimitConfig(calls: calls, period: period, burst: burst)
+        if let v = m["per"] {
+            let text = try v.string()
+            guard let scope = RateLimitConfig.Scope(rawValue: text) else {
+                throw v.error("expected \"all\" (one bucket for every call) or \"caller\" (one per verified client identity), got \"\(text)\"")
+            }
+            limit.per = scope
+        }
+        if let v = m["max_callers"] {
+            guard limit.per == .caller else { throw v.error("max_callers applies to \"per: caller\" only") }
+            limit.maxCallers = try v.int(in: 1...1_000_000)
+        }
+        return limit
     }
 }
 

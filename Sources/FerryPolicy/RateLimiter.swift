@@ -34,6 +34,11 @@ public final class RateLimiter: Sendable {
         tolerance = interval * Int64(settings.burst - 1)
     }
 
+    /// Whether the bucket is full at `now` (no call for long enough): a fresh bucket would be the same.
+    public func isFull(at now: Int64) -> Bool {
+        theoreticalArrival.load(ordering: .relaxed) <= now
+    }
+
     /// Takes a call's token at `now` (monotonic nanoseconds); false when over the limit.
     public func admit(at now: Int64) -> Bool {
         var seen = theoreticalArrival.load(ordering: .relaxed)

@@ -1,6 +1,7 @@
 import FerryConfig
 import FerryH2
 import FerryTLS
+import FerryUpstream
 import NIOCore
 
 /// One accepted client connection: gives each stream the client opens a `ProxyCall`, routed
@@ -17,8 +18,9 @@ final class DownstreamConnection: H2ConnectionDelegate {
     private let idleTimeout: IdleTimeout?
     /// Why the proxy ended the connection, if it did (for the metrics).
     private var closedFor: String?
-    /// The client's identity from its verified certificate (TLS listeners asking for one).
-    private(set) var callerIdentity: String?
+    /// The client's identity from its verified certificate (TLS listeners asking for one),
+    /// with the connection's rate-limit buckets for it.
+    private(set) var caller: CallerLimiterCache?
     /// The client's address, for the log line of a failed handshake.
     var peer = "?"
 
@@ -60,7 +62,7 @@ final class DownstreamConnection: H2ConnectionDelegate {
     func tlsHandshakeEnded(_ outcome: ServerHandshakeOutcome) {
         switch outcome {
         case .verified(let identity):
-            callerIdentity = identity
+            caller = identity.map(CallerLimiterCache.init)
         case .failed(let reason, let closedEarly):
             closedFor = "tls_handshake"
             loop.tlsHandshakeFailed(listener, reason: reason, peer: peer, closedEarly: closedEarly)
@@ -76,7 +78,7 @@ final class DownstreamConnection: H2ConnectionDelegate {
     func connection(_ connection: H2Connection, didOpen stream: H2Stream) {
         idleTimeout?.busy()
         stream.delegate = ProxyCall(downstream: stream, listener: listener, environment: loop.callEnvironment,
-                                    callerIdentity: callerIdentity)
+                                    caller: caller)
     }
 
     func connectionStreamClosed(_ connection: H2Connection) {

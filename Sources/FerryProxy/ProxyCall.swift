@@ -76,19 +76,21 @@ final class ProxyCall {
     /// Which queue the call waits in when an upstream pool is full: its client connection's.
     var fairnessKey: ObjectIdentifier { ObjectIdentifier(downstream.connection) }
 
-    /// The caller's identity, as its verified client certificate states it (nil: none).
-    let callerIdentity: String?
+    /// The caller's identity, as its verified client certificate states it, with its
+    /// connection's rate-limit buckets (nil: no identity).
+    let caller: CallerLimiterCache?
+    var callerIdentity: String? { caller?.identity }
     /// The last attempt's grpc-timeout was its per-try budget (shorter than what the call had left).
     var attemptDeadlineIsPerTry = false
     /// An injected abort that comes after an injected delay, and where the fault was written.
     var faultAbortAfterDelay: ProxyError?
     var faultOrigin = ""
 
-    init(downstream: H2Stream, listener: ListenerRuntime, environment: CallEnvironment, callerIdentity: String? = nil) {
+    init(downstream: H2Stream, listener: ListenerRuntime, environment: CallEnvironment, caller: CallerLimiterCache? = nil) {
         self.downstream = downstream
         self.listener = listener
         self.environment = environment
-        self.callerIdentity = callerIdentity
+        self.caller = caller
     }
 
     /// The loop's time: every timestamp of the call and every timer it arms read this.
@@ -130,7 +132,7 @@ final class ProxyCall {
         let policy = headers.withValue(of: ":path") { service.policy(forPath: $0) }
         self.service = service
         self.policy = policy
-        if service.limitsRate, let limited = service.rateLimitRefusing(policy, at: now()) {
+        if service.limitsRate, let limited = service.rateLimitRefusing(policy, at: now(), caller: caller) {
             routeMetrics?.rateLimited[limited.origin, default: 0] += 1
             fail(.rateLimited(service: service.name, limit: limited.rateLimit!, origin: limited.origin))
             return

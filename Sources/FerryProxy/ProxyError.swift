@@ -42,7 +42,9 @@ struct ProxyError: Error, CustomStringConvertible {
 
     static func rateLimited(service: String, limit: RateLimitConfig, origin: String) -> ProxyError {
         ProxyError(grpcStatus: .resourceExhausted, httpStatus: 429,
-                   message: "ferry: service \"\(service)\" is over its rate limit of \(limit.description) (\(origin).rate_limit)")
+                   message: limit.per == .caller
+                       ? "ferry: this caller is over its rate limit of \(limit.description) for service \"\(service)\" (\(origin).rate_limit)"
+                       : "ferry: service \"\(service)\" is over its rate limit of \(limit.description) (\(origin).rate_limit)")
     }
 
     static func injectedFault(grpcStatus: GRPCStatusCode, httpStatus: Int, origin: String) -> ProxyError {

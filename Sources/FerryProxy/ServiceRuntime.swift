@@ -28,13 +28,16 @@ final class ResolvedPolicy {
     let attempts: CallAttemptPolicy
     /// The rate limit written with this policy (shared by every loop), and how it reads.
     let rateLimiter: RateLimiter?
+    /// Instead, with `per: caller`: a bucket per caller identity.
+    let callerLimits: CallerRateLimits?
     let rateLimit: RateLimitConfig?
     /// Faults injected into the method's calls (a route's own come first).
     let fault: FaultInjector?
 
-    init(_ policy: CallPolicy, rateLimiter: RateLimiter? = nil) {
+    init(_ policy: CallPolicy, rateLimiter: RateLimiter? = nil, callerLimits: CallerRateLimits? = nil) {
         fault = policy.fault.map(FaultInjector.init)
-        self.rateLimiter = policy.rateLimit == nil ? nil : rateLimiter
+        self.rateLimiter = policy.rateLimit?.per == .all ? rateLimiter : nil
+        self.callerLimits = policy.rateLimit?.per == .caller ? callerLimits : nil
         rateLimit = policy.rateLimit
         timeoutNanoseconds = policy.timeout?.totalNanoseconds
         deadlineOffsetNanoseconds = policy.deadlineOffset.totalNanoseconds
@@ -51,6 +54,17 @@ final class ResolvedPolicy {
             retryEnabled: policy.retry.enabled, retryOn: retryOn, failureStatuses: FailureStatuses(bits: failureStatusBits),
             maxAttempts: policy.retry.maxAttempts, holdResponseCap: policy.retry.enabled ? policy.retry.holdResponse : 0,
             perTryTimeoutNanoseconds: perTryTimeoutNanoseconds, hedgeMaxAttempts: policy.hedge?.maxAttempts)
+    }
+}
+
+extension ResolvedPolicy {
+    var limitsRate: Bool { rateLimiter != nil || callerLimits != nil }
+
+    /// Takes a token from the policy's bucket for this call (the caller's own with `per: caller`).
+    func admitsRate(at now: Int64, caller: CallerLimiterCache?) -> Bool {
+        if let rateLimiter { return rateLimiter.admit(at: now) }
+        guard let callerLimits else { return true }
+        return (caller?.limiter(in: callerLimits, at: now) ?? callerLimits.anonymous).admit(at: now)
     }
 }
 
@@ -99,8 +113,8 @@ final class ServiceRuntime {
         self.health = health
         self.random = FastRandom()
         self.methodTable = MethodTable(config.methods)
-        self.methodPolicies = config.methods.map { ResolvedPolicy($0.policy, rateLimiter: health.rateLimiter(origin: $0.policy.origin)) }
-        self.servicePolicy = ResolvedPolicy(config.policy, rateLimiter: health.rateLimiter(origin: config.policy.origin))
+        self.methodPolicies = config.methods.map { Self.resolve($0.policy, health) }
+        self.servicePolicy = Self.resolve(config.policy, health)
         self.sourceID = sourceID
         self.eventLoop = eventLoop
         self.logger = logger
@@ -109,6 +123,10 @@ final class ServiceRuntime {
         self.checksHealth = loopIndex == 0
         noteRateLimits()
         setEndpoints(endpoints)
+    }
+
+    private static func resolve(_ policy: CallPolicy, _ health: ServiceHealth) -> ResolvedPolicy {
+        ResolvedPolicy(policy, rateLimiter: health.rateLimiter(origin: policy.origin), callerLimits: health.callerRateLimits(origin: policy.origin))
     }
 
     /// This loop's runtime of the service is the one that health-checks its endpoints (loop 0:
@@ -231,14 +249,15 @@ final class ServiceRuntime {
     private(set) var limitsRate = false
 
     private func noteRateLimits() {
-        limitsRate = servicePolicy.rateLimiter != nil || methodPolicies.contains { $0.rateLimiter != nil }
+        limitsRate = servicePolicy.limitsRate || methodPolicies.contains(where: \.limitsRate)
     }
 
     /// The rate limit that refuses a call of `policy` now, if one does: the method entry's
-    /// own, then the service's (which every call of the service counts against).
-    func rateLimitRefusing(_ policy: ResolvedPolicy, at now: Int64) -> ResolvedPolicy? {
-        if let limiter = policy.rateLimiter, !limiter.admit(at: now) { return policy }
-        if policy !== servicePolicy, let limiter = servicePolicy.rateLimiter, !limiter.admit(at: now) { return servicePolicy }
+    /// own, then the service's (which every call of the service counts against). `caller`:
+    /// the connection's buckets for its identity (nil: it has none).
+    func rateLimitRefusing(_ policy: ResolvedPolicy, at now: Int64, caller: CallerLimiterCache? = nil) -> ResolvedPolicy? {
+        if !policy.admitsRate(at: now, caller: caller) { return policy }
+        if policy !== servicePolicy, !servicePolicy.admitsRate(at: now, caller: caller) { return servicePolicy }
         return nil
     }
 
@@ -323,8 +342,8 @@ final class ServiceRuntime {
         if let newConnector { setConnector(newConnector) }
         config = newConfig
         methodTable = MethodTable(newConfig.methods)
-        methodPolicies = newConfig.methods.map { ResolvedPolicy($0.policy, rateLimiter: health.rateLimiter(origin: $0.policy.origin)) }
-        servicePolicy = ResolvedPolicy(newConfig.policy, rateLimiter: health.rateLimiter(origin: newConfig.policy.origin))
+        methodPolicies = newConfig.methods.map { Self.resolve($0.policy, health) }
+        servicePolicy = Self.resolve(newConfig.policy, health)
         noteRateLimits()
         if poolChanged {
             let old = pools

@@ -21,6 +21,8 @@ package final class ServiceHealth: Sendable {
     /// written (`services.x`, `services.x.methods[1]`): one bucket each for every loop. A reload
     /// keeps a bucket whose limit did not change (its tokens too).
     private let rateLimiters: NIOLockedValueBox<[String: RateLimiter]>
+    /// The same for limits written `per: caller`: a bucket per caller identity each.
+    private let callerLimits: NIOLockedValueBox<[String: CallerRateLimits]>
 
     private struct State {
         var settings: FailureAccrualConfig
@@ -45,13 +47,36 @@ package final class ServiceHealth: Sendable {
         state = NIOLockedValueBox(State(settings: service.failureAccrual, maxConcurrentCalls: service.maxConcurrentCalls))
         budget = NIOLockedValueBox(RetryBudget(settings: Self.budgetSettings(service.retryBudget)))
         rateLimiters = NIOLockedValueBox(Self.limiters(for: service, keeping: [:]))
+        callerLimits = NIOLockedValueBox(Self.callerLimits(for: service, keeping: [:]))
+    }
+
+    private static func settings(_ limit: RateLimitConfig) -> RateLimiter.Settings {
+        RateLimiter.Settings(calls: limit.calls, periodNanoseconds: limit.period.totalNanoseconds, burst: limit.burst)
+    }
+
+    private static func callerLimits(for service: ServiceConfig, keeping old: [String: CallerRateLimits]) -> [String: CallerRateLimits] {
+        var limits: [String: CallerRateLimits] = [:]
+        for policy in [service.policy] + service.methods.map(\.policy) {
+            guard let limit = policy.rateLimit, limit.per == .caller else { continue }
+            if let kept = old[policy.origin], kept.settings == settings(limit), kept.maxCallers == limit.maxCallers {
+                limits[policy.origin] = kept
+            } else {
+                limits[policy.origin] = CallerRateLimits(settings(limit), maxCallers: limit.maxCallers)
+            }
+        }
+        return limits
+    }
+
+    /// The per-caller buckets of the rate limit written at `origin` with `per: caller`, if one was.
+    package func callerRateLimits(origin: String) -> CallerRateLimits? {
+        callerLimits.withLockedValue { $0[origin] }
     }
 
     private static func limiters(for service: ServiceConfig, keeping old: [String: RateLimiter]) -> [String: RateLimiter] {
         var limiters: [String: RateLimiter] = [:]
         for policy in [service.policy] + service.methods.map(\.policy) {
-            guard let limit = policy.rateLimit else { continue }
-            let settings = RateLimiter.Settings(calls: limit.calls, periodNanoseconds: limit.period.totalNanoseconds, burst: limit.burst)
+            guard let limit = policy.rateLimit, limit.per == .all else { continue }
+            let settings = settings(limit)
             if let kept = old[policy.origin], kept.settings == settings {
                 limiters[policy.origin] = kept
             } else {
@@ -79,6 +104,7 @@ package final class ServiceHealth: Sendable {
         let settings = Self.budgetSettings(service.retryBudget)
         budget.withLockedValue { if $0.settings != settings { $0 = RetryBudget(settings: settings) } }
         rateLimiters.withLockedValue { $0 = Self.limiters(for: service, keeping: $0) }
+        callerLimits.withLockedValue { $0 = Self.callerLimits(for: service, keeping: $0) }
         state.withLockedValue { state in
             state.maxConcurrentCalls = service.maxConcurrentCalls
             guard state.settings != service.failureAccrual else { return }

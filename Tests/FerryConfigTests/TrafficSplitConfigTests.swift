@@ -119,6 +119,15 @@ final class RateLimitConfigTests: XCTestCase {
         XCTAssertEqual(s.methods[0].policy.rateLimit?.description, "6000/60s (burst 20)")
     }
 
+    func testPerCallerLimits() throws {
+        let limit = try XCTUnwrap(try service("    rate_limit: {rate: 10/s, per: caller, max_callers: 500}").policy.rateLimit)
+        XCTAssertEqual(limit.per, .caller)
+        XCTAssertEqual(limit.maxCallers, 500)
+        XCTAssertEqual(limit.description, "10/s (burst 10) per caller")
+        XCTAssertEqual(try service("    rate_limit: {rate: 10/s, per: all}").policy.rateLimit?.per, .all)
+        XCTAssertEqual(try service("    rate_limit: {rate: 10/s, per: caller}").policy.rateLimit?.maxCallers, 10_000)
+    }
+
     func testBadRatesAreLocated() {
         let cases: [(String, String, String)] = [
             ("rate_limit: {rate: 0/s}", "services.s.rate_limit.rate", "would refuse every call"),
@@ -126,6 +135,8 @@ final class RateLimitConfigTests: XCTestCase {
             ("rate_limit: {rate: ten/s}", "services.s.rate_limit.rate", "calls per period"),
             ("rate_limit: {rate: 10/fortnight}", "services.s.rate_limit.rate", "calls per period"),
             ("rate_limit: {rate: 10/48h}", "services.s.rate_limit.rate", "from 1ms to 24h"),
+            ("rate_limit: {rate: 10/s, per: identity}", "services.s.rate_limit.per", "\"caller\" (one per verified client identity)"),
+            ("rate_limit: {rate: 10/s, max_callers: 5}", "services.s.rate_limit.max_callers", "applies to \"per: caller\" only"),
             ("rate_limit: {rate: 10/s, burst: 0}", "services.s.rate_limit.burst", "from 1"),
             ("rate_limit: {burst: 3}", "services.s.rate_limit", "missing required key \"rate\""),
             ("methods: [{match: a.B/C, rate_limit: {rate: -1/s}}]", "services.s.methods[0].rate_limit.rate", "would refuse every call"),
