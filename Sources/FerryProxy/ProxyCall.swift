@@ -80,8 +80,6 @@ final class ProxyCall {
     /// connection's rate-limit buckets (nil: no identity).
     let caller: CallerLimiterCache?
     var callerIdentity: String? { caller?.identity }
-    /// The last attempt's grpc-timeout was its per-try budget (shorter than what the call had left).
-    var attemptDeadlineIsPerTry = false
     /// An injected abort that comes after an injected delay, and where the fault was written.
     var faultAbortAfterDelay: ProxyError?
     var faultOrigin = ""
@@ -269,22 +267,20 @@ final class ProxyCall {
     /// The request headers for an attempt starting now: `grpc-timeout` set to what remains of
     /// the deadline (less the offset), the earlier attempts counted. nil when nothing remains:
     /// the attempt must not start.
+    ///
+    /// Never the per-try timeout: that is Ferry's own clock for retrying an attempt that has
+    /// not answered (its timer resets the attempt's stream, so the endpoint stops work anyway).
+    /// Sent as grpc-timeout it would let the endpoint end a call that had already committed,
+    /// a long stream cut at the per-try timeout with DEADLINE_EXCEEDED.
     func headersForAttempt(_ headers: H2Headers, previousAttempts: Int) -> H2Headers? {
         var headers = headers
         if previousAttempts > 0 {
             headers = headers.replacingValue(of: Self.previousAttemptsHeader, with: String(previousAttempts))
         }
-        let perTry = policy?.perTryTimeoutNanoseconds
-        guard let deadline else {
-            attemptDeadlineIsPerTry = perTry != nil
-            guard isGRPC, let perTry else { return headers }
-            return headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: perTry).headerValue)
-        }
-        guard var budget = deadline.propagatedTimeout(at: now(), offset: policy?.deadlineOffsetNanoseconds ?? 0) else {
+        guard let deadline else { return headers }
+        guard let budget = deadline.propagatedTimeout(at: now(), offset: policy?.deadlineOffsetNanoseconds ?? 0) else {
             return nil
         }
-        attemptDeadlineIsPerTry = perTry.map { $0 < budget } ?? false
-        if let perTry { budget = min(budget, perTry) }
         if isGRPC { return headers.replacingValue(of: "grpc-timeout", with: GRPCTimeout(nanoseconds: budget).headerValue) }
         guard policy?.sendsDeadlineHeader == true else { return headers }
         let now = now()
@@ -307,14 +303,6 @@ extension ProxyCall: H2StreamDelegate {
         guard !downstream.isClosed else { return }
         // Trailers-Only headers carry the status a race or a retry decides on.
         let status = endStream && isGRPC ? Self.grpcStatus(in: headers) : nil
-        if attemptDeadlineIsPerTry, status == Int(GRPCStatusCode.deadlineExceeded.rawValue), stream === machine.upstream {
-            // The endpoint ended the attempt at the per-try budget it was sent as grpc-timeout,
-            // before this loop's own per-try timer fired (a busy loop): the same expiry, retried
-            // as such, not the call's answer (its deadline has not passed).
-            disarm(.perTry)
-            perTryTimerFired()
-            return
-        }
         let pushback = status != nil ? Self.pushback(in: headers) : .none
         let action = machine.responseHeaders(headers, from: stream, endStream: endStream, status: status, pushback: pushback,
                                              readAt: stream.connection.readStartedAt, now: { self.now() },

@@ -1,5 +1,6 @@
 @testable import FerryProxy
 import FerryConfig
+import FerryGRPC
 import FerryH2
 import FerryPolicy
 import NIOCore
@@ -65,12 +66,12 @@ final class CallPathTests: XCTestCase {
         XCTAssertEqual(service.pools.map(\.pending), [0, 0])
     }
 
-    /// An endpoint that ends an attempt with DEADLINE_EXCEEDED at the per-try budget it was
-    /// sent as grpc-timeout (before this loop's own per-try timer fired: seen on a busy machine)
-    /// has the attempt retried like a per-try timeout, not its status forwarded as the answer.
-    func testAnEndpointEndingAnAttemptAtItsPerTryBudgetIsRetried() {
+    /// The per-try timeout is Ferry's clock, not the endpoint's: the grpc-timeout sent is what
+    /// is left of the call's deadline (none without one), so the endpoint never ends an attempt
+    /// at the per-try timeout, and an attempt that times out is reset by Ferry.
+    func testThePerTryTimeoutIsNotSentAsTheEndpointsDeadline() {
         let net = CallPathHarness()
-        let first = net.upstream(1) { _ in .status(4) }
+        let first = net.upstream(1) { _ in .hang }
         let second = net.upstream(2) { _ in .echo }
         let service = net.service([1, 2]) { config in
             config.balancer.kind = .roundRobin
@@ -78,16 +79,41 @@ final class CallPathTests: XCTestCase {
         }
         let client = net.client(to: service)
         let response = client.call("/p.S/M", timeout: "5S")
-        XCTAssertEqual(first.requests.count, 1)
-        net.advance(by: .milliseconds(250))             // at most the backoff cap
+        let sent = first.lastHeaders?.first("grpc-timeout").flatMap { try? GRPCTimeout.parse($0).get().nanoseconds }
+        XCTAssertGreaterThan(sent ?? 0, 4_000_000_000, "the call's own 5 s, not 100 ms")
+        net.advance(by: .milliseconds(350))             // the per-try timeout, then at most the backoff cap
+        XCTAssertEqual(first.resetsReceived, [.cancel], "the timed-out attempt is reset")
         XCTAssertEqual(second.requests.count, 1)
         XCTAssertEqual(response.grpcStatus, 0)
-        // Without a per-try budget the endpoint's DEADLINE_EXCEEDED is the call's answer.
         let plain = CallPathHarness()
-        plain.upstream(1) { _ in .status(4) }
-        plain.upstream(2) { _ in .echo }
-        let plainService = plain.service([1, 2]) { $0.balancer.kind = .roundRobin }
-        XCTAssertEqual(plain.client(to: plainService).call("/p.S/M", timeout: "5S").grpcStatus, 4)
+        let only = plain.upstream(1) { _ in .echo }
+        let plainService = plain.service([1]) { $0.policy.retry.perTryTimeout = .milliseconds(100) }
+        XCTAssertEqual(plain.client(to: plainService).call("/p.S/M").grpcStatus, 0)
+        XCTAssertEqual(only.requests.count, 1)
+        XCTAssertNil(only.lastHeaders?.first("grpc-timeout"), "no deadline: none is made up from the per-try timeout")
+    }
+
+    /// Once the response has started (committed: it can no longer be retried) the per-try
+    /// timeout is over: a long server stream is not cut at it.
+    func testAPerTryTimeoutDoesNotEndACommittedStream() {
+        let net = CallPathHarness()
+        let upstream = net.upstream(1) { _ in .stream }
+        let service = net.service([1]) { $0.policy.retry.perTryTimeout = .milliseconds(100) }
+        let client = net.client(to: service)
+        let response = client.call("/p.S/Watch")
+        net.advance(by: .milliseconds(10))
+        XCTAssertEqual(response.headers?.first(":status"), "200", "the response started")
+        for i in 0..<10 {
+            net.advance(by: .milliseconds(100))
+            upstream.push(ByteBuffer(bytes: [0, 0, 0, 0, 1, UInt8(i)]))
+        }
+        net.advance(by: .milliseconds(10))
+        XCTAssertFalse(response.answered, "still streaming after 10 per-try timeouts")
+        XCTAssertEqual(response.body.readableBytes, 60)
+        XCTAssertEqual(upstream.resetsReceived, [])
+        upstream.endStreams(grpcStatus: 0)
+        net.advance(by: .milliseconds(1))
+        XCTAssertEqual(response.grpcStatus, 0)
     }
 
     /// A stream the upstream refused (never processed) goes to the other endpoint at once,

@@ -2,6 +2,7 @@
 python-h2 upstreams scripted to fail once in a given way."""
 import math
 import socket
+import struct
 import threading
 import time
 
@@ -164,6 +165,29 @@ def test_a_per_try_timeout_moves_the_call_to_another_endpoint(ferry_factory):
         fast.stop()
 
 
+def test_a_per_try_timeout_does_not_cut_a_stream_that_has_started(ferry_factory):
+    """Issue 20: a service-level per_try_timeout of 300ms cut every server stream at ~300 ms
+    with a bare DEADLINE_EXCEEDED: Ferry sent the per-try timeout as the attempt's grpc-timeout
+    and grpcio (C-core) enforced it. A per-try timeout is for retrying an attempt that has not
+    answered; a stream whose response started runs to the call's own deadline."""
+    upstream = EchoProcess("streamer")
+    try:
+        port = free_port()
+        ferry = ferry_factory(config=service_config(port, [upstream.port], "    retry: {per_try_timeout: 300ms}\n"),
+                              ports={"in": port})
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            stream = channel.unary_stream("/ferry.test.Echo/ServerStream")
+            t0 = time.monotonic()
+            messages = list(stream(struct.pack(">III", 15, 10, 100), timeout=10))   # 15 messages 100 ms apart
+            took = time.monotonic() - t0
+            assert len(messages) == 15 and took > 1.4, (len(messages), took)
+            # Without a deadline of the caller's, none reaches the upstream either.
+            messages = list(stream(struct.pack(">III", 8, 10, 100)))
+            assert len(messages) == 8
+    finally:
+        upstream.stop()
+
+
 def test_the_per_try_timeout_covers_waiting_for_a_connection(ferry_factory):
     """Issue 17: a call placed on an endpoint whose connection is still being set up waited the
     whole connect timeout (here 3 s, past the callers' 2 s deadline) instead of its per-try
@@ -213,4 +237,7 @@ def test_hedging_cuts_the_tail_of_an_upstream_that_stalls(ferry_factory):
         print(f"one upstream, 10% of calls stall 1 s, {name}: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
               f"{hedges:.0f} hedges for 600 calls")
     assert results["no hedging"][1] > 0.9
-    assert results["hedging"][1] < 0.1, results
+    # Relative, not a latency that holds only on an idle machine: without hedging the p99 is a
+    # stall (1 s); with it a stalled attempt is raced 30 ms on, so the p99 is an answered one.
+    assert results["hedging"][1] < results["no hedging"][1] / 3, results
+    assert results["hedging"][2] > 0, results
