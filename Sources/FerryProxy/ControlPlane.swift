@@ -292,6 +292,12 @@ actor ControlPlane {
                             downstream.peer = channel.remoteAddress.map { "\($0)" } ?? "?"
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                             try channel.pipeline.syncOperations.addHandler(ServerHandshakeGate { downstream.tlsHandshakeEnded($0) })
+                        } else {
+                            // Until the first bytes show an HTTP/2 client (an HTTP/1 one gets a 505).
+                            let peer = channel.remoteAddress.map { "\($0)" } ?? "?"
+                            try channel.pipeline.syncOperations.addHandler(HTTP1Refusal { [unowned loop] line in
+                                loop.http1Refused(listener, requestLine: line, peer: peer)
+                            })
                         }
                         try channel.pipeline.syncOperations.addHandler(connection)
                     } catch {

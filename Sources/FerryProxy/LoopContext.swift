@@ -124,10 +124,18 @@ final class LoopContext {
     }
 
     private var tlsFailureLog = RateLimitedLog()
+    private var http1Log = RateLimitedLog()
 
     /// A client's TLS handshake failed (or did not negotiate h2): counted, and logged with the
     /// listener and the reason (at most once a second per listener). A client that only
     /// connected and left (a TCP health check) is logged at debug.
+    /// An HTTP/1 client on an HTTP/2 listener was answered 505 (logged at most once a second per listener).
+    func http1Refused(_ listener: ListenerRuntime, requestLine: String, peer: String) {
+        metrics.countConnectionClosed(listener: listener.name, reason: "http1")
+        http1Log.warning(logger, kind: listener.name, "HTTP/1.x request on an HTTP/2 listener; answered 505 and closed",
+                         ["listener": "\(listener.name)", "peer": "\(peer)", "request": "\(requestLine)"])
+    }
+
     func tlsHandshakeFailed(_ listener: ListenerRuntime, reason: String, peer: String, closedEarly: Bool) {
         metrics.countTLSHandshakeFailure(listener: listener.name)
         let metadata: Logger.Metadata = ["listener": "\(listener.name)", "peer": "\(peer)", "reason": "\(reason)"]

@@ -100,11 +100,21 @@ def test_trailers_on_an_open_lower_stream_are_fine(target):
 
 def test_invalid_preface_gets_goaway_and_close(target):
     client = target.client()
-    client.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    client.sock.sendall(b"\x00\x01garbage that is no preface\r\n\r\n")
     goaway = client.goaway()
     client.close()
     assert goaway is not None and goaway.error_code == PROTOCOL_ERROR
     target.assert_still_serving()
+
+
+def test_an_http1_request_inside_tls_with_h2_negotiated_gets_goaway(target):
+    if target.ca is None:
+        pytest.skip("plaintext HTTP/1 clients get a 505 (test_http1_clients)")
+    client = target.client()
+    client.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    goaway = client.goaway()
+    client.close()
+    assert goaway is not None and goaway.error_code == PROTOCOL_ERROR
 
 
 def test_empty_data_frame_flood_is_cut_off(target):
