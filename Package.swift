@@ -33,6 +33,8 @@ let package = Package(
         ),
         // nghttp2's allocator: per-thread free lists for its small per-stream blocks.
         .target(name: "CNghttp2Memory", dependencies: ["CNghttp2"]),
+        // The build's version, stamped by scripts/build-ferry.
+        .target(name: "CFerryVersion"),
         .target(
             name: "FerryH2",
             dependencies: [
@@ -117,6 +119,7 @@ let package = Package(
         .target(
             name: "FerryProxy",
             dependencies: [
+                "CFerryVersion",
                 "FerryH2", "FerryGRPC", "FerryPolicy", "FerryConfig", "FerryDiscovery", "FerryMetrics", "FerryAdmin", "FerryUpstream", "FerryTLS",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

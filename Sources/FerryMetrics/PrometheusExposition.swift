@@ -68,6 +68,9 @@ package enum MetricsExposition {
         package var healthChecks: [String: [(HostPort, HealthCheckState.Status, passed: Int, failed: Int)]] = [:]
         /// Each service's ejections of serving endpoints, by why.
         package var ejections: [String: (consecutiveFailures: Int, successRate: Int)] = [:]
+        /// The build's version (`ferry_build_info`) and the process's figures.
+        package var version = ""
+        package var process: ProcessMetrics?
 
         package init(loops: [(LoopMetrics.Snapshot, LoopGauges)], health: [String: [(HostPort, FailureAccrual.State)]], now: Int64,
                      certificates: [(owner: String, file: String, notAfter: Int)] = [], wallClockSeconds: Int = 0) {
@@ -102,6 +105,9 @@ package enum MetricsExposition {
 
     package static func render(_ inputs: Inputs) -> String {
         var w = PrometheusWriter()
+        w.family("ferry_build_info", "gauge", "1, labelled with the running build's version.")
+        w.sample("ferry_build_info", [("version", inputs.version)], 1)
+        inputs.process?.write(to: &w, version: inputs.version)
 
         // Per listener, service and method: merge the loops.
         struct Key: Hashable { var listener, service, method: String }

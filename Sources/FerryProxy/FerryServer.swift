@@ -76,6 +76,8 @@ public final class FerryServer: Sendable {
                                               certificates: await control.certificateExpiries(), wallClockSeconds: Int(wallClock.tv_sec))
         inputs.healthChecks = await control.healthCheckStates()
         inputs.ejections = await control.ejectionCounts()
+        inputs.version = FerryBuild.version
+        inputs.process = ProcessMetrics.current()
         return MetricsExposition.render(inputs)
     }
 

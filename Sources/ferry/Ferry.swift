@@ -11,6 +11,8 @@ protocol FerryCommand: Sendable {
     func run() async throws
 }
 
+import FerryProxy
+
 @main
 enum Ferry {
     static let abstract = "A gRPC- and HTTP/2-aware service-mesh proxy."
@@ -18,6 +20,10 @@ enum Ferry {
 
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments == ["--version"] || arguments == ["version"] {
+            print("ferry \(FerryBuild.version)")
+            exit(0)
+        }
         if arguments.isEmpty || arguments == ["--help"] || arguments == ["-h"] || arguments == ["help"] {
             print(overview)
             exit(arguments.isEmpty ? 64 : 0)
@@ -50,7 +56,7 @@ enum Ferry {
     }
 
     static var overview: String {
-        var lines = ["OVERVIEW: \(abstract)", "", "USAGE: ferry <command> [options]", "", "COMMANDS:"]
+        var lines = ["OVERVIEW: \(abstract)", "", "USAGE: ferry <command> [options]", "       ferry --version", "", "COMMANDS:"]
         for command in commands { lines.append("  " + command.spec.name.padded(to: 16) + command.spec.abstract) }
         lines += ["", "  See 'ferry <command> --help' for a command's options."]
         return lines.joined(separator: "\n")

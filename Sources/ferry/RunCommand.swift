@@ -58,7 +58,7 @@ struct Run: FerryCommand {
             try? await group.shutdownGracefully()
             throw ExitStatus(1)
         }
-        logger.info("ferry started", metadata: ["config": "\(config)", "event_loops": "\(loops)"])
+        logger.info("ferry started", metadata: ["version": "\(FerryBuild.version)", "config": "\(config)", "event_loops": "\(loops)"])
 
         let watcher = loaded.runtime.watchConfig ? ConfigFileWatcher(path: config, initial: text, events: continuation) : nil
         var reloader = Reloader(path: config, server: server, logger: logger, lastText: text)

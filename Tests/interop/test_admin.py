@@ -74,7 +74,7 @@ def test_deadlines_load_shedding_and_protocol_errors_are_counted(grpc_upstream, 
             except grpc.RpcError:
                 pass
     hostile = RawClient(ferry.port)
-    hostile.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")       # not HTTP/2: a bad preface
+    hostile.sock.sendall(b"\x00\x01 not a preface\r\n\r\n")       # not HTTP/2 (nor HTTP/1): a bad preface
     hostile.frames(timeout=2)
     hostile.close()
     assert wait_until(lambda: value(metrics(ferry)[0], "ferry_protocol_errors_total",
@@ -133,3 +133,37 @@ services:
     for field in ("listener=in", "service=svc", "path=/ferry.test.Echo/Unary", "status=OK", "attempts=1",
                   f"endpoint=127.0.0.1:{port}", "deadline_ms=", "duration_ms="):
         assert field in line, line
+
+
+def test_version_build_info_and_process_metrics(grpc_upstream, ferry_factory):
+    import os
+    import subprocess
+    from conftest import ferry_binary
+    version = subprocess.run([ferry_binary(), "--version"], capture_output=True, text=True, timeout=10)
+    assert version.returncode == 0 and version.stdout.startswith("ferry "), version
+    stamped = version.stdout.split()[1]
+    assert stamped != "unstamped", "scripts/build-ferry stamps the version it builds"
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(repo, "VERSION")) as f:
+        assert stamped.startswith(f.read().strip()), stamped
+    port, _ = grpc_upstream
+    ferry = ferry_factory([port])
+    assert f"version={stamped}" in ferry.logs() or f'version="{stamped}"' in ferry.logs(), ferry.logs()[:500]
+    samples, _ = metrics(ferry)
+    assert value(samples, "ferry_build_info", version=stamped) == 1
+    pid = ferry.proc.pid
+    with open(f"/proc/{pid}/status") as f:
+        rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    rss = value(samples, "process_resident_memory_bytes")
+    assert 0.5 * rss_kib * 1024 < rss < 2 * rss_kib * 1024, (rss, rss_kib)
+    assert abs(value(samples, "process_open_fds") - fds) <= 3, (value(samples, "process_open_fds"), fds)
+    assert value(samples, "process_max_fds") >= value(samples, "process_open_fds")
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")     # utime + stime (proc(5) fields 14, 15)
+    assert ("process_cpu_seconds_total", ()) in samples
+    assert abs(value(samples, "process_cpu_seconds_total") - cpu) < 0.5, (value(samples, "process_cpu_seconds_total"), cpu)
+    assert value(samples, "process_threads") >= 3
+    started = value(samples, "process_start_time_seconds")
+    assert time.time() - 120 < started <= time.time() + 1, started
