@@ -276,7 +276,14 @@ public enum ConfigLoader {
         if let v = m["connect_timeout"] { service.pool.connectTimeout = try v.duration(min: .milliseconds(1), max: .seconds(600)) }
         if let v = m["idle_timeout"] { service.pool.idleTimeout = try v.duration(min: .milliseconds(1), max: .seconds(86_400)) }
         if let v = m["max_connections_per_endpoint"] { service.pool.maxConnectionsPerEndpoint = try v.int(in: 1...1024) }
-        if let v = m["max_pending_calls"] { service.pool.maxPendingCalls = try v.int(in: 0...1_000_000) }
+        if let v = m["max_pending_calls"] {
+            // 0 would let no call wait for a connection, and a connection is opened only for a
+            // waiting call: the endpoint would never be reached.
+            guard (try? v.int(in: 0...0)) == nil else {
+                throw v.error("0 would leave every endpoint unreachable (calls wait for a connection to be made); write at least 1, or remove it for the default 1024")
+            }
+            service.pool.maxPendingCalls = try v.int(in: 1...1_000_000)
+        }
         if let v = m["keepalive"] {
             let k = try v.mapping(allowed: ["interval", "timeout"])
             if let i = k["interval"] { service.pool.keepaliveInterval = try i.duration(min: .milliseconds(10), max: .seconds(86_400)) }

@@ -43,7 +43,8 @@ public final class FerryServer: Sendable {
     public func start() async throws -> [SocketAddress] {
         let addresses = try await control.apply(initialConfig)
         for (listener, address) in zip(initialConfig.listeners, addresses) {
-            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(address)",
+            let bound = address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]:\(address.port ?? 0)" : "\($0):\(address.port ?? 0)" }
+            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(bound ?? "\(address)")",
                                                 "services": "\(listener.serviceNames.joined(separator: ","))"])
         }
         if let adminConfig = initialConfig.admin {

@@ -15,6 +15,7 @@ struct Demo: FerryCommand {
             OptionSpec(long: "port", value: "port", defaultValue: "0", help: "Port for Ferry's listener (0 picks a free one)."),
             OptionSpec(long: "serve", help: "Keep Ferry and the upstreams running after the report, until SIGINT/SIGTERM."),
             OptionSpec(long: "log-level", value: "level", defaultValue: "warning", help: "Log level."),
+            OptionSpec(long: "log-format", value: "format", defaultValue: "text", help: "Log lines as logfmt text, or json."),
         ])
 
     let calls: Int
@@ -22,7 +23,8 @@ struct Demo: FerryCommand {
     let payload: Int
     let port: Int
     let serve: Bool
-    let logLevel: String
+    let logLevel: Logger.Level
+    let logFormat: LogFormat
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         calls = try arguments.int("calls")!
@@ -30,14 +32,14 @@ struct Demo: FerryCommand {
         payload = try arguments.int("payload")!
         port = try arguments.int("port")!
         serve = arguments.flag("serve")
-        logLevel = arguments.string("log-level")!
+        (logLevel, logFormat) = try LogSetup.parse(level: arguments.string("log-level")!, format: arguments.string("log-format")!)
         guard calls >= 1, concurrency >= 1, payload >= 0, (0...65535).contains(port) else {
             throw UsageError("calls and concurrency must be at least 1, payload at least 0, port 0-65535")
         }
     }
 
     func run() async throws {
-        let logger = LogSetup.bootstrap(level: logLevel)
+        let logger = LogSetup.bootstrap(level: logLevel, format: logFormat)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let upstreams = [
             try await EchoUpstream.start(name: "echo-1", group: group),

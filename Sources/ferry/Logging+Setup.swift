@@ -1,13 +1,22 @@
 import Logging
 
 enum LogSetup {
-    static func bootstrap(level: String) -> Logger {
-        let parsed = Logger.Level(rawValue: level) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = parsed
-            return handler
+    /// The levels `--log-level` takes, most verbose first.
+    static let levels = Logger.Level.allCases.map(\.rawValue)
+
+    /// Checks a `--log-level` and `--log-format` pair (the command line's errors name the mistake).
+    static func parse(level: String, format: String) throws(UsageError) -> (Logger.Level, LogFormat) {
+        guard let parsedLevel = Logger.Level(rawValue: level) else {
+            throw UsageError("--log-level takes one of \(levels.joined(separator: ", ")), not '\(level)'")
         }
+        guard let parsedFormat = LogFormat(rawValue: format) else {
+            throw UsageError("--log-format takes text or json, not '\(format)'")
+        }
+        return (parsedLevel, parsedFormat)
+    }
+
+    static func bootstrap(level: Logger.Level, format: LogFormat = .text) -> Logger {
+        LoggingSystem.bootstrap { _ in FerryLogHandler(logLevel: level, format: format) }
         return Logger(label: "ferry")
     }
 }

@@ -18,18 +18,21 @@ struct Run: FerryCommand {
             OptionSpec(long: "config", short: "c", value: "path", required: true, help: "Path of the YAML configuration."),
             OptionSpec(long: "log-level", value: "level", defaultValue: "info",
                        help: "Log level: trace, debug, info, notice, warning, error, critical."),
+            OptionSpec(long: "log-format", value: "format", defaultValue: "text",
+                       help: "Log lines as logfmt text, or json (one object per line)."),
         ])
 
     let config: String
-    let logLevel: String
+    let logLevel: Logger.Level
+    let logFormat: LogFormat
 
-    init(_ arguments: ParsedArguments) {
+    init(_ arguments: ParsedArguments) throws(UsageError) {
         config = arguments.string("config")!
-        logLevel = arguments.string("log-level")!
+        (logLevel, logFormat) = try LogSetup.parse(level: arguments.string("log-level")!, format: arguments.string("log-format")!)
     }
 
     func run() async throws {
-        let logger = LogSetup.bootstrap(level: logLevel)
+        let logger = LogSetup.bootstrap(level: logLevel, format: logFormat)
         let loaded: FerryConfig
         let text: [UInt8]?
         do {

@@ -85,6 +85,11 @@ final class ConfigLoaderTests: XCTestCase {
 
         let window = try XCTUnwrap(error(valid.replacingOccurrences(of: "64KiB", with: "1KiB")))
         XCTAssertEqual(window.key, "listeners[0].http2.initial_stream_window")
+
+        let pending = try XCTUnwrap(error(valid.replacingOccurrences(of: "    max_connections_per_endpoint: 4\n",
+                                                                      with: "    max_connections_per_endpoint: 4\n    max_pending_calls: 0\n")))
+        XCTAssertEqual(pending.key, "services.greeter.max_pending_calls")
+        XCTAssertTrue(pending.message.contains("unreachable"), pending.message)
     }
 
     func testListenerConnectionLimitsDecodeWithDefaultsAndRanges() throws {

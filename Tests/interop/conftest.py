@@ -113,6 +113,10 @@ class Ferry:
         with open(self.log_path) as f:
             return f.read()
 
+    def log_records(self):
+        """The log's lines as dicts, parsed as logfmt (key=value, values quoted with escapes)."""
+        return [parse_logfmt(line) for line in self.logs().splitlines() if line.startswith("ts=")]
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -185,3 +189,39 @@ def assert_still_serving(target):
 def method(channel, kind, name):
     path = f"/ferry.test.Echo/{name}"
     return getattr(channel, kind)(path)
+
+
+def parse_logfmt(line):
+    """One logfmt line as a dict: `key=value` pairs, a value either bare or double-quoted with
+    backslash escapes. Written here from the format's rules, not Ferry's code."""
+    record, i, n = {}, 0, len(line)
+    while i < n:
+        while i < n and line[i] == " ":
+            i += 1
+        start = i
+        while i < n and line[i] not in "= ":
+            i += 1
+        key = line[start:i]
+        if i >= n or line[i] != "=":
+            if key:
+                record[key] = True
+            continue
+        i += 1
+        if i < n and line[i] == '"':
+            i += 1
+            value = []
+            while i < n and line[i] != '"':
+                if line[i] == "\\" and i + 1 < n:
+                    i += 1
+                    value.append({"n": "\n", "t": "\t", "r": "\r"}.get(line[i], line[i]))
+                else:
+                    value.append(line[i])
+                i += 1
+            i += 1
+            record[key] = "".join(value)
+        else:
+            start = i
+            while i < n and line[i] != " ":
+                i += 1
+            record[key] = line[start:i]
+    return record

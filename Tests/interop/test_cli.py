@@ -200,3 +200,13 @@ def test_check_rejects_bad_traffic_settings_at_their_line(tmp_path, edit, where)
     out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert out.stderr.startswith(f"{path}{where}"), out.stderr
+
+
+def test_check_rejects_max_pending_calls_0_which_would_leave_endpoints_unreachable(tmp_path):
+    path = tmp_path / "pending.yaml"
+    path.write_text(BAD.replace("conect_timeout: 1s", "max_pending_calls: 0"))
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"{path}:8:24: services.greeter.max_pending_calls: 0 would leave every endpoint unreachable"), out.stderr
+    path.write_text(BAD.replace("conect_timeout: 1s", "max_pending_calls: 1"))
+    assert subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30).returncode == 0
