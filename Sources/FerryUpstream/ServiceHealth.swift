@@ -365,7 +365,7 @@ package final class EndpointHealth: Sendable {
 
     /// A connection to the ejected endpoint was made: it may be probed at once.
     package func endWait(at now: Int64) {
-        accrual.withLockedValue { $0.endWait(at: now) }
+        _ = accrual.withLockedValue { $0.endWait(at: now) }
     }
 
     fileprivate func shortenWait(at now: Int64) {
