@@ -32,6 +32,9 @@ public struct CallPolicy: Sendable, Equatable {
     /// Where this policy's values were written, for messages: `services.greeter` or
     /// `services.greeter.methods[0]` (the most specific entry that applied).
     public var origin: String
+    /// Where each setting written came from, by its YAML key (`timeout`:
+    /// `services.greeter.methods[1]`); a key not here has its default. Inherited with the values.
+    public var sources: [String: String] = [:]
 
     public init(origin: String) {
         self.origin = origin

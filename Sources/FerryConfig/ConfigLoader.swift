@@ -251,7 +251,9 @@ public enum ConfigLoader {
         if let v = m["retry"] { policy.retry = try decodeRetry(v, over: policy.retry) }
         if let v = m["hedge"] { policy.hedge = try decodeHedge(v) }
         policy.rateLimit = try m["rate_limit"].map(decodeRateLimit)
+        policy.sources["rate_limit"] = nil        // never inherited
         if let v = m["fault"] { policy.fault = try decodeFault(v) }
+        for key in policyKeys where m[key] != nil { policy.sources[key] = origin }
         return policy
     }
 

@@ -1,3 +1,5 @@
+import FerryGRPC
+
 /// The resolved configuration as `ferry check` prints it: each listener's routes in the order
 /// they are tried, and each service's endpoints and per-method policies after inheritance.
 public enum ConfigSummary {
@@ -47,9 +49,21 @@ public enum ConfigSummary {
             if let slow = service.slowStart {
                 out.append("  slow start: an endpoint that joins or comes back ramps from \(slow.minWeightPercent)% of its weight over \(format(slow.window))")
             }
-            out.append("  \(policy(service.policy))")
+            out.append("  pool: connect_timeout \(format(service.pool.connectTimeout)), idle_timeout \(format(service.pool.idleTimeout)), "
+                       + "max_connections_per_endpoint \(service.pool.maxConnectionsPerEndpoint), max_pending_calls \(service.pool.maxPendingCalls), "
+                       + "keepalive \(format(service.pool.keepaliveInterval)) (timeout \(format(service.pool.keepaliveTimeout)))")
+            out.append("  balancer: \(service.balancer.kind.rawValue)"
+                       + (service.balancer.kind == .p2cPeakEWMA
+                           ? " (initial_rtt \(format(service.balancer.initialRTT)), decay \(format(service.balancer.decay)))" : ""))
+            let budget = service.retryBudget
+            out.append("  retry_budget: ttl \(format(budget.ttl)), min_retries_per_second \(budget.minRetriesPerSecond), "
+                       + "retry_percent \(FaultConfig.format(budget.retryPercent * 100)); "
+                       + "max_concurrent_calls \(service.maxConcurrentCalls.map(String.init) ?? "none")")
+            out.append("  every method no entry matches (\(service.policy.origin)):")
+            out += policySettings(service.policy)
             for method in service.methods {
-                out.append("  \(method.match): \(policy(method.policy)) (from \(method.policy.origin))")
+                out.append("  \(method.match) (from \(method.policy.origin)):")
+                out += policySettings(method.policy)
             }
         }
         if let admin = config.admin { out.append("admin on \(admin.address)") }
@@ -87,18 +101,57 @@ public enum ConfigSummary {
         }
     }
 
-    private static func policy(_ p: CallPolicy) -> String {
-        "timeout \(p.timeout.map(format) ?? "none"), deadline_offset \(format(p.deadlineOffset)), max_message_size \(p.maxMessageSize)"
-            + (p.rateLimit.map { ", rate_limit \($0.description)" } ?? "")
-            + (p.fault.map { ", fault \($0.description)" } ?? "")
+    /// Every setting of a policy after inheritance, one a line, with where it was written.
+    public static func policySettings(_ p: CallPolicy) -> [String] {
+        let retry = p.retry
+        let retryText = !retry.enabled ? "off" :
+            "on \(statuses(retry.on)), \(retry.maxAttempts) attempts, per_try_timeout \(retry.perTryTimeout.map(format) ?? "none"), "
+            + "backoff \(format(retry.backoffBase))..\(format(retry.backoffMax)), buffer \(formatSize(retry.bufferSize)), "
+            + "hold_response \(retry.holdResponse == 0 ? "off" : formatSize(retry.holdResponse))"
+        let hedge = p.hedge.map { h -> String in
+            let delay: String
+            switch h.delay {
+            case .p95: delay = "p95"
+            case .fixed(let d): delay = format(d)
+            }
+            return "after \(delay), \(h.maxAttempts) attempts"
+        } ?? "off"
+        let settings: [(String, String)] = [
+            ("timeout", p.timeout.map(format) ?? "none"),
+            ("deadline_offset", format(p.deadlineOffset)),
+            ("max_message_size", formatSize(p.maxMessageSize)),
+            ("stream_idle_timeout", p.streamIdleTimeout.map(format) ?? "off"),
+            ("deadline_header", p.deadlineHeader ? "on" : "off"),
+            ("failure_statuses", statuses(p.failureStatuses)),
+            ("retry", retryText),
+            ("hedge", hedge),
+            ("rate_limit", p.rateLimit?.description ?? "none"),
+            ("fault", p.fault?.description ?? "none"),
+        ]
+        return settings.map { key, value in "    \(key) \(value)  (\(p.sources[key] ?? "default"))" }
+    }
+
+    private static func statuses(_ set: Set<GRPCStatusCode>) -> String {
+        "[" + set.sorted { $0.rawValue < $1.rawValue }.map(\.name).joined(separator: ", ") + "]"
+    }
+
+    /// Bytes in the largest unit that divides them: `16MiB`, `64KiB`, `1000`.
+    public static func formatSize(_ bytes: Int) -> String {
+        if bytes > 0, bytes % (1 << 30) == 0 { return "\(bytes >> 30)GiB" }
+        if bytes > 0, bytes % (1 << 20) == 0 { return "\(bytes >> 20)MiB" }
+        if bytes > 0, bytes % (1 << 10) == 0 { return "\(bytes >> 10)KiB" }
+        return "\(bytes)"
     }
 
     public static func format(_ d: Duration) -> String {
         let ns = d.totalNanoseconds
         if ns == 0 { return "0s" }
+        if ns % 3_600_000_000_000 == 0 { return "\(ns / 3_600_000_000_000)h" }
+        if ns % 60_000_000_000 == 0 && ns >= 120_000_000_000 { return "\(ns / 60_000_000_000)m" }
         if ns % 1_000_000_000 == 0 { return "\(ns / 1_000_000_000)s" }
         if ns % 1_000_000 == 0 { return "\(ns / 1_000_000)ms" }
         if ns % 1_000 == 0 { return "\(ns / 1_000)us" }
         return "\(ns)ns"
     }
 }
+

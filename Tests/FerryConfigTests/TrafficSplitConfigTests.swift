@@ -251,3 +251,43 @@ final class SuccessRateConfigTests: XCTestCase {
         }
     }
 }
+
+final class PolicySummaryTests: XCTestCase {
+    func testEverySettingSaysWhereItWasWrittenAfterInheritance() throws {
+        let yaml = """
+        listeners: [{name: l, address: "127.0.0.1:9", service: s}]
+        services:
+          s:
+            endpoints: ["127.0.0.1:1"]
+            timeout: 2s
+            retry: {per_try_timeout: 500ms}
+            methods:
+              - {match: p.S/M, max_message_size: 1MiB, rate_limit: {rate: 5/s}}
+              - {match: "p.S/*", timeout: 300ms, hedge: {delay: 50ms}}
+        """
+        let service = try ConfigLoader.parse(yaml: yaml, source: "s.yaml", directory: "/").services[0]
+        let exact = try XCTUnwrap(service.methods.first { $0.match == .grpcMethod(service: "p.S", method: "M") })
+        XCTAssertEqual(exact.policy.sources["timeout"], "services.s.methods[1]", "inherited from p.S/*")
+        XCTAssertEqual(exact.policy.sources["retry"], "services.s")
+        XCTAssertEqual(exact.policy.sources["max_message_size"], "services.s.methods[0]")
+        XCTAssertNil(exact.policy.sources["deadline_offset"], "never written: the default")
+        let wildcard = try XCTUnwrap(service.methods.first { $0.match == .grpcService("p.S") })
+        XCTAssertNil(wildcard.policy.sources["rate_limit"], "a rate limit is not inherited, nor is its source")
+        let lines = ConfigSummary.policySettings(exact.policy)
+        XCTAssertEqual(lines.count, 10)
+        XCTAssertEqual(lines[0], "    timeout 300ms  (services.s.methods[1])")
+        XCTAssertEqual(lines[2], "    max_message_size 1MiB  (services.s.methods[0])")
+        XCTAssertEqual(lines[7], "    hedge after 50ms, 2 attempts  (services.s.methods[1])")
+        XCTAssertEqual(lines[8], "    rate_limit 5/s (burst 5)  (services.s.methods[0])")
+    }
+
+    func testSizesAndDurationsInTheirUnits() {
+        XCTAssertEqual(ConfigSummary.formatSize(16 << 20), "16MiB")
+        XCTAssertEqual(ConfigSummary.formatSize(65536), "64KiB")
+        XCTAssertEqual(ConfigSummary.formatSize(1000), "1000")
+        XCTAssertEqual(ConfigSummary.format(.seconds(720 * 3600)), "720h")
+        XCTAssertEqual(ConfigSummary.format(.seconds(300)), "5m")
+        XCTAssertEqual(ConfigSummary.format(.seconds(90)), "90s")
+        XCTAssertEqual(ConfigSummary.format(.milliseconds(1)), "1ms")
+    }
+}

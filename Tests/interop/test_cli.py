@@ -55,8 +55,19 @@ def test_check_prints_the_resolved_routing_table_and_method_policies(tmp_path):
             "  path_prefix /api/ -> web\n"
             "  default -> greeter\n") in out.stdout
     # The exact method inherits the timeout of helloworld.Greeter/*, which overrides the service's.
-    assert ("method helloworld.Greeter/SayHello: timeout 300ms, deadline_offset 5ms, max_message_size 16777216 "
-            "(from services.greeter.methods[0])") in out.stdout
+    assert ("  method helloworld.Greeter/SayHello (from services.greeter.methods[0]):\n"
+            "    timeout 300ms  (services.greeter.methods[1])\n"
+            "    deadline_offset 5ms  (services.greeter.methods[0])\n"
+            "    max_message_size 16MiB  (default)\n") in out.stdout, out.stdout
+    # Every effective setting after inheritance, each with where it was written.
+    section = out.stdout.split("  method helloworld.Greeter/SayHello (from services.greeter.methods[0]):\n")[1]
+    settings = [line.split()[0] for line in section.splitlines()[:10]]
+    assert settings == ["timeout", "deadline_offset", "max_message_size", "stream_idle_timeout", "deadline_header",
+                        "failure_statuses", "retry", "hedge", "rate_limit", "fault"], section
+    assert "    retry on [UNAVAILABLE], 3 attempts, per_try_timeout none, backoff 25ms..250ms, buffer 64KiB, hold_response off  (default)" in section
+    assert "  every method no entry matches (services.greeter):\n    timeout 2s  (services.greeter)\n" in out.stdout
+    assert "  pool: connect_timeout 1s, idle_timeout 60s, max_connections_per_endpoint 8, max_pending_calls 1024" in out.stdout
+    assert "  balancer: p2c-peak-ewma (initial_rtt 30ms, decay 10s)" in out.stdout
     assert "service web: DNS A+AAAA web.test port 80 via 127.0.0.1:5353" in out.stdout
 
 
