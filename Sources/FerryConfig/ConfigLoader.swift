@@ -26,7 +26,8 @@ public enum ConfigLoader {
         do {
             root = try YAMLComposer.compose(yaml)
         } catch {
-            throw ConfigError(file: source, line: error.line, column: error.column, key: "", message: "YAML syntax: \(error.problem)")
+            throw ConfigError(file: source, line: error.line, column: error.column, key: "", message: "YAML syntax: \(error.problem)"
+                              + Self.syntaxHint(error.problem))
         }
         guard let root else { throw ConfigError(file: source, line: 0, column: 0, key: "", message: "the file is empty") }
         return YAMLValue(node: root, path: "", file: source)
@@ -233,6 +234,23 @@ public enum ConfigLoader {
         case .success(let pattern): return pattern
         case .failure(let why): throw value.error(why.description)
         }
+    }
+
+    /// What to do about libyaml's commonest complaints, in words a config's author knows.
+    static func syntaxHint(_ problem: String) -> String {
+        if problem.contains("alias") || problem.contains("anchor") {
+            return " (a value starting with * or & is read as a YAML alias or anchor: quote it, such as \"*:8440\")"
+        }
+        if problem.contains("cannot start any token") {
+            return " (a value starting with @, ` or % must be quoted)"
+        }
+        if problem.contains("tab") {
+            return " (indent with spaces; YAML does not allow tabs there)"
+        }
+        if problem.contains("mapping values are not allowed") {
+            return " (a value holding \": \" must be quoted, or a key is indented too far)"
+        }
+        return ""
     }
 
     private static let policyKeys = ["timeout", "deadline_offset", "max_message_size", "stream_idle_timeout", "deadline_header",

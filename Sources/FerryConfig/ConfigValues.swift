@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// A host and port as written in the configuration (`127.0.0.1:4140`, `[::1]:80`, `localhost:8080`).
 public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     public var host: String
@@ -19,6 +22,10 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
             guard rest.hasPrefix(":") else { return .fail("expected ':port' after ']' in \"\(text)\"") }
             portText = rest.dropFirst()
         } else {
+            if let scheme = text.firstRange(of: "://") {
+                let address = text[scheme.upperBound...].split(separator: "/").first.map(String.init) ?? ""
+                return .fail("an address is host:port, with no scheme: write \"\(address)\" for \"\(text)\"")
+            }
             guard let colon = text.lastIndex(of: ":") else { return .fail("expected host:port, got \"\(text)\"") }
             host = text[..<colon]
             portText = text[text.index(after: colon)...]
@@ -28,7 +35,32 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         guard let port = Int(portText), (1...65535).contains(port) else {
             return .fail("port must be a number from 1 to 65535, got \"\(portText)\"")
         }
+        if let why = hostProblem(String(host), bracketed: text.hasPrefix("["), port: port) { return .fail(why) }
         return .success(HostPort(host: String(host), port: port))
+    }
+
+    /// Why `host` can be neither an IP address nor a hostname, or nil when it can.
+    private static func hostProblem(_ host: String, bracketed: Bool, port: Int) -> String? {
+        if bracketed {
+            var address = in6_addr()
+            return inet_pton(AF_INET6, host, &address) == 1 ? nil : "\"\(host)\" in brackets is not an IPv6 address"
+        }
+        if host == "*" {
+            return "\"*\" is not an address: listen on 0.0.0.0:\(port) for every IPv4 address, or [::]:\(port) for every IPv6 and IPv4 one"
+        }
+        if host.allSatisfy({ $0.isNumber || $0 == "." }) {
+            var address = in_addr()
+            guard inet_pton(AF_INET, host, &address) == 1 else {
+                return "\"\(host)\" is not an IPv4 address (four numbers from 0 to 255, such as 10.0.0.1)"
+            }
+            return nil
+        }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        let valid = host.utf8.count <= 253 && labels.allSatisfy { label in
+            !label.isEmpty && label.utf8.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
+                && label.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") }
+        }
+        return valid ? nil : "\"\(host)\" is not a hostname (letters, digits and '-' in dot-separated labels) nor an IP address"
     }
 
     public var description: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }

@@ -143,7 +143,7 @@ struct Check: FerryCommand {
     func run() throws {
         do {
             let config = try ConfigLoader.load(path: file)
-            let problems = TLSContexts.problems(in: config)
+            let problems = TLSContexts.problems(in: config).map { "\($0)" } + Self.endpointFileProblems(in: config)
             guard problems.isEmpty else {
                 for problem in problems { printError("\(problem)") }
                 throw ExitStatus(1)
@@ -153,6 +153,25 @@ struct Check: FerryCommand {
         } catch let error as ConfigError {
             printError("\(error)")
             throw ExitStatus(1)
+        }
+    }
+}
+
+extension Check {
+    /// What `run` would only log: an endpoints file (file discovery) that is missing or does not
+    /// parse. Running, Ferry keeps the last good endpoints and reads the file again; checking,
+    /// before any run, there are none to keep.
+    static func endpointFileProblems(in config: FerryConfig) -> [String] {
+        config.services.compactMap { service in
+            guard case .file(let discovery) = service.discovery else { return nil }
+            do {
+                _ = try EndpointsFile.load(path: discovery.path)
+                return nil
+            } catch let error as ConfigError {
+                return "\(error) (the endpoints file of service \"\(service.name)\")"
+            } catch {
+                return "\(discovery.path): \(error) (the endpoints file of service \"\(service.name)\")"
+            }
         }
     }
 }

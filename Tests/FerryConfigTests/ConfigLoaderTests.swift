@@ -162,3 +162,38 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertThrowsError(try HostPort.parse("host").get())
     }
 }
+
+final class AddressAndSyntaxErrorTests: XCTestCase {
+    private func problem(_ text: String) -> String? {
+        if case .failure(let why) = HostPort.parse(text) { return why.description }
+        return nil
+    }
+
+    func testAddressesThatCannotBeAnIPOrHostnameSayWhy() {
+        XCTAssertEqual(problem("300.1.1.1:80"), "\"300.1.1.1\" is not an IPv4 address (four numbers from 0 to 255, such as 10.0.0.1)")
+        XCTAssertEqual(problem("http://127.0.0.1:8410"), "an address is host:port, with no scheme: write \"127.0.0.1:8410\" for \"http://127.0.0.1:8410\"")
+        XCTAssertEqual(problem("http://web.internal:80/path"), "an address is host:port, with no scheme: write \"web.internal:80\" for \"http://web.internal:80/path\"")
+        XCTAssertTrue(problem("*:8440")?.contains("0.0.0.0:8440") == true)
+        XCTAssertEqual(problem("[1::2::3]:80"), "\"1::2::3\" in brackets is not an IPv6 address")
+        XCTAssertTrue(problem("bad_host!:80")?.contains("is not a hostname") == true)
+        XCTAssertTrue(problem("-lead.example:80")?.contains("is not a hostname") == true)
+        for fine in ["127.0.0.1:80", "[::1]:80", "[::]:4140", "0.0.0.0:1", "localhost:8080", "users.default.svc.cluster.local:4143", "h:1"] {
+            XCTAssertNil(problem(fine), fine)
+        }
+    }
+
+    func testYAMLSyntaxErrorsHintAtTheFix() throws {
+        let star = "listeners:\n  - name: a\n    address: *:8440\n    service: s\n"
+        XCTAssertThrowsError(try ConfigLoader.parse(yaml: star, source: "s.yaml")) { e in
+            let error = e as? ConfigError
+            XCTAssertEqual(error?.line, 3)
+            XCTAssertTrue(error?.message.contains("quote it, such as \"*:8440\"") == true, "\(String(describing: error))")
+        }
+        let tab = "listeners:\n  - name: a\n\taddress: 127.0.0.1:1\n"
+        XCTAssertThrowsError(try ConfigLoader.parse(yaml: tab, source: "t.yaml")) { e in
+            let error = e as? ConfigError
+            XCTAssertEqual(error?.line, 3)
+            XCTAssertTrue(error?.message.contains("tab") == true && error?.message.contains("indent with spaces") == true, "\(String(describing: error))")
+        }
+    }
+}

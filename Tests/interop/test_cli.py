@@ -221,3 +221,32 @@ def test_check_rejects_max_pending_calls_0_which_would_leave_endpoints_unreachab
     assert out.stderr.startswith(f"{path}:8:24: services.greeter.max_pending_calls: 0 would leave every endpoint unreachable"), out.stderr
     path.write_text(BAD.replace("conect_timeout: 1s", "max_pending_calls: 1"))
     assert subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30).returncode == 0
+
+
+def test_check_reads_endpoints_files_and_reports_every_problem_in_them(tmp_path):
+    (tmp_path / "bad.yaml").write_text('endpoints: ["1.2.3.4:80", "999.1.1.1:5"]\n')
+    path = tmp_path / "files.yaml"
+    path.write_text("""listeners:
+  - {name: a, address: "127.0.0.1:8440", service: s}
+services:
+  s: {discovery: {file: {path: missing.yaml}}}
+  t: {discovery: {file: {path: bad.yaml}}}
+""")
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert lines[0] == f'{tmp_path}/missing.yaml: cannot read the file: No such file or directory (the endpoints file of service "s")', lines
+    assert lines[1] == (f'{tmp_path}/bad.yaml:1:27: endpoints[1]: "999.1.1.1" is not an IPv4 address (four numbers from 0 to 255, '
+                        'such as 10.0.0.1) (the endpoints file of service "t")'), lines
+
+
+@pytest.mark.parametrize("address, says", [
+    ("http://127.0.0.1:8410", 'an address is host:port, with no scheme: write "127.0.0.1:8410"'),
+    ("300.1.1.1:80", '"300.1.1.1" is not an IPv4 address'),
+])
+def test_check_says_what_is_wrong_with_an_address(tmp_path, address, says):
+    path = tmp_path / "address.yaml"
+    path.write_text(BAD.replace("conect_timeout: 1s", "connect_timeout: 1s").replace("127.0.0.1:50051", address))
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and f"services.greeter.endpoints[0]: {says}" in out.stderr, out.stderr
+    assert "IPv6" not in out.stderr, "no advice about brackets for an address that is not IPv6"
