@@ -69,6 +69,8 @@ package enum MetricsExposition {
         /// Each service's ejections of serving endpoints, by why.
         package var ejections: [String: (consecutiveFailures: Int, successRate: Int)] = [:]
         /// The build's version (`ferry_build_info`) and the process's figures.
+        /// Reloads applied and refused, and when the running configuration was applied (Unix seconds).
+        package var reloads: (ok: Int, rejected: Int, lastSuccess: Int64) = (0, 0, 0)
         package var version = ""
         package var process: ProcessMetrics?
 
@@ -108,6 +110,11 @@ package enum MetricsExposition {
         w.family("ferry_build_info", "gauge", "1, labelled with the running build's version.")
         w.sample("ferry_build_info", [("version", inputs.version)], 1)
         inputs.process?.write(to: &w, version: inputs.version)
+        w.family("ferry_config_reloads_total", "counter", "Configuration reloads, by result (ok: applied; rejected: the running one stayed).")
+        w.sample("ferry_config_reloads_total", [("result", "ok")], inputs.reloads.ok)
+        w.sample("ferry_config_reloads_total", [("result", "rejected")], inputs.reloads.rejected)
+        w.family("ferry_config_last_reload_success_timestamp_seconds", "gauge", "When the running configuration was applied (at start or by a reload), in Unix seconds.")
+        w.sample("ferry_config_last_reload_success_timestamp_seconds", [], Int(inputs.reloads.lastSuccess))
 
         // Per listener, service and method: merge the loops.
         struct Key: Hashable { var listener, service, method: String }

@@ -78,7 +78,11 @@ actor ControlPlane {
         var newlyBound: [String: BoundListener] = [:]
         do {
             for listener in config.listeners where listeners[listener.name]?.address != listener.address {
-                newlyBound[listener.name] = BoundListener(address: listener.address, channel: try await bind(listener))
+                do {
+                    newlyBound[listener.name] = BoundListener(address: listener.address, channel: try await bind(listener))
+                } catch {
+                    throw ListenerBindError(listener: listener.name, address: listener.address, underlying: error)
+                }
             }
         } catch {
             for bound in newlyBound.values { try? await bound.channel.close() }
@@ -315,4 +319,24 @@ actor ControlPlane {
 
 struct ShuttingDownError: Error, CustomStringConvertible {
     var description: String { "the proxy is shutting down" }
+}
+
+/// A listener that could not be bound, in words: which listener, which address, why.
+struct ListenerBindError: Error, CustomStringConvertible {
+    let listener: String
+    let address: HostPort
+    let underlying: Error
+
+    var description: String {
+        "listener \"\(listener)\" cannot listen on \(address): \(SystemErrorText.of(underlying))"
+    }
+}
+
+/// An error from the socket layer as the system says it (`Address already in use`), not NIO's
+/// debug text (`bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)`).
+enum SystemErrorText {
+    static func of(_ error: Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
+    }
 }

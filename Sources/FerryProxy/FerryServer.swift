@@ -43,8 +43,7 @@ public final class FerryServer: Sendable {
     public func start() async throws -> [SocketAddress] {
         let addresses = try await control.apply(initialConfig)
         for (listener, address) in zip(initialConfig.listeners, addresses) {
-            let bound = address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]:\(address.port ?? 0)" : "\($0):\(address.port ?? 0)" }
-            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(bound ?? "\(address)")",
+            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(Self.text(address))",
                                                 "services": "\(listener.serviceNames.joined(separator: ","))"])
         }
         if let adminConfig = initialConfig.admin {
@@ -78,6 +77,8 @@ public final class FerryServer: Sendable {
         inputs.healthChecks = await control.healthCheckStates()
         inputs.ejections = await control.ejectionCounts()
         inputs.version = FerryBuild.version
+        let counts = reloads.withLockedValue { $0 }
+        inputs.reloads = (counts.ok, counts.rejected, await control.loadedAtWallClock)
         inputs.process = ProcessMetrics.current()
         return MetricsExposition.render(inputs)
     }
@@ -149,7 +150,37 @@ public final class FerryServer: Sendable {
     /// running configuration in place, if a new listener cannot be bound.
     @discardableResult
     public func reload(_ config: FerryConfig) async throws -> [SocketAddress] {
-        try await control.apply(config)
+        let old = await self.config
+        let addresses: [SocketAddress]
+        do {
+            addresses = try await control.apply(config)
+        } catch {
+            recordRejectedReload()
+            throw error
+        }
+        reloads.withLockedValue { $0.ok += 1 }
+        let before = Set(old.listeners.map { "\($0.name) \($0.address)" })
+        for (listener, address) in zip(config.listeners, addresses) where !before.contains("\(listener.name) \(listener.address)") {
+            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(Self.text(address))",
+                                                "services": "\(listener.serviceNames.joined(separator: ","))"])
+        }
+        return addresses
+    }
+
+    /// What `reload(config)` would change, for its log line.
+    public func changes(to config: FerryConfig) async -> [String] {
+        ConfigChanges.describe(from: await self.config, to: config)
+    }
+
+    /// Reloads applied and refused (a file that did not validate, a listener that could not bind).
+    private let reloads = NIOLockedValueBox<(ok: Int, rejected: Int)>((0, 0))
+
+    public func recordRejectedReload() {
+        reloads.withLockedValue { $0.rejected += 1 }
+    }
+
+    static func text(_ address: SocketAddress) -> String {
+        address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]:\(address.port ?? 0)" : "\($0):\(address.port ?? 0)" } ?? "\(address)"
     }
 
     /// The configuration serving new calls.

@@ -81,7 +81,7 @@ package final class UpstreamConnection {
                 case .success(let channel):
                     self.connected(channel)
                 case .failure(let error):
-                    self.finish()?.connectFailed(self, reason: "\(error)")
+                    self.finish()?.connectFailed(self, reason: ConnectErrorText.of(error))
                 }
             }
     }

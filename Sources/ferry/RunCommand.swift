@@ -96,10 +96,18 @@ struct Reloader {
         if onlyIfChanged && text == lastText { return }
         lastText = text
         do {
-            let config = try ConfigLoader.load(path: path)
+            let config: FerryConfig
+            do {
+                config = try ConfigLoader.load(path: path)
+            } catch {
+                server.recordRejectedReload()
+                throw error
+            }
+            let changes = await server.changes(to: config)
             try await server.reload(config)
             logger.info("configuration reloaded", metadata: ["reason": "\(reason)", "config": "\(path)",
-                                                             "listeners": "\(config.listeners.count)", "services": "\(config.services.count)"])
+                                                             "listeners": "\(config.listeners.count)", "services": "\(config.services.count)",
+                                                             "changed": "\(changes.isEmpty ? "nothing" : changes.joined(separator: "; "))"])
         } catch let error as ConfigError {
             logger.error("configuration rejected; the running one stays", metadata: ["reason": "\(reason)", "error": "\(error)"])
         } catch {

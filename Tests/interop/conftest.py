@@ -94,7 +94,7 @@ class Ferry:
         """The sum of the `name` samples in /metrics whose labels contain every `labels` text."""
         _, text = self.admin("/metrics")
         return sum(float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith(name + "{") and all(label in line for label in labels))
+                   if (line.startswith(name + "{") or line.startswith(name + " ")) and all(label in line for label in labels))
 
     def write_config(self, text):
         """Replaces the config file atomically (a rename, as deploy tools do)."""

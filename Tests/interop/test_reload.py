@@ -78,7 +78,7 @@ def test_twenty_reloads_valid_and_invalid_under_load_fail_no_call(two_upstreams,
                 if use_signal:
                     ferry.proc.send_signal(signal.SIGHUP)
                 assert wait_until(lambda: ferry.count_in_logs("configuration rejected") > before, 3.0), ferry.logs()[-2000:]
-                rejection = ferry.logs().split("configuration rejected")[-2].rsplit("\n", 1)[-1]
+                rejection = [r for r in ferry.log_records() if r["msg"].startswith("configuration rejected")][-1]["error"]
                 assert f"{ferry.config_path}" in rejection and expected in rejection, rejection
                 time.sleep(0.3)
                 assert set(load.upstreams_since(time.monotonic() - 0.2)) == {target}
@@ -149,3 +149,40 @@ def test_listeners_come_and_go_with_the_config_and_a_bind_failure_rejects_it(two
     assert wait_until(lambda: ferry.count_in_logs("configuration reloaded") == 2, 3.0)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", second), timeout=2).close()
+
+
+def test_a_reload_logs_what_changed_and_new_listeners_and_is_counted(two_upstreams, ferry_factory):
+    port, second, admin = free_port(), free_port(), free_port()
+    admin_line = f"admin: {{address: '127.0.0.1:{admin}', metrics: true}}\n"
+    ferry = ferry_factory(config=admin_line + config(port, two_upstreams, "alpha"), ports={"in": port}, admin_port=admin)
+    started = ferry.metric_sum("ferry_config_last_reload_success_timestamp_seconds")
+    assert time.time() - 60 < started <= time.time() + 1
+    extra = f"  - {{name: second, address: '127.0.0.1:{second}', service: beta}}\n"
+    ferry.write_config(admin_line + config(port, two_upstreams, "beta", extra_listener=extra).replace(
+        f'endpoints: ["127.0.0.1:{two_upstreams["beta"]}"]', f'endpoints: ["127.0.0.1:{two_upstreams["beta"]}"]\n    timeout: 3s'))
+    ferry.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: ferry.count_in_logs("configuration reloaded") == 1, 3.0), ferry.logs()[-1500:]
+    reloaded = next(r for r in ferry.log_records() if r["msg"] == "configuration reloaded")
+    assert reloaded["changed"] == (f"listener in changed; listener second added on 127.0.0.1:{second}; "
+                                   "service beta changed (policy)"), reloaded
+    listening = [r for r in ferry.log_records() if r["msg"] == "listening" and r.get("listener") == "second"]
+    assert listening and listening[0]["address"] == f"127.0.0.1:{second}", ferry.logs()[-1500:]
+    assert ferry.metric_sum("ferry_config_reloads_total", 'result="ok"') == 1
+
+    ferry.write_config("listeners: [\n")
+    ferry.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: ferry.metric_sum("ferry_config_reloads_total", 'result="rejected"') == 1, 3.0), ferry.logs()[-1500:]
+    # A listener on an address in use: rejected too, naming the listener and the address.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    taken = busy.getsockname()[1]
+    third = f"  - {{name: third, address: '127.0.0.1:{taken}', service: beta}}\n"
+    ferry.write_config(admin_line + config(port, two_upstreams, "alpha", extra_listener=third))
+    ferry.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: ferry.metric_sum("ferry_config_reloads_total", 'result="rejected"') == 2, 3.0), ferry.logs()[-1500:]
+    busy.close()
+    failed = next(r for r in ferry.log_records() if r["msg"] == "configuration could not be applied; the running one stays")
+    assert "third" in failed["error"] and f"127.0.0.1:{taken}" in failed["error"], failed
+    assert ferry.metric_sum("ferry_config_reloads_total", 'result="ok"') == 1
+    assert ferry.metric_sum("ferry_config_last_reload_success_timestamp_seconds") >= started
