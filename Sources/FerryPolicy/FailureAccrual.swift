@@ -72,9 +72,15 @@ public struct FailureAccrual: Sendable, Equatable {
         if case .probing(let backoff) = state { state = .ejected(until: now, backoff: backoff) }
     }
 
-    public mutating func recordSuccess() {
+    /// A call succeeded. While ejected (the call was admitted before the ejection and answered
+    /// late) nothing changes: only the probe's success restores an ejected endpoint, so calls
+    /// in flight at the ejection cannot undo it. Returns whether the endpoint is taking calls.
+    @discardableResult
+    public mutating func recordSuccess() -> Bool {
+        if case .ejected = state { return false }
         state = .active(failures: 0)
         earlyProbe = .available
+        return true
     }
 
     /// Records a failure; returns true when it ejected the endpoint. `mayEject` false (the

@@ -354,7 +354,7 @@ package final class EndpointHealth: Sendable {
         if countsOutcomes { outcomes.wrappingIncrement(by: 1, ordering: .relaxed) }
         guard failures.load(ordering: .relaxed) || ejected.load(ordering: .relaxed) else { return }
         let wasEjected = ejected.load(ordering: .relaxed)
-        accrual.withLockedValue { $0.recordSuccess() }
+        guard accrual.withLockedValue({ $0.recordSuccess() }) else { return }   // a late answer: the ejection stands
         failures.store(false, ordering: .relaxed)
         ejected.store(false, ordering: .relaxed)
         if wasEjected {

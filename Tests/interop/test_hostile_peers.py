@@ -13,7 +13,7 @@ import time
 
 import grpc
 import pytest
-from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame, WindowUpdateFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame, SettingsFrame, WindowUpdateFrame
 
 from conftest import CHANNEL_OPTIONS, assert_still_serving, free_port, method, wait_for_port
 from netutil import wait_until
@@ -253,8 +253,18 @@ services:
     ferry = ferry_factory(config=config, ports={"edge": listen}, admin_port=admin)
     held = []
     for _ in range(50):
-        c = RawClient(listen)
-        c.handshake()
+        # A place may still be held for a moment by the connection that waited for the port to
+        # open (its close not yet processed on a busy machine): such a refusal is retried.
+        for attempt in range(20):
+            c = RawClient(listen)
+            c.handshake()
+            # An admitted connection acknowledges our SETTINGS; a refused one sends GOAWAY instead.
+            first = c.frames(timeout=10, until=lambda f: isinstance(f, GoAwayFrame)
+                             or (isinstance(f, SettingsFrame) and "ACK" in f.flags))
+            if not any(isinstance(f, GoAwayFrame) for f in first):
+                break
+            c.close()
+            time.sleep(0.2)
         held.append(c)
     # Every one of the 50 is served (a call on each), across both event loops.
     for i, c in enumerate(held):
