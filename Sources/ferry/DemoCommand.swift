@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FerryConfig
 import FerryDemo
 import FerryProxy
@@ -14,6 +17,7 @@ struct Demo: FerryCommand {
             OptionSpec(long: "payload", value: "bytes", defaultValue: "128", help: "Payload bytes per message."),
             OptionSpec(long: "port", value: "port", defaultValue: "0", help: "Port for Ferry's listener (0 picks a free one)."),
             OptionSpec(long: "serve", help: "Keep Ferry and the upstreams running after the report, until SIGINT/SIGTERM."),
+            OptionSpec(long: "admin-port", value: "port", defaultValue: "0", help: "Port for the admin server (/metrics, /endpoints; 0 picks a free one)."),
             OptionSpec(long: "log-level", value: "level", defaultValue: "warning", help: "Log level."),
             OptionSpec(long: "log-format", value: "format", defaultValue: "text", help: "Log lines as logfmt text, or json."),
         ])
@@ -23,6 +27,7 @@ struct Demo: FerryCommand {
     let payload: Int
     let port: Int
     let serve: Bool
+    let adminPort: Int
     let logLevel: Logger.Level
     let logFormat: LogFormat
 
@@ -32,9 +37,10 @@ struct Demo: FerryCommand {
         payload = try arguments.int("payload")!
         port = try arguments.int("port")!
         serve = arguments.flag("serve")
+        adminPort = try arguments.int("admin-port")!
         (logLevel, logFormat) = try LogSetup.parse(level: arguments.string("log-level")!, format: arguments.string("log-format")!)
-        guard calls >= 1, concurrency >= 1, payload >= 0, (0...65535).contains(port) else {
-            throw UsageError("calls and concurrency must be at least 1, payload at least 0, port 0-65535")
+        guard calls >= 1, concurrency >= 1, payload >= 0, (0...65535).contains(port), (0...65535).contains(adminPort) else {
+            throw UsageError("calls and concurrency must be at least 1, payload at least 0, port and admin-port 0-65535")
         }
     }
 
@@ -53,7 +59,7 @@ struct Demo: FerryCommand {
         let listener = ListenerConfig(name: "demo", address: HostPort(host: "127.0.0.1", port: port),
                                       service: service.name, http2: HTTP2Config())
         // An admin server on a free port: the demo reads its own metrics (retries) from it.
-        let admin = AdminConfig(address: HostPort(host: "127.0.0.1", port: 0))
+        let admin = AdminConfig(address: HostPort(host: "127.0.0.1", port: adminPort))
         let config = FerryConfig(admin: admin, runtime: RuntimeConfig(), listeners: [listener], services: [service], source: "<demo>")
         let server = FerryServer(config: config, group: group, logger: logger)
         let address = try await server.start()[0]
@@ -67,6 +73,7 @@ struct Demo: FerryCommand {
             print("  upstream \(upstream.name) on 127.0.0.1:\(upstream.port)\(note)")
         }
         print("  driving \(calls) unary gRPC calls, \(concurrency) in flight, \(payload)-byte messages, over one HTTP/2 connection\n")
+        fflush(nil)      // at once, even when stdout is a pipe or a file
 
         let report = try await DemoClient.run(host: "127.0.0.1", port: proxyPort, calls: calls, concurrency: concurrency,
                                               payloadSize: payload, group: group)
@@ -77,14 +84,31 @@ struct Demo: FerryCommand {
         print("Retries made by the default policy (echo-3's UNAVAILABLE answers, sent again to another upstream): \(retries)")
 
         if serve {
-            print("\nServing until SIGINT/SIGTERM. Try: h2load -n 1000 -c 2 -m 10 -d /dev/null -H 'content-type: application/grpc' http://127.0.0.1:\(proxyPort)/ferry.demo.Echo/Say")
+            // A gRPC request body for h2load (one length-prefixed message), so the command works as printed.
+            let body = "/tmp/ferry-demo-request-\(proxyPort)"
+            let wrote = Self.writeFile(body, bytes: [0, 0, 0, 0, 5] + Array("hello".utf8))
+            print("\nServing until SIGINT/SIGTERM (admin on 127.0.0.1:\(server.adminAddress?.port ?? 0)). Try:")
+            if wrote {
+                print("  h2load -n 1000 -c 2 -m 10 -d \(body) -H 'content-type: application/grpc' -H 'te: trailers' http://127.0.0.1:\(proxyPort)/ferry.demo.Echo/Say")
+            }
+            print("  curl -s http://127.0.0.1:\(server.adminAddress?.port ?? 0)/endpoints")
+            fflush(nil)
             _ = await Signals.waitForTermination()
+            if wrote { unlink(body) }
         }
         await server.shutdown(drainTimeout: .seconds(2))
         for upstream in upstreams { await upstream.stop() }
         try? await group.shutdownGracefully()
         let failedUnexpectedly = report.statuses.keys.contains { $0 != "OK" && $0 != "UNAVAILABLE" } || report.corruptedBodies > 0
         if failedUnexpectedly { throw ExitStatus(1) }
+    }
+
+    /// Writes `bytes` to a new file at `path` (replacing one there); false when it cannot.
+    static func writeFile(_ path: String, bytes: [UInt8]) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
     }
 
     static func render(_ report: DemoReport) -> String {

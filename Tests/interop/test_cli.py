@@ -250,3 +250,35 @@ def test_check_says_what_is_wrong_with_an_address(tmp_path, address, says):
     out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and f"services.greeter.endpoints[0]: {says}" in out.stderr, out.stderr
     assert "IPv6" not in out.stderr, "no advice about brackets for an address that is not IPv6"
+
+
+def test_demo_serve_prints_its_banner_at_once_into_a_pipe_and_its_h2load_command_works():
+    import json
+    import shlex
+    import threading
+    import signal
+    import time
+    import urllib.request
+    from conftest import free_port
+    admin = free_port()
+    proc = subprocess.Popen([ferry_binary(), "demo", "--calls", "200", "--serve", "--admin-port", str(admin)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(l.rstrip("\n") for l in proc.stdout), daemon=True)
+        reader.start()
+        # stdout is a pipe, not a terminal: the banner must still arrive while the demo runs.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(l.startswith("  curl ") for l in list(lines)):
+            time.sleep(0.1)
+        assert any(l.startswith("Ferry demo") for l in lines), lines
+        assert any(f"admin on 127.0.0.1:{admin}" in l for l in lines), lines
+        command = next(l.strip() for l in lines if l.strip().startswith("h2load "))
+        out = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60)
+        assert "1000 succeeded, 0 failed" in out.stdout and "1000 2xx" in out.stdout, out.stdout + out.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/endpoints", timeout=5) as r:
+            assert len(json.loads(r.read())["demo-echo"]) == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
