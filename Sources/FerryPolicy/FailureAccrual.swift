@@ -72,15 +72,12 @@ public struct FailureAccrual: Sendable, Equatable {
         if case .probing(let backoff) = state { state = .ejected(until: now, backoff: backoff) }
     }
 
-    /// A call succeeded. While ejected (the call was admitted before the ejection and answered
-    /// late) nothing changes: only the probe's success restores an ejected endpoint, so calls
-    /// in flight at the ejection cannot undo it. Returns whether the endpoint is taking calls.
-    @discardableResult
-    public mutating func recordSuccess() -> Bool {
-        if case .ejected = state { return false }
+    /// A call sent after the ejection (the probe, or a call of panic mode) succeeded: the
+    /// endpoint takes calls again. (Calls sent before the ejection that answer late are the
+    /// caller's to leave out: they say nothing of the endpoint since.)
+    public mutating func recordSuccess() {
         state = .active(failures: 0)
         earlyProbe = .available
-        return true
     }
 
     /// Records a failure; returns true when it ejected the endpoint. `mayEject` false (the

@@ -244,6 +244,8 @@ package final class EndpointHealth: Sendable {
     private let accrual: NIOLockedValueBox<FailureAccrual>
     /// Fast paths: `ejected` false means calls may go; `failures` false means nothing to reset.
     private let ejected = ManagedAtomic<Bool>(false)
+    /// When the current ejection began (calls sent before it cannot end it).
+    private let ejectedAt = ManagedAtomic<Int64>(.min)
     private let failures = ManagedAtomic<Bool>(false)
     /// Whether failures are counted at all (consecutive failures or success rate).
     private let enabled: Bool
@@ -275,7 +277,10 @@ package final class EndpointHealth: Sendable {
     /// A sweep found the endpoint's success rate far below the others'.
     fileprivate func ejectAsOutlier(at now: Int64, backoff: Int64, random: inout SystemRandomNumberGenerator) -> Bool {
         let didEject = accrual.withLockedValue { $0.ejectAsOutlier(at: now, backoff: backoff, random: &random) }
-        if didEject { ejected.store(true, ordering: .relaxed) }
+        if didEject {
+            ejectedAt.store(now, ordering: .relaxed)
+            ejected.store(true, ordering: .relaxed)
+        }
         return didEject
     }
 
@@ -350,16 +355,30 @@ package final class EndpointHealth: Sendable {
         accrual.withLockedValue { $0.abandonProbe(at: now) }
     }
 
-    package func recordSuccess(at now: Int64) {
+    /// A success of an attempt sent at `startedAt`. One sent before the endpoint was ejected and
+    /// answered after it (a call in flight at the ejection, slow on a busy machine) leaves the
+    /// ejection standing; one sent since (the probe, or panic mode's) restores it. Returns true
+    /// when it restored an ejected endpoint.
+    @discardableResult
+    package func recordSuccess(at now: Int64, startedAt: Int64 = .max) -> Bool {
         if countsOutcomes { outcomes.wrappingIncrement(by: 1, ordering: .relaxed) }
-        guard failures.load(ordering: .relaxed) || ejected.load(ordering: .relaxed) else { return }
+        guard failures.load(ordering: .relaxed) || ejected.load(ordering: .relaxed) else { return false }
         let wasEjected = ejected.load(ordering: .relaxed)
-        guard accrual.withLockedValue({ $0.recordSuccess() }) else { return }   // a late answer: the ejection stands
+        if wasEjected && startedAt < ejectedAt.load(ordering: .relaxed) { return false }
+        accrual.withLockedValue { $0.recordSuccess() }
         failures.store(false, ordering: .relaxed)
         ejected.store(false, ordering: .relaxed)
-        if wasEjected {
-            restored.store(now, ordering: .relaxed)
-            service?.endpointRecovered(address, at: now)
+        guard wasEjected else { return false }
+        restored.store(now, ordering: .relaxed)
+        service?.endpointRecovered(address, at: now)
+        return true
+    }
+
+    /// The backoff of the current ejection (nanoseconds), if the endpoint is out.
+    package var ejectionBackoff: Int64? {
+        switch accrualState {
+        case .ejected(_, let backoff), .probing(let backoff): return backoff
+        case .active: return nil
         }
     }
 
@@ -389,6 +408,7 @@ package final class EndpointHealth: Sendable {
         let grow = probing ? !(service?.everyOtherEjected(than: address) ?? false) : true
         var random = SystemRandomNumberGenerator()
         let didEject = accrual.withLockedValue { $0.recordFailure(at: now, random: &random, mayEject: mayEject, growBackoff: grow) }
+        if didEject && !probing { ejectedAt.store(now, ordering: .relaxed) }
         if accrual.withLockedValue({ $0.isEjected }) { ejected.store(true, ordering: .relaxed) }
         if didEject && !probing { service?.countEjectionAfterFailures() }
         return didEject

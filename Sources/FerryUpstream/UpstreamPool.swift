@@ -140,7 +140,10 @@ package final class UpstreamPool {
         switch outcome {
         case .success(let rtt):
             if let rtt { latency.observe(rtt, at: now) }
-            health.recordSuccess(at: now)
+            if health.recordSuccess(at: now, startedAt: startedAt) {
+                logger.info("endpoint restored: a call sent since its ejection succeeded (its probe, or one of panic mode)",
+                            metadata: ["service": "\(serviceName)", "endpoint": "\(endpointName)"])
+            }
         case .failure:
             recordFailure(at: now)
         case .expired(let expiry):
@@ -157,8 +160,10 @@ package final class UpstreamPool {
 
     private func recordFailure(at now: Int64) {
         if health.recordFailure(at: now) {
+            let backoff = health.ejectionBackoff.map { ConfigSummary.format(.nanoseconds($0)) } ?? "?"
             logger.warning("endpoint ejected after consecutive failures",
-                           metadata: ["service": "\(serviceName)", "endpoint": "\(endpointName)"])
+                           metadata: ["service": "\(serviceName)", "endpoint": "\(endpointName)", "backoff": "\(backoff)",
+                                      "then": "one probe call"])
             if !connections.contains(where: \.isReady) { scheduleReconnectProbe() }
         }
     }

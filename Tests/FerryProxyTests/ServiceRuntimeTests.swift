@@ -284,7 +284,8 @@ final class SuccessRateEjectionTests: XCTestCase {
         loop.advanceTime(by: .seconds(1))
         let pool = service.pools[2]
         XCTAssertTrue(pool.health.isEjected)
-        pool.health.recordSuccess(at: service.clock.now())
+        let now = service.clock.now()
+        pool.health.recordSuccess(at: now, startedAt: now - 2_000_000_000)      // sent before the sweep
         XCTAssertTrue(pool.health.isEjected, "a late answer: the ejection stands")
         guard case .ejected = pool.health.accrualState else { return XCTFail("\(pool.health.accrualState)") }
         for _ in 0..<50 { XCTAssertFalse(service.pickPool() === pool) }

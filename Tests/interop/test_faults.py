@@ -54,6 +54,11 @@ def test_every_endpoint_back_in_rotation_soon_after_a_shared_outage(ferry_factor
         assert all_active_after < 2.5, f"every endpoint active again only {all_active_after:.1f} s after the recovery"
         served = {up for t, up in load.events if t >= recovered + all_active_after}
         assert served == {"a", "b", "c"}, f"served after the recovery: {served}"
+        # Ejections and restorations are both in the log, an ejection with its backoff.
+        ejections = [r for r in ferry.log_records() if r["msg"] == "endpoint ejected after consecutive failures"]
+        assert ejections and all(r["backoff"].endswith(("ms", "s")) for r in ejections), ejections[:3]
+        restored = {r["endpoint"] for r in ferry.log_records() if r["msg"].startswith("endpoint restored")}
+        assert len(restored) == 3, restored
     finally:
         for u in upstreams:
             u.stop()
