@@ -144,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryProxy", "FerryDemo", "FerryConfig", "FerryFixtures", "FerryTLS",
+                "FerryProxy", "FerryDemo", "FerryConfig", "FerryFixtures", "FerryTLS", "FerryAdmin",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

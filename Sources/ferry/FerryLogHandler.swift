@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FerryAdmin
 import Logging
 
 /// How log lines are written: logfmt text (`ts=... level=info msg="..." key=value`, a value
@@ -58,28 +59,11 @@ struct FerryLogHandler: LogHandler {
         let needsQuotes = text.isEmpty || text.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\\" || $0.value < 0x20 }
         guard needsQuotes else { return text }
         if isKey { return text.map { $0 == " " || $0 == "=" || $0 == "\"" ? "_" : String($0) }.joined() }
-        return "\"" + escaped(text) + "\""
+        return JSON.string(text)
     }
 
-    static func json(_ text: String) -> String { "\"" + escaped(text) + "\"" }
-
-    private static func escaped(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    /// A JSON string literal (the admin server's own escaping).
+    static func json(_ text: String) -> String { JSON.string(text) }
 
     /// Now, UTC, to the millisecond: `2026-12-02T01:22:03.456Z`.
     static func timestamp() -> String {
