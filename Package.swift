@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "FerryUpstream",
             dependencies: [
-                "FerryH2", "FerryPolicy", "FerryConfig", "FerryDiscovery", "FerryTLS",
+                "FerryH2", "FerryPolicy", "FerryConfig", "FerryDiscovery", "FerryTLS", "FerryMetrics",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -34,6 +34,8 @@ public enum ConfigChanges {
         }
         if old.admin != new.admin { changes.append("admin changed") }
         if old.runtime != new.runtime { changes.append("runtime changed") }
+        if old.log != new.log { changes.append("log changed (takes effect at the next start)") }
+        if old.accessLog != new.accessLog { changes.append("access_log changed") }
         return changes
     }
 

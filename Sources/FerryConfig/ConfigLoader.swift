@@ -34,9 +34,11 @@ public enum ConfigLoader {
     }
 
     private static func decode(_ root: YAMLValue, source: String, directory: String) throws -> FerryConfig {
-        let top = try root.mapping(allowed: ["admin", "runtime", "listeners", "services"])
+        let top = try root.mapping(allowed: ["admin", "runtime", "log", "access_log", "listeners", "services"])
         let admin = try top["admin"].map(decodeAdmin)
         let runtime = try top["runtime"].map(decodeRuntime) ?? RuntimeConfig()
+        let log = try top["log"].map(decodeLog) ?? LogConfig()
+        let accessLog = try top["access_log"].flatMap { try decodeAccessLog($0, configDirectory: directory) }
 
         let servicesValue = try top.required("services")
         var services: [ServiceConfig] = []
@@ -62,7 +64,10 @@ public enum ConfigLoader {
         if let admin, listeners.contains(where: { $0.address == admin.address }) {
             throw (top["admin"] ?? root).error("the admin address \(admin.address) is also a data listener's address")
         }
-        return FerryConfig(admin: admin, runtime: runtime, listeners: listeners, services: services, source: source)
+        var config = FerryConfig(admin: admin, runtime: runtime, listeners: listeners, services: services, source: source)
+        config.log = log
+        config.accessLog = accessLog
+        return config
     }
 
     /// Every key of a mapping (for mappings whose keys are names, not fields).
@@ -91,21 +96,63 @@ public enum ConfigLoader {
         var admin = AdminConfig(address: try m.required("address").hostPort())
         if let v = m["metrics"] { admin.metrics = try v.bool() }
         if let v = m["access_log"] {
-            var log = AccessLogConfig()
-            if case .scalar = v.node.content {
-                guard try v.bool() else { return admin }
-            } else {
-                let lm = try v.mapping(allowed: ["sample"])
-                if let sample = lm["sample"] {
-                    guard let value = Double(try sample.string()), value > 0, value <= 1 else {
-                        throw sample.error("sample is the share of calls logged: a number above 0 and at most 1")
-                    }
-                    log.sample = value
-                }
-            }
-            admin.accessLog = log
+            throw v.error("the access log has its own top-level section now: write access_log: at the top level, not under admin")
         }
         return admin
+    }
+
+    private static func decodeLog(_ value: YAMLValue) throws -> LogConfig {
+        let m = try value.mapping(allowed: ["level", "format"])
+        var log = LogConfig()
+        if let v = m["level"] {
+            let level = try v.string()
+            guard LogConfig.levels.contains(level) else {
+                throw v.error("level is one of \(LogConfig.levels.joined(separator: ", ")), not \"\(level)\"")
+            }
+            log.level = level
+        }
+        if let v = m["format"] { log.format = try logFormat(v) }
+        return log
+    }
+
+    private static func logFormat(_ value: YAMLValue) throws -> LogFormat {
+        let text = try value.string()
+        guard let format = LogFormat(rawValue: text) else { throw value.error("format is text (logfmt) or json, not \"\(text)\"") }
+        return format
+    }
+
+    /// `access_log: true`, or `{path, format, sample, request_id}`; false or absent: off.
+    private static func decodeAccessLog(_ value: YAMLValue, configDirectory: String) throws -> AccessLogConfig? {
+        var log = AccessLogConfig()
+        if case .scalar = value.node.content {
+            return try value.bool() ? log : nil
+        }
+        let m = try value.mapping(allowed: ["path", "format", "sample", "request_id"])
+        if let v = m["path"] {
+            let path = try v.string()
+            switch path {
+            case "stdout", "-": log.destination = .stdout
+            case "stderr": log.destination = .stderr
+            case "": throw v.error("path is a file, stdout or stderr")
+            default: log.destination = .file(resolve(path, against: configDirectory))
+            }
+        }
+        if let v = m["format"] { log.format = try logFormat(v) }
+        if let sample = m["sample"] {
+            guard let value = Double(try sample.string()), value > 0, value <= 1 else {
+                throw sample.error("sample is the share of calls logged: a number above 0 and at most 1")
+            }
+            log.sample = value
+        }
+        if let v = m["request_id"] {
+            let text = try v.string()
+            switch text {
+            case "generate": log.generateRequestID = true
+            case "forward": log.generateRequestID = false
+            default: throw v.error("request_id is generate (a call without x-request-id gets one) or forward (only logged and passed on), not \"\(text)\"")
+            }
+        }
+        return log
     }
 
     private static func decodeRuntime(_ value: YAMLValue) throws -> RuntimeConfig {

@@ -2,6 +2,10 @@
 public struct FerryConfig: Sendable, Equatable {
     public var admin: AdminConfig?
     public var runtime: RuntimeConfig
+    /// The diagnostic log's level and format (`--log-level` and `--log-format` override them).
+    public var log = LogConfig()
+    /// One structured line per call, to its own destination (nil: off).
+    public var accessLog: AccessLogConfig?
     public var listeners: [ListenerConfig]
     /// Services in the order they were written.
     public var services: [ServiceConfig]
@@ -23,14 +27,47 @@ public struct AdminConfig: Sendable, Equatable {
     public var address: HostPort
     /// Count requests, responses, latencies and bytes per listener, service and method.
     public var metrics = true
-    /// One structured log line per call (`access_log: {sample: 0.1}` logs a tenth of them).
-    public var accessLog: AccessLogConfig?
     public init(address: HostPort) { self.address = address }
 }
 
+/// How log lines are written: logfmt text, or one JSON object per line.
+public enum LogFormat: String, Sendable, Equatable, CaseIterable {
+    case text
+    case json
+}
+
+public struct LogConfig: Sendable, Equatable {
+    /// One of trace, debug, info, notice, warning, error, critical (nil: info).
+    public var level: String?
+    public var format: LogFormat?
+    public init() {}
+
+    public static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+}
+
 public struct AccessLogConfig: Sendable, Equatable {
+    public enum Destination: Sendable, Equatable, CustomStringConvertible {
+        case stdout
+        case stderr
+        /// A file, appended to (created 0640 if missing), reopened on every reload so a
+        /// rotated file is let go.
+        case file(String)
+
+        public var description: String {
+            switch self {
+            case .stdout: "stdout"
+            case .stderr: "stderr"
+            case .file(let path): path
+            }
+        }
+    }
+
     /// The share of calls logged, 0 < sample <= 1.
     public var sample: Double = 1
+    public var destination = Destination.stdout
+    public var format = LogFormat.text
+    /// Give a call without a usable `x-request-id` a new one, forwarded upstream (default true).
+    public var generateRequestID = true
     public init() {}
 }
 

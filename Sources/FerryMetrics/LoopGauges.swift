@@ -9,6 +9,9 @@ package struct LoopGauges: Sendable {
         package var latencyNanoseconds: Double
         package var connections: Int
         package var streams: Int
+        package var counts = EndpointCounts()
+        /// Why connecting failed, while the last attempt to connect failed and none is up.
+        package var connectError: String?
 
         package init(service: String, endpoint: String, pending: Int, latencyNanoseconds: Double, connections: Int, streams: Int) {
             self.service = service

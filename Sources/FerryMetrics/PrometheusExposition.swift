@@ -73,6 +73,8 @@ package enum MetricsExposition {
         package var reloads: (ok: Int, rejected: Int, lastSuccess: Int64) = (0, 0, 0)
         package var version = ""
         package var process: ProcessMetrics?
+        /// The access log's lines written and dropped (nil: no access log has run).
+        package var accessLog: (written: Int, dropped: Int, failedWrites: Int)?
 
         package init(loops: [(LoopMetrics.Snapshot, LoopGauges)], health: [String: [(HostPort, FailureAccrual.State)]], now: Int64,
                      certificates: [(owner: String, file: String, notAfter: Int)] = [], wallClockSeconds: Int = 0) {
@@ -115,6 +117,13 @@ package enum MetricsExposition {
         w.sample("ferry_config_reloads_total", [("result", "rejected")], inputs.reloads.rejected)
         w.family("ferry_config_last_reload_success_timestamp_seconds", "gauge", "When the running configuration was applied (at start or by a reload), in Unix seconds.")
         w.sample("ferry_config_last_reload_success_timestamp_seconds", [], Int(inputs.reloads.lastSuccess))
+        if let log = inputs.accessLog {
+            w.family("ferry_access_log_lines_total", "counter", "Access log lines, by result (dropped: the destination did not keep up or refused the write).")
+            w.sample("ferry_access_log_lines_total", [("result", "written")], log.written)
+            w.sample("ferry_access_log_lines_total", [("result", "dropped")], log.dropped)
+            w.family("ferry_access_log_write_errors_total", "counter", "Writes the access log's destination refused (a full disk, a closed pipe).")
+            w.sample("ferry_access_log_write_errors_total", [], log.failedWrites)
+        }
 
         // Per listener, service and method: merge the loops.
         struct Key: Hashable { var listener, service, method: String }
@@ -127,7 +136,7 @@ package enum MetricsExposition {
         var denied: [String: [String: Int]] = [:]
         var gauges = LoopGauges()
         struct EndpointKey: Hashable { var service, endpoint: String }
-        var endpoints: [EndpointKey: (pending: Int, latency: Double, loops: Int, connections: Int, streams: Int)] = [:]
+        var endpoints: [EndpointKey: (pending: Int, latency: Double, loops: Int, connections: Int, streams: Int, counts: EndpointCounts)] = [:]
         for (metrics, loopGauges) in inputs.loops {
             for route in metrics.routes {
                 for (method, snapshot) in route.methods where snapshot.requests > 0 {
@@ -149,7 +158,8 @@ package enum MetricsExposition {
             for (listener, n) in loopGauges.connections { gauges.connections[listener, default: 0] += n }
             for (listener, n) in loopGauges.streams { gauges.streams[listener, default: 0] += n }
             for e in loopGauges.endpoints {
-                var v = endpoints[EndpointKey(service: e.service, endpoint: e.endpoint)] ?? (0, 0, 0, 0, 0)
+                var v = endpoints[EndpointKey(service: e.service, endpoint: e.endpoint)] ?? (0, 0, 0, 0, 0, EndpointCounts())
+                v.counts.add(e.counts)
                 v.pending += e.pending
                 v.latency += e.latencyNanoseconds
                 v.loops += 1
@@ -272,6 +282,22 @@ package enum MetricsExposition {
         for (k, v) in sortedEndpoints { w.sample("ferry_endpoint_connections", e(k), v.connections) }
         w.family("ferry_endpoint_streams", "gauge", "Open upstream streams to the endpoint.")
         for (k, v) in sortedEndpoints { w.sample("ferry_endpoint_streams", e(k), v.streams) }
+        w.family("ferry_endpoint_requests_total", "counter", "Attempts sent to the endpoint (every try, retry and hedge).")
+        for (k, v) in sortedEndpoints { w.sample("ferry_endpoint_requests_total", e(k), v.counts.requests) }
+        w.family("ferry_endpoint_responses_total", "counter", "Responses from the endpoint, by gRPC status (grpc_status) or HTTP status class (http_status: 2xx..5xx); attempts cut before a status are not responses.")
+        for (k, v) in sortedEndpoints {
+            for (code, n) in v.counts.grpcStatuses.enumerated() where n > 0 {
+                let name = code <= 16 ? (GRPCStatusCode(rawValue: code)?.name ?? String(code)) : "other"
+                w.sample("ferry_endpoint_responses_total", e(k) + [("grpc_status", name)], n)
+            }
+            for (index, n) in v.counts.httpClasses.enumerated() where n > 0 {
+                w.sample("ferry_endpoint_responses_total", e(k) + [("http_status", "\(index + 1)xx")], n)
+            }
+        }
+        w.family("ferry_endpoint_response_latency_seconds", "histogram", "From an attempt's placement to the endpoint's response headers (waiting for a connection included).")
+        for (k, v) in sortedEndpoints { w.histogram("ferry_endpoint_response_latency_seconds", e(k), v.counts.latency) }
+        w.family("ferry_endpoint_connect_failures_total", "counter", "Connections to the endpoint that could not be made (refused, timed out, TLS handshake failed).")
+        for (k, v) in sortedEndpoints { w.sample("ferry_endpoint_connect_failures_total", e(k), v.counts.connectFailures) }
         w.family("ferry_endpoint_state", "gauge", "1 for the endpoint's failure-accrual state (active, ejected, probing), 0 for the others.")
         for (service, states) in inputs.health.sorted(by: { $0.key < $1.key }) {
             for (address, state) in states.sorted(by: { $0.0.description < $1.0.description }) {

@@ -11,6 +11,7 @@ final class CallEnvironment {
     let clock: MonotonicClock
     /// The loop's metrics when counting is on (nil: off).
     var metrics: LoopMetrics?
+    /// The loop's access log (nil: off).
     var accessLog: AccessLog?
     /// Calls an authorization policy denied, for the log.
     let denials = DenialLog()

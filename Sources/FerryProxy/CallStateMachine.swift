@@ -230,6 +230,19 @@ struct CallStateMachine<Stream: AnyObject, Pool: CallAttemptPool> {
 
     var endpointName: String { currentPool?.endpointName ?? "?" }
 
+    /// The pool of the attempt whose stream is `stream` (a racer's too), for its counts.
+    func pool(of stream: Stream) -> Pool? {
+        switch state {
+        case .attempting(let attempt), .holding(let attempt, _), .committed(let attempt):
+            return attempt.stream === stream ? attempt.pool : nil
+        case .racing(let race):
+            if race.primary.stream === stream { return race.primary.pool }
+            return race.index(of: stream).map { race.racers[$0].pool }
+        default:
+            return nil
+        }
+    }
+
     /// The attempt is waiting for a connection (request bytes are kept until one opens).
     var isWaitingForStream: Bool {
         switch state {

@@ -53,6 +53,24 @@ actor ControlPlane {
     /// When the running configuration was applied (for `/config`).
     private(set) var loadedAt: ContinuousClock.Instant?
     private(set) var loadedAtWallClock: Int64 = 0
+    /// The access log's writer thread, started by the first configuration with an access log.
+    private var accessLogThread: AccessLogWriter?
+    private var accessLogWriter: AccessLogWriter {
+        if let accessLogThread { return accessLogThread }
+        let writer = AccessLogWriter()
+        accessLogThread = writer
+        return writer
+    }
+
+    /// The access log's counts (nil: none has run).
+    var accessLogCounts: (written: Int, dropped: Int, failedWrites: Int)? {
+        accessLogThread.map { let c = $0.counts; return (c.written, c.dropped, c.failed) }
+    }
+
+    /// Writes out every access log line handed over, then stops the writer thread.
+    func stopAccessLog() async {
+        await accessLogThread?.shutdown()
+    }
 
     init(loops: [LoopContextBox], group: EventLoopGroup, controlGroup: EventLoopGroup, logger: Logger) {
         self.loops = loops
@@ -75,6 +93,7 @@ actor ControlPlane {
         // accept until the event loops know their listener.
         let stamps = FileStamp.of(config.tlsFiles)
         let security = try SecurityPlan.load(config)
+        let accessLog = try config.accessLog.map { try AccessLogSink(config: $0, writer: accessLogWriter) }
         var newlyBound: [String: BoundListener] = [:]
         do {
             for listener in config.listeners where listeners[listener.name]?.address != listener.address {
@@ -137,7 +156,7 @@ actor ControlPlane {
         }
         let plan = LoopPlan(config: config, endpoints: nextSources.mapValues {
             LoopPlan.ServiceEndpoints(sourceID: $0.id, endpoints: $0.endpoints)
-        }, health: nextHealth, security: security)
+        }, health: nextHealth, security: security, accessLog: accessLog)
         self.security = security
         certificateStamps = stamps
         if !config.tlsFiles.isEmpty { watchCertificates() }
@@ -291,14 +310,14 @@ actor ControlPlane {
                     let connection = H2Connection(role: .server, settings: listener.h2Settings, delegate: downstream,
                                                   headerBlocks: loop.headerBlocks)
                     do {
+                        downstream.peer = channel.remoteAddress.map(FerryServer.text) ?? "?"
                         if let tls = listener.tlsContext {
                             // TLS below HTTP/2; the gate reports the handshake, then leaves.
-                            downstream.peer = channel.remoteAddress.map { "\($0)" } ?? "?"
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                             try channel.pipeline.syncOperations.addHandler(ServerHandshakeGate { downstream.tlsHandshakeEnded($0) })
                         } else {
                             // Until the first bytes show an HTTP/2 client (an HTTP/1 one gets a 505).
-                            let peer = channel.remoteAddress.map { "\($0)" } ?? "?"
+                            let peer = downstream.peer
                             try channel.pipeline.syncOperations.addHandler(HTTP1Refusal { [unowned loop] line in
                                 loop.http1Refused(listener, requestLine: line, peer: peer)
                             })

@@ -21,7 +21,7 @@ final class DownstreamConnection: H2ConnectionDelegate {
     /// The client's identity from its verified certificate (TLS listeners asking for one),
     /// with the connection's rate-limit buckets for it.
     private(set) var caller: CallerLimiterCache?
-    /// The client's address, for the log line of a failed handshake.
+    /// The client's address (`127.0.0.1:50312`, `[::1]:50312`), for log lines and the access log.
     var peer = "?"
 
     init(listener: ListenerRuntime, loop: LoopContext, admission: ListenerAdmission) {

@@ -80,6 +80,7 @@ public final class FerryServer: Sendable {
         let counts = reloads.withLockedValue { $0 }
         inputs.reloads = (counts.ok, counts.rejected, await control.loadedAtWallClock)
         inputs.process = ProcessMetrics.current()
+        inputs.accessLog = await control.accessLogCounts
         return MetricsExposition.render(inputs)
     }
 
@@ -125,12 +126,19 @@ public final class FerryServer: Sendable {
             let items = list.map { endpoint -> String in
                 let address = HostPort(host: endpoint.host, port: endpoint.port)
                 let mine = gauges.filter { $0.service == service && $0.endpoint == address.description }
-                let state = states[address].map(MetricsExposition.stateName) ?? "active"
+                var state = states[address].map(MetricsExposition.stateName) ?? "active"
+                let connections = mine.map(\.connections).reduce(0, +)
+                // Failing to connect on a loop, and no connection up anywhere: not "active".
+                let connectError = connections == 0 ? mine.lazy.compactMap(\.connectError).first : nil
+                if state == "active", connectError != nil { state = "unreachable" }
                 let latency = mine.isEmpty ? 0 : mine.map(\.latencyNanoseconds).reduce(0, +) / Double(mine.count) / 1e6
-                let check: String = checked[address].map(Self.healthCheckJSON) ?? ""
+                // With no connection the estimate is only old samples decaying: not shown.
+                let estimate = connections == 0 ? "null" : PrometheusWriter.format((latency * 1000).rounded() / 1000)
+                var check: String = checked[address].map(Self.healthCheckJSON) ?? ""
+                if let connectError { check += ", \"connect_error\": \(JSON.string(connectError))" }
                 let head = "{\"address\": \(JSON.string(address.description)), \"weight\": \(endpoint.weight), \"state\": \"\(state)\", "
-                let load = "\"pending\": \(mine.map(\.pending).reduce(0, +)), \"latency_estimate_ms\": \(PrometheusWriter.format((latency * 1000).rounded() / 1000)), "
-                let links = "\"connections\": \(mine.map(\.connections).reduce(0, +)), \"streams\": \(mine.map(\.streams).reduce(0, +))"
+                let load = "\"pending\": \(mine.map(\.pending).reduce(0, +)), \"latency_estimate_ms\": \(estimate), "
+                let links = "\"connections\": \(connections), \"streams\": \(mine.map(\.streams).reduce(0, +))"
                 return head + load + links + check + "}"
             }
             services.append("  \(JSON.string(service)): [\n    " + items.joined(separator: ",\n    ") + "\n  ]")
@@ -213,6 +221,7 @@ public final class FerryServer: Sendable {
         for box in contexts {
             try? await box.eventLoop.submit { box.value.finishDrain() }.get()
         }
+        await control.stopAccessLog()
         if let server = admin.withLockedValue({ $0 }) { await server.stop() }
         try? await controlGroup.shutdownGracefully()
         logger.info("drained")

@@ -20,6 +20,8 @@ struct LoopPlan: Sendable {
     var health: [String: ServiceHealth]
     /// The TLS contexts of listeners and the connectors of services (built from the files).
     var security: SecurityPlan
+    /// Where this configuration's access log goes (nil: no access log).
+    var accessLog: AccessLogSink?
 }
 
 /// Everything one event loop owns: its view of each listener and service (with the upstream
@@ -70,7 +72,8 @@ final class LoopContext {
 
         let counting = (plan.config.admin?.metrics ?? false) ? metrics : nil
         callEnvironment.metrics = counting
-        callEnvironment.accessLog = plan.config.admin?.accessLog.map { AccessLog(sample: $0.sample, logger: logger) }
+        callEnvironment.accessLog?.flush()
+        callEnvironment.accessLog = plan.accessLog.map { AccessLog(sink: $0, eventLoop: eventLoop) }
         var nextListeners: [String: ListenerRuntime] = [:]
         for listener in plan.config.listeners {
             let tls = plan.security.listenerContexts[listener.name]
@@ -158,10 +161,13 @@ final class LoopContext {
         let now = Int64(NIODeadline.now().uptimeNanoseconds)
         for service in services.values {
             for pool in service.pools {
-                gauges.endpoints.append(LoopGauges.Endpoint(
+                var endpoint = LoopGauges.Endpoint(
                     service: service.name, endpoint: pool.endpointName, pending: pool.pending,
                     latencyNanoseconds: pool.latency.current(at: now), connections: pool.openConnectionCount,
-                    streams: pool.openStreamCount))
+                    streams: pool.openStreamCount)
+                endpoint.counts = pool.counts
+                if pool.lastConnectFailed { endpoint.connectError = pool.lastConnectError }
+                gauges.endpoints.append(endpoint)
             }
         }
         return gauges
@@ -179,6 +185,7 @@ final class LoopContext {
             entry.connection.terminate(errorCode: .noError, reason: "drain timeout")
         }
         for service in services.values { service.drain() }
+        callEnvironment.accessLog?.flush()
     }
 }
 

@@ -17,6 +17,7 @@ extension ProxyCall: UpstreamWaiter {
             finish(ended)
             disarm(.hedge)
             pool.attemptStarted(at: startedAt)
+            access?.entry.endpointsTried.append(pool.endpointName)
             // The per-try clock starts when the attempt is placed: waiting for a connection to
             // the endpoint counts (a connection being set up again can take the connect timeout).
             armPerTry()
@@ -158,6 +159,7 @@ extension ProxyCall: UpstreamWaiter {
         guard case .acquire(let pool, let startedAt) = action else { return }
         routeMetrics?.hedges += 1
         pool.attemptStarted(at: startedAt)
+        access?.entry.endpointsTried.append(pool.endpointName)
         pool.acquire(self)
     }
 
@@ -176,7 +178,10 @@ extension ProxyCall: UpstreamWaiter {
         committed(requestHeaders: held.requestHeaders)
         forwardResponseHeaders(held.headers, endStream: false)
         var data = held.data
-        while let chunk = data.popFirst() { downstream.sendData(chunk) }
+        while let chunk = data.popFirst() {
+            access?.entry.responseBytes += chunk.readableBytes
+            downstream.sendData(chunk)
+        }
     }
 
     /// The response is complete: success or failure by its status, for the balancer and accrual.
@@ -189,6 +194,7 @@ extension ProxyCall: UpstreamWaiter {
         recordOutcome(grpcStatus: status, httpStatus: responseHTTPStatus)
         disarmAll()
         guard let completion = machine.responseCompleted(failed: failed) else { return }
+        if isGRPC { completion.ended.pool.counts.countGRPCStatus(status ?? GRPCStatusCode.unknown.rawValue) }
         if !failed, let rtt = completion.rtt, let policy, policy.hedge?.delay == .p95 {
             service?.recordLatency(rtt, origin: policy.origin)
         }
@@ -206,6 +212,7 @@ extension ProxyCall: UpstreamWaiter {
         let answering = !downstream.isClosed && teardown.answer != .complete
         if answering {
             if teardown.answer == .nothing { responseHeadersSent() }
+            access?.entry.proxyError = error.message
             recordOutcome(grpcStatus: error.grpcStatus.rawValue,
                           httpStatus: teardown.answer == .headers ? responseHTTPStatus : error.httpStatus)
         }
@@ -237,6 +244,7 @@ extension ProxyCall: UpstreamWaiter {
         let cancelled = error != nil && !machine.responseEnded
         if cancelled {
             // The caller went away before the response ended: gRPC's CANCELLED, nginx's 499.
+            access?.entry.proxyError = "the caller cancelled the call"
             recordOutcome(grpcStatus: GRPCStatusCode.cancelled.rawValue, httpStatus: 499)
         }
         let teardown = machine.downstreamClosed(cancelled: cancelled)

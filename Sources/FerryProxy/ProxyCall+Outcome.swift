@@ -14,12 +14,16 @@ extension ProxyCall {
             if isGRPC { method.recordGRPCStatus(grpcStatus) } else { method.recordHTTPStatus(httpStatus) }
             method.counts.duration.observe(now - arrivedAt)
         }
-        if accessLogged, let log = environment.accessLog {
-            log.log(AccessLog.Entry(
-                listener: listener.name, service: serviceName, path: accessLogPath ?? "?",
-                status: isGRPC ? (grpcStatus.flatMap { GRPCStatusCode(rawValue: $0)?.name } ?? "none") : String(httpStatus),
-                durationNanoseconds: now - arrivedAt, attempts: machine.attemptsPlaced, endpoint: machine.currentPool?.endpointName ?? "-",
-                deadlineNanoseconds: deadline?.budgetNanoseconds))
+        if let access, let log = environment.accessLog {
+            access.entry.service = service?.name ?? "-"
+            access.entry.grpc = isGRPC
+            access.entry.grpcStatus = grpcStatus
+            access.entry.httpStatus = httpStatus
+            access.entry.durationNanoseconds = now - arrivedAt
+            access.entry.attempts = machine.attemptsPlaced
+            access.entry.deadlineNanoseconds = deadline?.budgetNanoseconds
+            log.write(access.entry)
+            self.access = nil
         }
     }
 

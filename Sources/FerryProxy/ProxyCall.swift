@@ -68,10 +68,9 @@ final class ProxyCall {
     var arrivedAt: Int64 = 0
     var responseHeadersAt: Int64 = 0
     var outcomeRecorded = false
-    var accessLogged = false
     var responseHTTPStatus = 0
-    /// The request's :path, kept only for a call the access log will write.
-    var accessLogPath: String?
+    /// What the access log will say of this call (only for a call it writes).
+    var access: AccessRecord?
 
     /// Which queue the call waits in when an upstream pool is full: its client connection's.
     var fairnessKey: ObjectIdentifier { ObjectIdentifier(downstream.connection) }
@@ -107,9 +106,11 @@ final class ProxyCall {
     func requestHeadersArrived(_ headers: H2Headers, endStream: Bool) {
         isGRPC = headers.withValue(of: "content-type") { $0.map(GRPCHeaderValues.isGRPCContentType) ?? false }
         arrivedAt = downstream.connection.readStartedAt
-        if environment.accessLog != nil {
-            accessLogged = environment.accessLog!.sampled()
-            if accessLogged { accessLogPath = headers.first(":path") }
+        var newRequestID: String?
+        if let log = environment.accessLog {
+            let (id, generated) = log.requestID(in: headers)
+            if generated { newRequestID = id }
+            if log.sampled() { access = AccessRecord(headers, requestID: id ?? "-", call: self) }
         }
         guard let (service, metrics, routeIndex) = listener.route(headers) else {
             environment.metrics?.countNoRoute(listener: listener.name)
@@ -190,6 +191,7 @@ final class ProxyCall {
             forwarded = forwarded.removing { $0.elementsEqual(DeadlineHeader.name.utf8) }
         }
         if faultAsked { forwarded = forwarded.removing(where: FaultInjector.isFaultHeader) }
+        if let newRequestID { forwarded.append(name: AccessLog.requestIDHeader, value: newRequestID) }
         if policy.retry.enabled { service.depositRetryBudget(at: now()) }
         var attemptPolicy = policy.attempts
         attemptPolicy.isGRPC = isGRPC
@@ -304,6 +306,9 @@ extension ProxyCall: H2StreamDelegate {
         // Trailers-Only headers carry the status a race or a retry decides on.
         let status = endStream && isGRPC ? Self.grpcStatus(in: headers) : nil
         let pushback = status != nil ? Self.pushback(in: headers) : .none
+        // Trailers-Only: counted here for the endpoint when it is dropped or retried (a
+        // forwarded one is counted when the response completes).
+        let answeredBy = status != nil ? machine.pool(of: stream) : nil
         let action = machine.responseHeaders(headers, from: stream, endStream: endStream, status: status, pushback: pushback,
                                              readAt: stream.connection.readStartedAt, now: { self.now() },
                                              withdrawRetry: { self.withdrawRetry() })
@@ -311,18 +316,20 @@ extension ProxyCall: H2StreamDelegate {
         case .ignore:
             return
         case .dropped(let ended):
+            answeredBy?.counts.countGRPCStatus(status!)
             finish(ended)
         case .retry(let retry):
+            answeredBy?.counts.countGRPCStatus(status!)
             perform(retry)
         case .hold(let ended, let answered):
             finish(ended)
             disarm(.hedge)
-            if let answered { answered.pool.attemptAnswered(startedAt: answered.startedAt) }
+            if let answered { answered.pool.attemptAnswered(startedAt: answered.startedAt, at: now()) }
         case .forward(let ended, let answered, let requestHeaders):
             finish(ended)
             disarm(.hedge)
             committed(requestHeaders: requestHeaders)
-            if let answered { answered.pool.attemptAnswered(startedAt: answered.startedAt) }
+            if let answered { answered.pool.attemptAnswered(startedAt: answered.startedAt, at: now()) }
             forwardResponseHeaders(headers, endStream: endStream)
         }
     }
@@ -339,7 +346,7 @@ extension ProxyCall: H2StreamDelegate {
     /// Response headers go to the caller (the call has committed).
     func forwardResponseHeaders(_ headers: H2Headers, endStream: Bool) {
         responseHeadersSent()
-        if !isGRPC || methodMetrics == nil {
+        if !isGRPC || methodMetrics == nil || access != nil {
             responseHTTPStatus = headers.withValue(of: ":status") { status in
                 guard let status, status.count == 3 else { return 0 }
                 return status.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
@@ -347,6 +354,7 @@ extension ProxyCall: H2StreamDelegate {
         }
         responseDeclaredLength = headers.contains("content-length")
         if !isGRPC {
+            machine.currentPool?.counts.countHTTPStatus(responseHTTPStatus)
             responseStatusIsFailure = headers.withValue(of: ":status") { status in
                 guard let status, status.count == 3, status[0] == UInt8(ascii: "5") else { return false }
                 return status[2] >= UInt8(ascii: "2") && status[2] <= UInt8(ascii: "4") && status[1] == UInt8(ascii: "0")
@@ -398,6 +406,7 @@ extension ProxyCall: H2StreamDelegate {
         case .ignore:
             return
         case .retry(let retry):
+            if let status { retry.ended.primary?.pool.counts.countGRPCStatus(status) }
             perform(retry)
         case .forward(let held):
             if let held { releaseHeld(held) }
@@ -425,6 +434,7 @@ extension ProxyCall: H2StreamDelegate {
 
     func requestDataArrived(_ data: ByteBuffer) {
         methodMetrics?.counts.requestBytes += data.readableBytes
+        access?.entry.requestBytes += data.readableBytes
         if let error = Self.scan(&requestFramer, data) {
             downstream.consume(data.readableBytes)
             fail(.messageTooLarge(direction: "request", error))
@@ -451,7 +461,9 @@ extension ProxyCall: H2StreamDelegate {
             return
         }
         switch machine.responseData(data) {
-        case .forward: downstream.sendData(data)
+        case .forward:
+            access?.entry.responseBytes += data.readableBytes
+            downstream.sendData(data)
         case .held: break
         case .release(let held): releaseHeld(held)
         }

@@ -1,5 +1,6 @@
 import FerryConfig
 import FerryDiscovery
+import FerryMetrics
 import FerryH2
 import Logging
 import NIOCore
@@ -26,6 +27,8 @@ package final class UpstreamPool {
     package private(set) var latency: PeakEWMA
     /// This loop's attempts here still waiting for their response headers.
     package private(set) var unanswered = UnansweredAttempts()
+    /// Attempts, responses by status, latency and connect failures here, on this loop.
+    package var counts = EndpointCounts()
     /// Which attempts that end unanswered count as failures in accrual.
     private let accrual: FailureAccrualConfig
     package let eventLoop: EventLoop
@@ -86,6 +89,11 @@ package final class UpstreamPool {
     package var openStreamCount: Int { connections.reduce(0) { $0 + $1.openStreamCount } }
     package var pendingCallCount: Int { waiters.count }
 
+    /// True when the latest attempt to connect failed and no connection is up (since when: any time).
+    package var lastConnectFailed: Bool {
+        lastConnectFailure != nil && !connections.contains(where: \.isReady)
+    }
+
     /// True when a connect attempt failed within `window` and no connection is up.
     package func isFailing(within window: TimeAmount) -> Bool {
         guard let failed = lastConnectFailure, !connections.contains(where: \.isReady) else { return false }
@@ -97,13 +105,15 @@ package final class UpstreamPool {
     /// An attempt was placed here (the call's shell tells the pool as its state machine says).
     package func attemptStarted(at now: Int64) {
         pending += 1
+        counts.requests += 1
         unanswered.started(at: now)
         health.callStarted()
     }
 
-    /// The attempt placed at `startedAt` got its response headers.
-    package func attemptAnswered(startedAt: Int64) {
+    /// The attempt placed at `startedAt` got its response headers at `now`.
+    package func attemptAnswered(startedAt: Int64, at now: Int64) {
         unanswered.ended(startedAt: startedAt)
+        counts.latency.observe(now - startedAt)
     }
 
     /// Why an attempt ended before it was answered, when neither side failed outright.
@@ -295,6 +305,7 @@ package final class UpstreamPool {
 
     package func connectFailed(_ connection: UpstreamConnection, reason: String) {
         remove(connection)
+        counts.connectFailures += 1
         lastConnectFailure = clock.now()
         lastConnectError = reason
         if health.isEjected {

@@ -2,16 +2,12 @@
 import Glibc
 #endif
 import FerryAdmin
+import FerryConfig
 import Logging
 
-/// How log lines are written: logfmt text (`ts=... level=info msg="..." key=value`, a value
-/// quoted when it has a space, a quote, an `=` or nothing), or one JSON object per line.
-enum LogFormat: String, CaseIterable {
-    case text
-    case json
-}
-
-/// Ferry's log handler: one line per event on standard error, timestamped to the millisecond
+/// Ferry's log handler: one line per event on standard error, as logfmt text (`ts=...
+/// level=info msg="..." key=value`, a value quoted when it has a space, a quote, an `=` or
+/// nothing) or one JSON object, timestamped to the millisecond
 /// (UTC), the level, the message, the source module and the metadata, sorted by key.
 struct FerryLogHandler: LogHandler {
     var logLevel: Logger.Level
@@ -54,29 +50,13 @@ struct FerryLogHandler: LogHandler {
         }
     }
 
-    /// A logfmt value: bare when it is safe, else quoted with `"`, `\` and control characters escaped.
     static func logfmt(_ text: String, isKey: Bool = false) -> String {
-        let needsQuotes = text.isEmpty || text.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\\" || $0.value < 0x20 }
-        guard needsQuotes else { return text }
-        if isKey { return text.map { $0 == " " || $0 == "=" || $0 == "\"" ? "_" : String($0) }.joined() }
-        return JSON.string(text)
+        isKey ? LogText.logfmtKey(text) : LogText.logfmt(text)
     }
 
     /// A JSON string literal (the admin server's own escaping).
     static func json(_ text: String) -> String { JSON.string(text) }
 
     /// Now, UTC, to the millisecond: `2026-12-02T01:22:03.456Z`.
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ n: Int32, _ width: Int) -> String {
-            let text = String(n)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
-    }
+    static func timestamp() -> String { LogText.timestamp() }
 }

@@ -1,3 +1,4 @@
+import FerryConfig
 import Logging
 
 enum LogSetup {
@@ -12,6 +13,13 @@ enum LogSetup {
         guard let parsedFormat = LogFormat(rawValue: format) else {
             throw UsageError("--log-format takes text or json, not '\(format)'")
         }
+        return (parsedLevel, parsedFormat)
+    }
+
+    /// The log settings `ferry run` uses: a flag given on the command line, else the
+    /// configuration's `log:` section, else info and text.
+    static func parse(level: String?, format: String?, config: LogConfig) throws(UsageError) -> (Logger.Level, LogFormat) {
+        let (parsedLevel, parsedFormat) = try parse(level: level ?? config.level ?? "info", format: format ?? config.format?.rawValue ?? "text")
         return (parsedLevel, parsedFormat)
     }
 

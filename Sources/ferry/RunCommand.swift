@@ -16,23 +16,25 @@ struct Run: FerryCommand {
         discussion: "SIGHUP, or a change to the file (unless runtime.watch_config is false), reloads it; SIGTERM drains and exits.",
         options: [
             OptionSpec(long: "config", short: "c", value: "path", required: true, help: "Path of the YAML configuration."),
-            OptionSpec(long: "log-level", value: "level", defaultValue: "info",
-                       help: "Log level: trace, debug, info, notice, warning, error, critical."),
-            OptionSpec(long: "log-format", value: "format", defaultValue: "text",
-                       help: "Log lines as logfmt text, or json (one object per line)."),
+            OptionSpec(long: "log-level", value: "level",
+                       help: "Log level: trace, debug, info, notice, warning, error, critical (default: the config's log.level, else info)."),
+            OptionSpec(long: "log-format", value: "format",
+                       help: "Log lines as logfmt text, or json, one object per line (default: the config's log.format, else text)."),
         ])
 
     let config: String
-    let logLevel: Logger.Level
-    let logFormat: LogFormat
+    let logLevel: String?
+    let logFormat: String?
 
     init(_ arguments: ParsedArguments) throws(UsageError) {
         config = arguments.string("config")!
-        (logLevel, logFormat) = try LogSetup.parse(level: arguments.string("log-level")!, format: arguments.string("log-format")!)
+        logLevel = arguments.string("log-level")
+        logFormat = arguments.string("log-format")
+        // A flag's mistake is reported before the configuration is read.
+        _ = try LogSetup.parse(level: logLevel, format: logFormat, config: LogConfig())
     }
 
     func run() async throws {
-        let logger = LogSetup.bootstrap(level: logLevel, format: logFormat)
         let loaded: FerryConfig
         let text: [UInt8]?
         do {
@@ -42,6 +44,8 @@ struct Run: FerryCommand {
             printError("ferry: invalid configuration: \(error)")
             throw ExitStatus(2)
         }
+        let (level, format) = try LogSetup.parse(level: logLevel, format: logFormat, config: loaded.log)
+        let logger = LogSetup.bootstrap(level: level, format: format)
         let tlsProblems = TLSContexts.problems(in: loaded)
         guard tlsProblems.isEmpty else {
             for problem in tlsProblems { printError("ferry: invalid configuration: \(problem)") }

@@ -184,7 +184,7 @@ private struct UpstreamAttempt {
 
     mutating func markAnswered() {
         answered = true
-        pool.attemptAnswered(startedAt: startedAt)
+        pool.attemptAnswered(startedAt: startedAt, at: startedAt)
     }
 
     func finish(_ outcome: UpstreamPool.AttemptOutcome, at now: Int64) {

@@ -1,10 +1,11 @@
 """The admin server: Prometheus metrics that count real traffic exactly (parsed by the
-prometheus_client library), readiness, liveness, the active config, live endpoints, and the
-access log."""
+prometheus_client library), readiness, liveness, the active config and live endpoints (the access log:
+test_access_log.py)."""
 import json
 import time
 
 import grpc
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import CHANNEL_OPTIONS, free_port
@@ -62,6 +63,52 @@ def test_metrics_count_real_traffic_exactly(grpc_upstream, ferry_factory):
     assert value(samples, "ferry_endpoint_connections", service="upstream", endpoint=endpoint) >= 1
     assert value(samples, "ferry_downstream_connections", listener="upstream") == 0
     assert "# TYPE ferry_request_duration_seconds histogram" in text
+    # Per endpoint: every attempt, every response by its status, the latency of each.
+    e = dict(service="upstream", endpoint=endpoint)
+    assert value(samples, "ferry_endpoint_requests_total", **e) == 101
+    assert value(samples, "ferry_endpoint_responses_total", **e, grpc_status="OK") == 93
+    assert value(samples, "ferry_endpoint_responses_total", **e, grpc_status="UNAVAILABLE") == 7
+    assert value(samples, "ferry_endpoint_responses_total", **e, grpc_status="UNIMPLEMENTED") == 1
+    assert value(samples, "ferry_endpoint_response_latency_seconds_count", **e) == 101
+    buckets = [v for (name, labels), v in samples.items()
+               if name == "ferry_endpoint_response_latency_seconds_bucket" and ("endpoint", endpoint) in labels]
+    assert len(buckets) == 15 and max(buckets) == 101, buckets
+    assert value(samples, "ferry_endpoint_connect_failures_total", **e) == 0
+
+
+@pytest.fixture
+def two_upstreams():
+    from echo_server import make_server
+    servers = [make_server(0) for _ in range(2)]
+    yield [(port, state) for _, port, state in servers]
+    for server, _, _ in servers:
+        server.stop(grace=None)
+
+
+def test_endpoint_metrics_tell_a_failing_and_a_dead_endpoint_apart(two_upstreams, ferry_factory):
+    (good, _), (bad, bad_state) = two_upstreams
+    bad_state.unary_fails = grpc.StatusCode.UNAVAILABLE          # Trailers-Only, retried elsewhere
+    dead = free_port()
+    # In turn: each endpoint is tried (the default balancer would soon leave the dead one be).
+    ferry = ferry_factory({"svc": [good, bad, dead]}, service_options="""    balancer: round-robin
+    failure_accrual: {consecutive_failures: 0}
+    methods:
+      - match: ferry.test.Echo/Unary
+        retry: {on: [UNAVAILABLE], max_attempts: 3, backoff: {base: 1ms, max: 2ms}}""")
+    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+        for _ in range(60):
+            assert channel.unary_unary("/ferry.test.Echo/Unary")(b"x", timeout=10) == b"x"
+    samples, _ = metrics(ferry)
+    def e(port):
+        return dict(service="svc", endpoint=f"127.0.0.1:{port}")
+    assert value(samples, "ferry_endpoint_responses_total", **e(good), grpc_status="OK") == 60
+    failed = value(samples, "ferry_endpoint_responses_total", **e(bad), grpc_status="UNAVAILABLE")
+    assert failed == bad_state.calls and failed > 0, (failed, bad_state.calls)
+    assert value(samples, "ferry_endpoint_responses_total", **e(bad), grpc_status="OK") == 0
+    assert value(samples, "ferry_endpoint_connect_failures_total", **e(dead)) >= 1
+    assert value(samples, "ferry_endpoint_responses_total", **e(dead), grpc_status="OK") == 0
+    total = sum(value(samples, "ferry_endpoint_requests_total", **e(p)) for p in (good, bad, dead))
+    assert total >= 60 + failed, total
 
 
 def test_deadlines_load_shedding_and_protocol_errors_are_counted(grpc_upstream, ferry_factory):
@@ -114,28 +161,6 @@ services:
     assert ferry.admin("/nothing")[0] == 404
 
 
-def test_access_log_writes_one_line_per_call(grpc_upstream, ferry_factory):
-    port, _ = grpc_upstream
-    listen, admin = free_port(), free_port()
-    ferry = ferry_factory(config=f"""admin: {{address: "127.0.0.1:{admin}", access_log: true}}
-listeners:
-  - {{name: in, address: "127.0.0.1:{listen}", service: svc, max_deadline: 30s}}
-services:
-  svc: {{endpoints: ["127.0.0.1:{port}"]}}
-""", ports={"in": listen}, admin_port=admin)
-    with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
-        for _ in range(10):
-            channel.unary_unary("/ferry.test.Echo/Unary")(b"x", timeout=5)
-    assert wait_until(lambda: len([r for r in ferry.log_records() if r.get("msg") == "call"]) >= 10, 5)
-    lines = [r for r in ferry.log_records() if r.get("msg") == "call"]
-    assert len(lines) == 10, lines
-    line = lines[0]
-    for key, want in (("listener", "in"), ("service", "svc"), ("path", "/ferry.test.Echo/Unary"), ("status", "OK"),
-                      ("attempts", "1"), ("endpoint", f"127.0.0.1:{port}")):
-        assert line.get(key) == want, line
-    assert float(line["duration_ms"]) > 0 and line["deadline_ms"].isdigit(), line
-
-
 def test_version_build_info_and_process_metrics(grpc_upstream, ferry_factory):
     import os
     import subprocess
@@ -168,3 +193,28 @@ def test_version_build_info_and_process_metrics(grpc_upstream, ferry_factory):
     assert value(samples, "process_threads") >= 3
     started = value(samples, "process_start_time_seconds")
     assert time.time() - 120 < started <= time.time() + 1, started
+
+
+def test_a_killed_endpoint_shows_unreachable_not_a_fast_estimate(ferry_factory):
+    from echo_server import make_server
+    server_a, port_a, _ = make_server(0)
+    server_b, port_b, _ = make_server(0)
+    try:
+        ferry = ferry_factory({"svc": [port_a, port_b]}, service_options="    balancer: round-robin")
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            unary = channel.unary_unary("/ferry.test.Echo/Unary")
+            for _ in range(20):
+                assert unary(b"x", timeout=5) == b"x"
+            server_a.stop(grace=None).wait()
+            # Calls go on (a connect refused is placed again on B); A's connects keep failing.
+            for _ in range(20):
+                assert unary(b"x", timeout=5) == b"x"
+        _, body = ferry.admin("/endpoints")
+        a, b = sorted(json.loads(body)["svc"], key=lambda e: e["address"] != f"127.0.0.1:{port_a}")
+        assert a["address"] == f"127.0.0.1:{port_a}"
+        assert a["state"] in ("unreachable", "ejected", "probing"), a
+        assert a["state"] != "active" and a["latency_estimate_ms"] is None and a["connections"] == 0, a
+        assert a.get("connect_error") == "Connection refused" or a["state"] != "unreachable", a
+        assert b["state"] == "active" and b["connections"] >= 1 and b["latency_estimate_ms"] > 0, b
+    finally:
+        server_b.stop(grace=None)

@@ -65,3 +65,33 @@ def test_a_bad_log_level_or_format_is_an_error(tmp_path):
                               ("--log-format", "xml", "--log-format takes text or json, not 'xml'")):
         out = subprocess.run([ferry_binary(), "run", "--config", str(path), flag, value], capture_output=True, text=True, timeout=10)
         assert out.returncode == 64 and says in out.stderr, (out.returncode, out.stderr)
+
+
+def run_briefly(path, port, *flags):
+    """Starts ferry with `flags`, makes one call through it, stops it: its output."""
+    import grpc
+    from conftest import CHANNEL_OPTIONS, wait_for_port
+    proc = subprocess.Popen([ferry_binary(), "run", "--config", str(path), *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port)
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as channel:
+            assert channel.unary_unary("/ferry.test.Echo/Unary")(b"x", timeout=5) == b"x"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    return out
+
+
+def test_the_config_sets_level_and_format_and_a_flag_overrides_it(grpc_upstream, tmp_path):
+    upstream, _ = grpc_upstream
+    port = free_port()
+    path = tmp_path / "ferry.yaml"
+    path.write_text("log: {format: json, level: debug}\n" + config(port, upstream))
+    records = [json.loads(line) for line in run_briefly(path, port).splitlines()]
+    assert any(r["msg"] == "ferry started" for r in records), records
+    assert any(r["level"] == "debug" and r["msg"] == "upstream connected" for r in records), \
+        "log.level: debug lets debug lines through"
+    text = run_briefly(path, port, "--log-format", "text", "--log-level", "info").splitlines()
+    assert text and all(line.startswith("ts=") for line in text), text
+    assert not any("level=debug" in line for line in text), text

@@ -30,7 +30,8 @@ def test_the_debian_package_installs_verifies_runs_and_purges(tmp_path):
                  "./usr/share/man/man1/ferry.1.gz", "./usr/share/doc/ferry/copyright", "./usr/share/doc/ferry/changelog.gz"):
         assert path in contents, (path, contents)
     assert run("dpkg-deb", "--field", deb, "Package").stdout.strip() == "ferry"
-    assert run("dpkg-deb", "--info", deb, "conffiles").stdout.split() == ["/etc/ferry/ferry.yaml"], "the config is a conffile"
+    assert run("dpkg-deb", "--info", deb, "conffiles").stdout.split() == ["/etc/ferry/ferry.yaml", "/etc/logrotate.d/ferry"], \
+        "the config and the logrotate file are conffiles"
 
     installed = run("dpkg", "-i", deb)
     try:
@@ -43,9 +44,12 @@ def test_the_debian_package_installs_verifies_runs_and_purges(tmp_path):
         assert verify.returncode == 0 and verify.stdout + verify.stderr == "", verify.stdout + verify.stderr
         unit = open("/lib/systemd/system/ferry.service").read()
         for line in ("ExecStart=/usr/bin/ferry run --config /etc/ferry/ferry.yaml", "ExecReload=/bin/kill -HUP $MAINPID",
-                     "KillSignal=SIGTERM", "Restart=on-failure", "User=ferry", "NoNewPrivileges=yes", "ProtectSystem=strict"):
+                     "KillSignal=SIGTERM", "Restart=on-failure", "User=ferry", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                     "LogsDirectory=ferry"):
             assert line in unit, line
         assert run("/usr/bin/ferry", "check", "/etc/ferry/ferry.yaml").returncode == 0
+        rotate = open("/etc/logrotate.d/ferry").read()
+        assert "/var/log/ferry/*.log" in rotate and "systemctl reload ferry.service" in rotate, rotate
         man = run("man", "-l", "/usr/share/man/man1/ferry.1.gz", env={**os.environ, "MANPAGER": "cat", "PAGER": "cat"})
         assert "ferry run --config <path>" in man.stdout and "ferry check" in man.stdout, man.stdout[:500]
 
