@@ -60,7 +60,20 @@ public struct DNSEndpointSource: EndpointSource {
             }
         }
         let refresh = ttl == .max ? config.minTTL : min(max(Duration.seconds(Int64(ttl)), config.minTTL), config.maxTTL)
-        return EndpointSnapshot(endpoints: endpoints, refreshAfter: refresh)
+        var snapshot = EndpointSnapshot(endpoints: endpoints, refreshAfter: refresh)
+        if endpoints.isEmpty { snapshot.emptyBecause = await emptyAnswer(server: server) }
+        return snapshot
+    }
+
+    /// What the resolver said of the name when it gave no endpoint: `127.0.0.1:53 answered
+    /// x.test A with NXDOMAIN` (or `with no records`), asked again for the first type.
+    private func emptyAnswer(server: SocketAddress) async -> String {
+        let type: DNSRecordType = config.recordType == .srv ? .srv : addressTypes[0]
+        let types = config.recordType == .addresses ? "A+AAAA" : "\(type)".uppercased()
+        let rcode = (try? await client.query(name: config.name, type: type, server: server,
+                                             timeout: .nanoseconds(config.queryTimeout.totalNanoseconds)))?.rcode
+        let said = rcode == 3 ? "NXDOMAIN" : "no usable records"
+        return "\(DNSClient.describe(server)) answered \(config.name) \(types) with \(said)"
     }
 
     private var addressTypes: [DNSRecordType] {

@@ -23,10 +23,13 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 public struct EndpointSnapshot: Sendable, Equatable {
     public var endpoints: [Endpoint]
     public var refreshAfter: Duration?
+    /// Why there are no endpoints, when the source can say (a resolver's NXDOMAIN).
+    public var emptyBecause: String?
 
-    public init(endpoints: [Endpoint], refreshAfter: Duration?) {
+    public init(endpoints: [Endpoint], refreshAfter: Duration?, emptyBecause: String? = nil) {
         self.endpoints = endpoints
         self.refreshAfter = refreshAfter
+        self.emptyBecause = emptyBecause
     }
 }
 

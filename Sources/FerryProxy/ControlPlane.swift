@@ -43,6 +43,8 @@ actor ControlPlane {
     /// reloads and rebinds: connections accepted earlier count until they close).
     private var admissions: [String: ListenerAdmission] = [:]
     private var nextSourceID = 0
+    /// Why each service's discovery last failed or found nothing, while it does (for `/ready`).
+    private var discoveryFailures: [String: String] = [:]
     private var stopped = false
     /// The running configuration's TLS material, and its files as last read (rotation).
     private(set) var security = SecurityPlan()
@@ -119,20 +121,27 @@ actor ControlPlane {
                 fresh.append((service.name, makeEndpointSource(service.discovery, dns: dns)))
             }
         }
-        let firstReads = await withTaskGroup(of: (String, EndpointSnapshot?).self) { group in
+        let firstReads = await withTaskGroup(of: (String, EndpointSnapshot?, String?).self) { group in
             for (name, source) in fresh {
                 group.addTask { [logger] in
                     do {
-                        return (name, try await source.read())
+                        let snapshot = try await source.read()
+                        guard snapshot.endpoints.isEmpty, let why = snapshot.emptyBecause else { return (name, snapshot, nil) }
+                        logger.warning("discovery found no endpoints", metadata: ["service": "\(name)", "source": "\(source)",
+                                                                                 "answer": "\(why)"])
+                        return (name, snapshot, "\(source): \(why)")
                     } catch {
                         logger.error("discovery failed; the service has no endpoints until it succeeds",
                                      metadata: ["service": "\(name)", "source": "\(source)", "error": "\(error)"])
-                        return (name, nil)
+                        return (name, nil, "\(source): \(error)")
                     }
                 }
             }
             var reads: [String: EndpointSnapshot?] = [:]
-            for await (name, snapshot) in group { reads[name] = snapshot }
+            for await (name, snapshot, failure) in group {
+                reads[name] = snapshot
+                discoveryFailures[name] = failure
+            }
             return reads
         }
         var started: [(String, EndpointSource, EndpointSnapshot?)] = []
@@ -180,15 +189,25 @@ actor ControlPlane {
         }
         for (name, source, snapshot) in started where snapshot?.refreshAfter != nil || snapshot == nil {
             let id = nextSources[name]!.id
-            nextSources[name]!.watcher = EndpointWatcher(source: source, initial: snapshot, service: name, logger: logger) { [weak self] endpoints in
+            nextSources[name]!.watcher = EndpointWatcher(source: source, initial: snapshot, service: name, logger: logger,
+                                                         onFailure: { [weak self] failure in
+                await self?.discoveryFailed(service: name, sourceID: id, failure: failure)
+            }) { [weak self] endpoints in
                 await self?.endpointsChanged(service: name, sourceID: id, endpoints: endpoints)
             }
         }
         sources = nextSources
+        discoveryFailures = discoveryFailures.filter { sources[$0.key] != nil }
         current = config
         loadedAt = .now
         loadedAtWallClock = Self.wallClockSeconds()
         return config.listeners.compactMap { listeners[$0.name]?.channel.localAddress }
+    }
+
+    /// A discovery source failed to read (why), or read again after failing (nil).
+    private func discoveryFailed(service: String, sourceID: Int, failure: String?) {
+        guard sources[service]?.id == sourceID else { return }
+        discoveryFailures[service] = failure
     }
 
     /// A discovery source found a new endpoint set: every loop takes it.
@@ -216,7 +235,8 @@ actor ControlPlane {
     func readiness() -> (ready: Bool, reason: String) {
         guard let current, !stopped else { return (false, stopped ? "shutting down" : "starting") }
         for service in current.services where !service.allowNoEndpoints && (sources[service.name]?.endpoints.isEmpty ?? true) {
-            return (false, "service \"\(service.name)\" has no endpoints")
+            let why = discoveryFailures[service.name].map { " (discovery: \($0))" } ?? ""
+            return (false, "service \"\(service.name)\" has no endpoints\(why)")
         }
         return (true, "ready")
     }

@@ -294,3 +294,28 @@ def test_dns_aaaa_records_reach_an_ipv6_upstream(ferry_factory):
     finally:
         dns.stop()
         server.stop(grace=None)
+
+
+def test_a_name_that_does_not_resolve_is_logged_and_named_by_ready(ferry_factory):
+    server, p, _ = upstream("alpha")
+    dns = Dnsmasq("127.0.0.1 other.svc.test\n")
+    port, admin = free_port(), free_port()
+    ferry = ferry_factory(config=f"admin: {{address: '127.0.0.1:{admin}'}}\n" + single_service_config(
+        port, f"{{dns: {{name: missing.svc.test, port: {p}, resolver: '127.0.0.1:{dns.port}'}}}}"),
+        ports={"in": port}, admin_port=admin)
+    try:
+        answer = f"127.0.0.1:{dns.port} answered missing.svc.test A+AAAA with NXDOMAIN"
+        status, reason = ferry.admin("/ready")
+        assert status == 503, reason
+        assert reason == f'service "svc" has no endpoints (discovery: DNS A+AAAA missing.svc.test: {answer})\n', reason
+        found = [r for r in ferry.log_records() if r["msg"] == "discovery found no endpoints"]
+        assert found and found[0]["service"] == "svc" and found[0]["answer"] == answer, found
+        # The name appears: the watcher's next read finds it, /ready is ready, calls flow.
+        dns.set_hosts("127.0.0.1 missing.svc.test\n")
+        assert wait_until(lambda: ferry.admin("/ready")[0] == 200, 10), ferry.admin("/ready")
+        assert ferry.admin("/ready")[1] == "ready\n"
+        with grpc.insecure_channel(ferry.target, options=CHANNEL_OPTIONS) as channel:
+            assert channel.unary_unary("/ferry.test.Echo/Unary")(b"x", timeout=5) == b"x"
+    finally:
+        dns.stop()
+        server.stop(grace=None)
