@@ -34,36 +34,89 @@ public enum ConfigLoader {
     }
 
     private static func decode(_ root: YAMLValue, source: String, directory: String) throws -> FerryConfig {
-        let top = try root.mapping(allowed: ["admin", "runtime", "log", "access_log", "listeners", "services"])
-        let admin = try top["admin"].map(decodeAdmin)
-        let runtime = try top["runtime"].map(decodeRuntime) ?? RuntimeConfig()
-        let log = try top["log"].map(decodeLog) ?? LogConfig()
-        let accessLog = try top["access_log"].flatMap { try decodeAccessLog($0, configDirectory: directory) }
+        var errors: [ConfigError] = []
+        let config = try decode(root, source: source, directory: directory, errors: &errors)
+        if let first = errors.first { throw first }
+        return config!
+    }
 
-        let servicesValue = try top.required("services")
+    /// Every error in the file, in the order they appear, and the configuration when there
+    /// are none (`ferry check`). Sections and each service and listener are checked on their
+    /// own, so one mistake does not hide the next; within one item the first error is reported.
+    public static func check(path: String) -> (config: FerryConfig?, errors: [ConfigError]) {
+        do {
+            let root = try compose(yaml: try readText(path), source: path)
+            var errors: [ConfigError] = []
+            let config = try decode(root, source: path, directory: TextFile.directory(of: path), errors: &errors)
+            let sorted = errors.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
+            return (sorted.isEmpty ? config : nil, sorted)
+        } catch let error as ConfigError {
+            return (nil, [error])
+        } catch {
+            return (nil, [ConfigError(file: path, line: 0, column: 0, key: "", message: "\(error)")])
+        }
+    }
+
+    /// Decodes what it can, adding each section's or item's error to `errors`; nil when a
+    /// required part is missing or broken.
+    private static func decode(_ root: YAMLValue, source: String, directory: String, errors: inout [ConfigError]) throws -> FerryConfig? {
+        func attempt<T>(_ body: () throws -> T) -> T? {
+            do {
+                return try body()
+            } catch let error as ConfigError {
+                errors.append(error)
+                return nil
+            } catch {
+                errors.append(root.error("\(error)"))
+                return nil
+            }
+        }
+        let top = try root.mapping(allowed: ["admin", "runtime", "log", "access_log", "listeners", "services"], errors: &errors)
+        let admin = attempt { try top["admin"].map(decodeAdmin) } ?? nil
+        let runtime = attempt { try top["runtime"].map(decodeRuntime) ?? RuntimeConfig() } ?? RuntimeConfig()
+        let log = attempt { try top["log"].map(decodeLog) ?? LogConfig() } ?? LogConfig()
+        let accessLog = attempt { try top["access_log"].flatMap { try decodeAccessLog($0, configDirectory: directory) } } ?? nil
+
         var services: [ServiceConfig] = []
-        for (name, value) in try servicesValue.mapping(allowed: [String](Self.anyKey(servicesValue))).entries {
-            guard isValidName(name) else { throw value.error("service names use letters, digits, '-', '_' and '.'") }
-            services.append(try decodeService(name: name, value, configDirectory: directory))
+        // A service that did not decode still exists for the listeners' references (no
+        // second error about it), but makes the whole configuration invalid.
+        var standIns: [ServiceConfig] = []
+        if let servicesValue = attempt({ try top.required("services") }),
+           let entries = attempt({ try servicesValue.mapping(allowed: [String](Self.anyKey(servicesValue))).entries }) {
+            for (name, value) in entries {
+                guard isValidName(name) else {
+                    errors.append(value.error("service names use letters, digits, '-', '_' and '.'"))
+                    continue
+                }
+                if let service = attempt({ try decodeService(name: name, value, configDirectory: directory) }) {
+                    services.append(service)
+                } else {
+                    standIns.append(ServiceConfig(name: name, endpoints: []))
+                }
+            }
+            if entries.isEmpty { errors.append(servicesValue.error("at least one service is required")) }
         }
-        guard !services.isEmpty else { throw servicesValue.error("at least one service is required") }
 
-        let listenersValue = try top.required("listeners")
         var listeners: [ListenerConfig] = []
-        for item in try listenersValue.sequence() {
-            let listener = try decodeListener(item, services: services, configDirectory: directory)
-            if listeners.contains(where: { $0.name == listener.name }) {
-                throw item.error("a listener named \"\(listener.name)\" is already defined")
+        if let listenersValue = attempt({ try top.required("listeners") }), let items = attempt({ try listenersValue.sequence() }) {
+            for item in items {
+                guard let listener = attempt({ try decodeListener(item, services: services + standIns, configDirectory: directory) }) else {
+                    continue
+                }
+                if listeners.contains(where: { $0.name == listener.name }) {
+                    errors.append(item.error("a listener named \"\(listener.name)\" is already defined"))
+                } else if listeners.contains(where: { $0.address == listener.address }) {
+                    errors.append(item.error("another listener already uses \(listener.address)"))
+                } else {
+                    listeners.append(listener)
+                }
             }
-            if listeners.contains(where: { $0.address == listener.address }) {
-                throw item.error("another listener already uses \(listener.address)")
-            }
-            listeners.append(listener)
+            if items.isEmpty { errors.append(listenersValue.error("at least one listener is required")) }
         }
-        guard !listeners.isEmpty else { throw listenersValue.error("at least one listener is required") }
         if let admin, listeners.contains(where: { $0.address == admin.address }) {
-            throw (top["admin"] ?? root).error("the admin address \(admin.address) is also a data listener's address")
+            errors.append((top["admin"] ?? root).error("the admin address \(admin.address) is also a data listener's address"))
         }
+        guard errors.isEmpty else { return nil }
         var config = FerryConfig(admin: admin, runtime: runtime, listeners: listeners, services: services, source: source)
         config.log = log
         config.accessLog = accessLog

@@ -30,6 +30,27 @@ struct YAMLValue {
         return YAMLMapping(owner: self, entries: entries)
     }
 
+    /// As `mapping(allowed:)`, but an unknown or repeated key is added to `errors` and skipped.
+    func mapping(allowed: [String], errors: inout [ConfigError]) throws -> YAMLMapping {
+        guard case .mapping(let mapping) = node.content else { throw error("expected a mapping") }
+        var kept: [(String, YAMLValue)] = []
+        for (keyNode, valueNode) in mapping {
+            let single = YAMLValue(node: YAMLNode(content: .mapping([(keyNode, valueNode)]), line: node.line, column: node.column),
+                                   path: path, file: file)
+            do {
+                let entry = try single.mapping(allowed: allowed).entries[0]
+                if kept.contains(where: { $0.0 == entry.0 }) {
+                    errors.append(entry.1.error("key \"\(entry.0)\" appears twice"))
+                    continue
+                }
+                kept.append(entry)
+            } catch let error as ConfigError {
+                errors.append(error)
+            }
+        }
+        return YAMLMapping(owner: self, entries: kept)
+    }
+
     func sequence() throws -> [YAMLValue] {
         guard case .sequence(let sequence) = node.content else { throw error("expected a list") }
         return sequence.enumerated().map { i, item in

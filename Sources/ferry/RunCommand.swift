@@ -152,20 +152,22 @@ struct Check: FerryCommand {
 
     init(_ arguments: ParsedArguments) { file = arguments.argument(0) }
 
+    /// Every problem in the file (each section, service and listener checked on its own),
+    /// then what can be checked offline of a valid one: TLS files, endpoints files.
     func run() throws {
-        do {
-            let config = try ConfigLoader.load(path: file)
-            let problems = TLSContexts.problems(in: config).map { "\($0)" } + Self.endpointFileProblems(in: config)
-            guard problems.isEmpty else {
-                for problem in problems { printError("\(problem)") }
-                throw ExitStatus(1)
-            }
-            print("\(file): OK")
-            for line in ConfigSummary.lines(config) { print(line) }
-        } catch let error as ConfigError {
-            printError("\(error)")
+        let (checked, errors) = ConfigLoader.check(path: file)
+        guard let config = checked else {
+            for error in errors { printError("\(error)") }
+            if errors.count > 1 { printError("\(file): \(errors.count) errors") }
             throw ExitStatus(1)
         }
+        let problems = TLSContexts.problems(in: config).map { "\($0)" } + Self.endpointFileProblems(in: config)
+        guard problems.isEmpty else {
+            for problem in problems { printError("\(problem)") }
+            throw ExitStatus(1)
+        }
+        print("\(file): OK")
+        for line in ConfigSummary.lines(config) { print(line) }
     }
 }
 

@@ -1,5 +1,8 @@
 import FerryConfig
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class LogConfigTests: XCTestCase {
     private let base = """
@@ -66,5 +69,53 @@ final class LogConfigTests: XCTestCase {
         let changes = ConfigChanges.describe(from: before, to: after)
         XCTAssertTrue(changes.contains("log changed (takes effect at the next start)"), "\(changes)")
         XCTAssertTrue(changes.contains("access_log changed"), "\(changes)")
+    }
+}
+
+final class CheckAllErrorsTests: XCTestCase {
+    func testEveryErrorInTheFileIsReportedInOrder() throws {
+        let yaml = """
+        admin: { adress: "127.0.0.1:9990" }
+        runtime: { event_loops: 0 }
+        listeners:
+          - { name: in, address: "127.0.0.1:4140", service: broken }
+          - { name: out, address: "300.1.1.1:4141", service: good }
+          - { name: other, address: "127.0.0.1:4142", service: nowhere }
+        services:
+          good: { endpoints: ["127.0.0.1:8080"] }
+          broken: { endpoints: ["127.0.0.1:8081"], timeout: soon }
+        tracing: {}
+
+        """
+        let path = "/tmp/ferry-check-\(getpid()).yaml"
+        FileManagerless.store(path, yaml)
+        defer { unlink(path) }
+        let (config, errors) = ConfigLoader.check(path: path)
+        XCTAssertNil(config)
+        let lines = errors.map(\.line)
+        XCTAssertEqual(lines, lines.sorted(), "in the file's order")
+        let text = errors.map(\.description)
+        XCTAssertEqual(errors.count, 6, text.joined(separator: "\n"))
+        XCTAssertTrue(text[0].contains("admin.adress: unknown key \"adress\" (did you mean \"address\"?)"), text[0])
+        XCTAssertTrue(text[1].contains("runtime.event_loops"), text[1])
+        XCTAssertTrue(text[2].contains("300.1.1.1"), text[2])
+        XCTAssertTrue(text[3].contains("no service named \"nowhere\""), text[3])
+        XCTAssertTrue(text[4].contains("services.broken.timeout"), text[4])
+        XCTAssertTrue(text[5].contains("unknown key \"tracing\""), text[5])
+        XCTAssertFalse(text.contains { $0.contains("no service named \"broken\"") }, "a broken service is not also missing")
+
+        // load() still throws the first error only.
+        XCTAssertThrowsError(try ConfigLoader.load(path: path))
+        FileManagerless.store(path, "listeners: []\nservices: {}\n")
+        let empty = ConfigLoader.check(path: path).errors.map(\.description)
+        XCTAssertEqual(empty.count, 2, "\(empty)")
+    }
+}
+
+private enum FileManagerless {
+    static func store(_ path: String, _ text: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
     }
 }

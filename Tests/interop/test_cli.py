@@ -89,6 +89,32 @@ def test_check_names_file_line_column_and_key_of_a_typo(tmp_path):
                                  '(did you mean "connect_timeout"?)'), out.stderr
 
 
+def test_check_reports_every_error_in_the_file_not_only_the_first(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("""admin: {adress: 127.0.0.1:9990}
+listeners:
+  - {name: a, address: "127.0.0.1:4140", service: greeter}
+  - {name: b, address: "http://127.0.0.1:4141", service: greeter}
+  - {name: c, address: "127.0.0.1:4142", service: nowhere}
+services:
+  greeter:
+    endpoints: [127.0.0.1:50051]
+    conect_timeout: 1s
+  other:
+    endpoints: ["300.1.1.1:80"]
+""")
+    out = subprocess.run([ferry_binary(), "check", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert [line.split(":")[1] for line in lines[:-1]] == ["1", "4", "5", "9", "11"], out.stderr
+    assert 'admin.adress: unknown key "adress"' in lines[0]
+    assert "listeners[1].address" in lines[1] and "http://" in lines[1], lines[1]
+    assert 'no service named "nowhere"' in lines[2]
+    assert 'unknown key "conect_timeout"' in lines[3]
+    assert "300.1.1.1" in lines[4]
+    assert lines[-1] == f"{path}: 5 errors"
+
+
 def test_run_refuses_a_broken_config_with_exit_code_2(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(BAD.replace("conect_timeout", "connect_timeout").replace("127.0.0.1:50051", "127.0.0.1:99999"))
@@ -130,7 +156,7 @@ def test_help_lists_every_command_and_each_command_its_options():
     out = ferry("run", "--help")
     assert out.returncode == 0
     assert "USAGE: ferry run --config <path> [options]" in out.stdout
-    assert "--log-level <level>" in out.stdout and "(default: info)" in out.stdout
+    assert "--log-level <level>" in out.stdout and "(default: the config's log.level, else info)" in out.stdout
 
 
 def test_command_line_mistakes_name_the_mistake_and_exit_64(tmp_path):
