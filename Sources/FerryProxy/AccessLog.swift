@@ -11,7 +11,7 @@ final class AccessLog {
     let sink: AccessLogSink
     private let eventLoop: EventLoop
     private var random = FastRandom()
-    private var buffer: [UInt8] = []
+    private var buffer = ByteBufferAllocator().buffer(capacity: AccessLog.flushBytes + 1024)
     private var lines = 0
     private var flushScheduled = false
     static let flushBytes = 64 << 10
@@ -48,24 +48,31 @@ final class AccessLog {
     static func uuid(_ high: UInt64, _ low: UInt64) -> String {
         let high = (high & ~0xF000) | 0x4000                       // version 4
         let low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // variant 10
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
-            if index == 8 || index == 12 { out.append(UInt8(ascii: "-")) }
-            out.append(digits[Int((high >> UInt64(shift)) & 0xF)])
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var at = 0
+            func put(_ bits: UInt64, _ digits: Int, dashesAfter: (Int, Int)) {
+                for i in 0..<digits {
+                    let nibble = UInt8(truncatingIfNeeded: (bits >> UInt64(4 * (digits - 1 - i))) & 0xF)
+                    out[at] = nibble < 10 ? UInt8(ascii: "0") &+ nibble : UInt8(ascii: "a") &+ (nibble &- 10)
+                    at += 1
+                    if i + 1 == dashesAfter.0 || i + 1 == dashesAfter.1 {
+                        out[at] = UInt8(ascii: "-")
+                        at += 1
+                    }
+                }
+            }
+            put(high, 16, dashesAfter: (8, 12))
+            out[at] = UInt8(ascii: "-")
+            at += 1
+            put(low, 16, dashesAfter: (4, 0))
+            return at
         }
-        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
-            if index == 0 || index == 4 { out.append(UInt8(ascii: "-")) }
-            out.append(digits[Int((low >> UInt64(shift)) & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     func write(_ entry: AccessLogEntry) {
-        buffer.append(contentsOf: entry.line(config.format).utf8)
+        entry.write(config.format, to: &buffer)
         lines += 1
-        if buffer.count >= Self.flushBytes {
+        if buffer.readableBytes >= Self.flushBytes {
             flush()
         } else if !flushScheduled {
             flushScheduled = true
@@ -78,10 +85,9 @@ final class AccessLog {
 
     /// Hands what the buffer holds to the writer thread.
     func flush() {
-        guard !buffer.isEmpty else { return }
-        sink.writer.submit(buffer, lines: lines, to: sink)
-        buffer = []
-        buffer.reserveCapacity(Self.flushBytes + 1024)
+        guard buffer.readableBytes > 0 else { return }
+        sink.writer.submit(Array(buffer.readableBytesView), lines: lines, to: sink)
+        buffer.clear()
         lines = 0
     }
 }

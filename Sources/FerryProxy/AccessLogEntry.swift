@@ -1,6 +1,7 @@
 import FerryAdmin
 import FerryConfig
 import FerryGRPC
+import NIOCore
 
 /// One call as the access log writes it: who called (client address, verified identity), what
 /// (authority, method, path, request id), where it went (service, every endpoint tried) and how
@@ -36,81 +37,134 @@ struct AccessLogEntry {
         return GRPCStatusCode(rawValue: grpcStatus)?.name ?? String(grpcStatus)
     }
 
-    private var fields: [(String, Value)] {
-        var fields: [(String, Value)] = [
-            ("time", .text(LogText.timestamp(unixMillis: startUnixMillis))),
-            ("listener", .text(listener)),
-            ("client", .text(client)),
-        ]
-        if let identity { fields.append(("identity", .text(identity))) }
-        fields += [
-            ("authority", .text(authority)), ("method", .text(method)), ("path", .text(path)),
-            ("request_id", .text(requestID)), ("service", .text(service)),
-            ("status", .text(status)),
-        ]
-        if grpc, let grpcStatus { fields.append(("grpc_status", .number(String(grpcStatus)))) }
-        fields += [
-            ("http_status", .number(String(httpStatus))),
-            ("duration_ms", .number(Self.millis(durationNanoseconds))),
-            ("request_bytes", .number(String(requestBytes))),
-            ("response_bytes", .number(String(responseBytes))),
-            ("attempts", .number(String(attempts))),
-            ("endpoints", .list(endpointsTried)),
-            ("endpoint", .text(endpointsTried.last ?? "-")),
-            ("deadline_ms", deadlineNanoseconds.map { .number(String($0 / 1_000_000)) } ?? .none),
-        ]
-        if let proxyError { fields.append(("error", .text(proxyError))) }
-        return fields
-    }
-
-    private enum Value {
-        case text(String)
-        case number(String)
-        case list([String])
-        case none
-    }
-
     /// The line, newline included.
     func line(_ format: LogFormat) -> String {
-        var out = ""
-        out.reserveCapacity(400)
-        switch format {
-        case .text:
-            for (index, (key, value)) in fields.enumerated() {
-                if index > 0 { out.append(" ") }
-                out += key
-                out.append("=")
-                switch value {
-                case .text(let text): out += LogText.logfmt(text)
-                case .number(let number): out += number
-                case .list(let items): out += LogText.logfmt(items.isEmpty ? "-" : items.joined(separator: ","))
-                case .none: out += "none"
-                }
-            }
-        case .json:
-            out.append("{")
-            for (index, (key, value)) in fields.enumerated() {
-                if index > 0 { out.append(",") }
-                out.append("\"")
-                out += key
-                out += "\":"
-                switch value {
-                case .text(let text): out += JSON.string(text)
-                case .number(let number): out += number
-                case .list(let items): out += "[" + items.map(JSON.string).joined(separator: ",") + "]"
-                case .none: out += "null"
-                }
-            }
-            out.append("}")
-        }
-        out.append("\n")
-        return out
+        var out = ByteBufferAllocator().buffer(capacity: 512)
+        write(format, to: &out)
+        return String(buffer: out)
     }
 
-    /// Milliseconds with microseconds: `12.345`.
-    static func millis(_ nanoseconds: Int64) -> String {
-        let micros = max(0, nanoseconds / 1000)
-        let fraction = String(micros % 1000)
-        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+    /// The most bytes the line can take (strings as if every byte were escaped).
+    private var worstCase: Int {
+        var total = 1024    // keys, numbers, the timestamp, the status: under 600
+        for text in [listener, client, identity ?? "", authority, method, path, requestID, service, proxyError ?? ""] {
+            total += LineBytes.worstCase(of: text)
+        }
+        for endpoint in endpointsTried { total += 2 * LineBytes.worstCase(of: endpoint) + 1 }
+        return total
+    }
+
+    /// Appends the line (newline included) to `out`, written in place: no String per field.
+    func write(_ format: LogFormat, to out: inout ByteBuffer) {
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: worstCase) { memory in
+            var line = LineWriter(format: format, LineBytes(memory.baseAddress!.assumingMemoryBound(to: UInt8.self)))
+            line.open()
+            line.timestamp("time", startUnixMillis)
+            line.text("listener", listener)
+            line.text("client", client)
+            if let identity { line.text("identity", identity) }
+            line.text("authority", authority)
+            line.text("method", method)
+            line.text("path", path)
+            line.text("request_id", requestID)
+            line.text("service", service)
+            line.text("status", status)
+            if grpc, let grpcStatus { line.number("grpc_status", Int64(grpcStatus)) }
+            line.number("http_status", Int64(httpStatus))
+            line.millis("duration_ms", durationNanoseconds)
+            line.number("request_bytes", Int64(requestBytes))
+            line.number("response_bytes", Int64(responseBytes))
+            line.number("attempts", Int64(attempts))
+            line.list("endpoints", endpointsTried)
+            line.text("endpoint", endpointsTried.last ?? "-")
+            if let deadlineNanoseconds { line.number("deadline_ms", deadlineNanoseconds / 1_000_000) } else { line.null("deadline_ms") }
+            if let proxyError { line.text("error", proxyError) }
+            line.close()
+            return line.bytes.count
+        }
+    }
+
+    /// Writes `key=value ` pairs (logfmt) or `"key":value,` members (JSON).
+    private struct LineWriter {
+        let format: LogFormat
+        var bytes: LineBytes
+        private var first = true
+
+        init(format: LogFormat, _ bytes: LineBytes) {
+            self.format = format
+            self.bytes = bytes
+        }
+
+        mutating func open() {
+            if format == .json { bytes.byte(UInt8(ascii: "{")) }
+        }
+
+        mutating func close() {
+            if format == .json { bytes.byte(UInt8(ascii: "}")) }
+            bytes.byte(UInt8(ascii: "\n"))
+        }
+
+        private mutating func key(_ name: StaticString) {
+            switch format {
+            case .json:
+                bytes.literal(first ? "\"" : ",\"")
+                bytes.literal(name)
+                bytes.literal("\":")
+            case .text:
+                if !first { bytes.byte(UInt8(ascii: " ")) }
+                bytes.literal(name)
+                bytes.byte(UInt8(ascii: "="))
+            }
+            first = false
+        }
+
+        mutating func text(_ name: StaticString, _ value: String) {
+            key(name)
+            if format == .json { bytes.jsonString(value) } else { bytes.logfmt(value) }
+        }
+
+        mutating func number(_ name: StaticString, _ value: Int64) {
+            key(name)
+            bytes.int(value)
+        }
+
+        mutating func millis(_ name: StaticString, _ nanoseconds: Int64) {
+            key(name)
+            let micros = max(0, nanoseconds / 1000)
+            bytes.int(micros / 1000)
+            bytes.byte(UInt8(ascii: "."))
+            bytes.padded(Int(micros % 1000), width: 3)
+        }
+
+        mutating func timestamp(_ name: StaticString, _ unixMillis: Int64) {
+            key(name)
+            if format == .json { bytes.byte(UInt8(ascii: "\"")) }
+            bytes.timestamp(unixMillis: unixMillis)
+            if format == .json { bytes.byte(UInt8(ascii: "\"")) }
+        }
+
+        mutating func null(_ name: StaticString) {
+            key(name)
+            bytes.literal(format == .json ? "null" : "none")
+        }
+
+        mutating func list(_ name: StaticString, _ items: [String]) {
+            key(name)
+            if items.isEmpty {
+                bytes.literal(format == .json ? "[]" : "-")
+                return
+            }
+            switch format {
+            case .json:
+                bytes.byte(UInt8(ascii: "["))
+                for (index, item) in items.enumerated() {
+                    if index > 0 { bytes.byte(UInt8(ascii: ",")) }
+                    bytes.jsonString(item)
+                }
+                bytes.byte(UInt8(ascii: "]"))
+            case .text:
+                bytes.logfmt(items.count == 1 ? items[0] : items.joined(separator: ","))
+            }
+        }
     }
 }

@@ -59,6 +59,26 @@ final class AccessLogTests: XCTestCase {
         XCTAssertTrue(plain.line(.text).contains("endpoints=- endpoint=-"), "no attempt was made")
     }
 
+    func testControlCharactersAreEscapedAndNumbersWrittenWhole() {
+        var e = entry()
+        e.path = "/a\nb\u{01}c\\d\te"
+        e.requestBytes = Int.max
+        e.responseBytes = 1_000_000_000
+        e.durationNanoseconds = 1_000_000_007_999
+        let json = e.line(.json)
+        XCTAssertTrue(json.contains("\"path\":\"/a\\nb\\u0001c\\\\d\\te\""), json)
+        XCTAssertTrue(json.contains("\"request_bytes\":9223372036854775807,\"response_bytes\":1000000000"), json)
+        XCTAssertTrue(json.contains("\"duration_ms\":1000000.007,"), json)
+        let text = e.line(.text)
+        XCTAssertTrue(text.contains("path=\"/a\\nb\\u0001c\\\\d\\te\" "), text)
+        XCTAssertTrue(text.contains(" request_bytes=9223372036854775807 response_bytes=1000000000 "), text)
+        XCTAssertEqual(text.filter { $0 == "\n" }.count, 1, "one line, whatever the values hold")
+        var zero = AccessLogEntry()
+        zero.startUnixMillis = 0
+        XCTAssertTrue(zero.line(.json).hasPrefix("{\"time\":\"1970-01-01T00:00:00.000Z\""), zero.line(.json))
+        XCTAssertTrue(zero.line(.json).contains("\"attempts\":0,\"endpoints\":[],"), zero.line(.json))
+    }
+
     func testGeneratedRequestIDsAreVersion4UUIDs() {
         let id = AccessLog.uuid(0xFFFF_FFFF_FFFF_FFFF, 0)
         XCTAssertEqual(id, "ffffffff-ffff-4fff-8000-000000000000")
