@@ -30,7 +30,9 @@ public struct DemoReport: Sendable {
 /// Drives gRPC-shaped unary calls (one length-prefixed message each way) over one HTTP/2
 /// connection, on Ferry's own client-role layer, keeping `concurrency` calls in flight.
 public enum DemoClient {
+    /// `path`: the gRPC method called; `timeout`: a `grpc-timeout` sent with every call.
     public static func run(host: String, port: Int, calls: Int, concurrency: Int, payloadSize: Int = 64,
+                           path: String = "/ferry.demo.Echo/Say", timeout: String? = nil,
                            group: EventLoopGroup) async throws -> DemoReport {
         let channel = try await ClientBootstrap(group: group)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -45,7 +47,7 @@ public enum DemoClient {
         try await channel.eventLoop.submit {
             let h2 = try channel.pipeline.syncOperations.handler(type: H2Connection.self)
             h2.activateIfChannelActive()
-            let driver = DemoDriver(connection: h2, authority: "\(host):\(port)", calls: calls,
+            let driver = DemoDriver(connection: h2, authority: "\(host):\(port)", path: path, timeout: timeout, calls: calls,
                                     concurrency: concurrency, payloadSize: payloadSize, promise: promise)
             driver.start()
         }.get()
@@ -64,14 +66,16 @@ private final class DemoDriver {
     var report = DemoReport()
     let startTime = NIODeadline.now()
 
-    init(connection: H2Connection, authority: String, calls: Int, concurrency: Int, payloadSize: Int,
+    init(connection: H2Connection, authority: String, path: String, timeout: String?, calls: Int, concurrency: Int, payloadSize: Int,
          promise: EventLoopPromise<DemoReport>) {
         self.connection = connection
         self.calls = calls
         self.concurrency = concurrency
         self.promise = promise
-        self.headers = H2Headers([(":method", "POST"), (":scheme", "http"), (":path", "/ferry.demo.Echo/Say"),
-                                  (":authority", authority), ("content-type", "application/grpc"), ("te", "trailers")])
+        var headers = H2Headers([(":method", "POST"), (":scheme", "http"), (":path", path),
+                                 (":authority", authority), ("content-type", "application/grpc"), ("te", "trailers")])
+        if let timeout { headers.append(name: "grpc-timeout", value: timeout) }
+        self.headers = headers
         var message = ByteBufferAllocator().buffer(capacity: payloadSize + 5)
         message.writeInteger(UInt8(0))
         message.writeInteger(UInt32(payloadSize))

@@ -16,6 +16,7 @@ struct Demo: FerryCommand {
             OptionSpec(long: "concurrency", value: "n", defaultValue: "32", help: "Calls in flight at once."),
             OptionSpec(long: "payload", value: "bytes", defaultValue: "128", help: "Payload bytes per message."),
             OptionSpec(long: "port", value: "port", defaultValue: "0", help: "Port for Ferry's listener (0 picks a free one)."),
+            OptionSpec(long: "skip-phases", help: "Only the first run: skip the slow, failing, deadline and hedging phases."),
             OptionSpec(long: "serve", help: "Keep Ferry and the upstreams running after the report, until SIGINT/SIGTERM."),
             OptionSpec(long: "admin-port", value: "port", defaultValue: "0", help: "Port for the admin server (/metrics, /endpoints; 0 picks a free one)."),
             OptionSpec(long: "log-level", value: "level", defaultValue: "warning", help: "Log level."),
@@ -27,6 +28,7 @@ struct Demo: FerryCommand {
     let payload: Int
     let port: Int
     let serve: Bool
+    let skipPhases: Bool
     let adminPort: Int
     let logLevel: Logger.Level
     let logFormat: LogFormat
@@ -37,6 +39,7 @@ struct Demo: FerryCommand {
         payload = try arguments.int("payload")!
         port = try arguments.int("port")!
         serve = arguments.flag("serve")
+        skipPhases = arguments.flag("skip-phases")
         adminPort = try arguments.int("admin-port")!
         (logLevel, logFormat) = try LogSetup.parse(level: arguments.string("log-level")!, format: arguments.string("log-format")!)
         guard calls >= 1, concurrency >= 1, payload >= 0, (0...65535).contains(port), (0...65535).contains(adminPort) else {
@@ -52,15 +55,11 @@ struct Demo: FerryCommand {
             try await EchoUpstream.start(name: "echo-2", group: group),
             try await EchoUpstream.start(name: "echo-3", failEvery: 50, group: group),
         ]
-        var service = ServiceConfig(
-            name: "demo-echo",
-            endpoints: upstreams.map { EndpointConfig(address: HostPort(host: "127.0.0.1", port: $0.port), weight: 1) })
-        service.pool.idleTimeout = .seconds(60)
-        let listener = ListenerConfig(name: "demo", address: HostPort(host: "127.0.0.1", port: port),
-                                      service: service.name, http2: HTTP2Config())
         // An admin server on a free port: the demo reads its own metrics (retries) from it.
-        let admin = AdminConfig(address: HostPort(host: "127.0.0.1", port: adminPort))
-        let config = FerryConfig(admin: admin, runtime: RuntimeConfig(), listeners: [listener], services: [service], source: "<demo>")
+        var config = try ConfigLoader.parse(yaml: ResilienceDemo.configuration(upstreams: upstreams), source: "<demo>")
+        // Port 0 (pick a free one) is not a port a configuration file may name.
+        config.listeners[0].address = HostPort(host: "127.0.0.1", port: port)
+        config.admin?.address = HostPort(host: "127.0.0.1", port: adminPort)
         let server = FerryServer(config: config, group: group, logger: logger)
         let address = try await server.start()[0]
         let proxyPort = address.port ?? 0
@@ -82,6 +81,11 @@ struct Demo: FerryCommand {
         let retries = metrics.split(separator: "\n").first { $0.hasPrefix("ferry_retries_total{service=\"demo-echo\"}") }
             .flatMap { $0.split(separator: " ").last }.map(String.init) ?? "0"
         print("Retries made by the default policy (echo-3's UNAVAILABLE answers, sent again to another upstream): \(retries)")
+        var healthy = !report.statuses.keys.contains { $0 != "OK" && $0 != "UNAVAILABLE" } && report.corruptedBodies == 0
+        if !skipPhases {
+            let phases = ResilienceDemo(server: server, upstreams: upstreams, port: proxyPort, group: group)
+            healthy = try await phases.run() && healthy
+        }
 
         if serve {
             // A gRPC request body for h2load (one length-prefixed message), so the command works as printed.
@@ -99,8 +103,7 @@ struct Demo: FerryCommand {
         await server.shutdown(drainTimeout: .seconds(2))
         for upstream in upstreams { await upstream.stop() }
         try? await group.shutdownGracefully()
-        let failedUnexpectedly = report.statuses.keys.contains { $0 != "OK" && $0 != "UNAVAILABLE" } || report.corruptedBodies > 0
-        if failedUnexpectedly { throw ExitStatus(1) }
+        if !healthy { throw ExitStatus(1) }
     }
 
     /// Writes `bytes` to a new file at `path` (replacing one there); false when it cannot.

@@ -142,6 +142,23 @@ def test_demo_runs_and_reports_every_upstream_and_status():
     assert retries >= 1, out.stdout
     assert "Echoed bodies that differed from what was sent: 0" in out.stdout
     assert "Latency (us): p50" in out.stdout
+    # The resilience phases, each with what happened in numbers (the demo exits 1 if a phase
+    # saw what it should not: a failed call, no ejection, no restore, no hedge).
+    import re
+    phase = {n: out.stdout.split(f"Phase {n} - ")[1].split("\nPhase ")[0] for n in (1, 2, 3, 4)}
+    slow = re.search(r"echo-2 got (\d+) of 2000 calls", phase[1])
+    assert slow and int(slow.group(1)) < 500, phase[1]          # an even share would be 667
+    assert "statuses: 2000 OK" in phase[1], phase[1]
+    assert "1500 calls: 1500 OK" in phase[2] and "echo-3 was ejected (" in phase[2], phase[2]
+    assert re.search(r"echo-3 recovered: \d+ ms later it was answering calls again", phase[2]), phase[2]
+    tight = re.search(r"(\d+) of 40 calls ended DEADLINE_EXCEEDED", phase[3])
+    assert tight and int(tight.group(1)) >= 1, phase[3]
+    told = re.search(r"the upstream was told grpc-timeout: (\d+)([nums])", phase[3])
+    assert told, phase[3]
+    scale = {"n": 1e-6, "u": 1e-3, "m": 1, "s": 1000}[told.group(2)]
+    assert 0 < int(told.group(1)) * scale <= 90, phase[3]         # 100 ms less the 10 ms offset, less time in the proxy
+    hedges = re.search(r"; (\d+) hedges? sent", phase[4])
+    assert hedges and int(hedges.group(1)) >= 1, phase[4]
 
 
 def ferry(*args):
