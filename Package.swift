@@ -12,6 +12,8 @@ let package = Package(
         .executable(name: "ferry", targets: ["ferry"]),
         // For bench/micro (the micro-benchmarks package) and other tools built on Ferry's layers.
         .library(name: "FerryLayers", targets: ["FerryH2", "FerryGRPC", "FerryPolicy"]),
+        // The parsers of strangers' bytes, for the fuzz targets in bench/fuzz.
+        .library(name: "FerryParsers", targets: ["FerryGRPC", "FerryConfig", "FerryDiscovery", "FerryH2"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.2.0"),
