@@ -20,8 +20,13 @@ package enum LogText {
     }
 
     private static func needsQuotes(_ text: String) -> Bool {
-        text.isEmpty || text.utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=")
-            || $0 == UInt8(ascii: "\\") || $0 < 0x20 || $0 == 0x7F }
+        text.isEmpty || text.utf8.contains(where: quotes)
+    }
+
+    /// A byte that makes a logfmt value need quotes: a space or control character, `"`, `=`, `\`.
+    @inline(__always)
+    package static func quotes(_ byte: UInt8) -> Bool {
+        byte <= 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\\") || byte == 0x7F
     }
 
     /// The wall clock in milliseconds since 1970.
@@ -34,20 +39,11 @@ package enum LogText {
     /// `2026-12-02T01:22:03.456Z` for a time in milliseconds since 1970 (now when nil).
     package static func timestamp(unixMillis: Int64? = nil) -> String {
         let millis = unixMillis ?? Self.unixMillis()
-        var seconds = time_t(millis / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        var out = ""
-        out.reserveCapacity(24)
-        func pad(_ n: Int, _ width: Int) {
-            let text = String(n)
-            for _ in text.count..<width { out.append("0") }
-            out += text
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            var line = LineBytes(buffer.baseAddress!)
+            line.timestamp(unixMillis: millis)
+            return line.count
         }
-        pad(Int(parts.tm_year) + 1900, 4); out.append("-"); pad(Int(parts.tm_mon) + 1, 2); out.append("-"); pad(Int(parts.tm_mday), 2)
-        out.append("T"); pad(Int(parts.tm_hour), 2); out.append(":"); pad(Int(parts.tm_min), 2); out.append(":"); pad(Int(parts.tm_sec), 2)
-        out.append("."); pad(Int(millis % 1000), 3); out.append("Z")
-        return out
     }
 }
 
@@ -117,10 +113,7 @@ package struct LineBytes {
     package mutating func logfmt(_ text: String) {
         var text = text
         let bare = text.withUTF8 { bytes -> Bool in
-            guard !bytes.isEmpty else { return false }
-            for b in bytes where b <= 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "=") || b == UInt8(ascii: "\\") || b == 0x7F {
-                return false
-            }
+            guard !bytes.isEmpty, !bytes.contains(where: LogText.quotes) else { return false }
             raw(UnsafeRawBufferPointer(bytes))
             return true
         }
