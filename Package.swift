@@ -13,7 +13,9 @@ let package = Package(
         // For bench/micro (the micro-benchmarks package) and other tools built on Ferry's layers.
         .library(name: "FerryLayers", targets: ["FerryH2", "FerryGRPC", "FerryPolicy"]),
         // The parsers of strangers' bytes, for the fuzz targets in bench/fuzz.
-        .library(name: "FerryParsers", targets: ["FerryGRPC", "FerryConfig", "FerryDiscovery", "FerryH2"]),
+        .library(name: "FerryParsers", targets: ["FerryGRPC", "FerryConfig", "FerryDiscovery", "FerryH2", "FerryFixtures"]),
+        // The request path, for bench/fuzz's h2-proxy target (which imports it @testable in a debug build).
+        .library(name: "FerryCallPath", targets: ["FerryProxy", "FerryUpstream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.2.0"),

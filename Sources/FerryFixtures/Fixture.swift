@@ -13,8 +13,9 @@
 ///
 /// After the version line come `key: value` metadata lines (and `#` comments) up to `---`.
 /// Then records: a line `> SECONDS COUNT` (client to server) or `< SECONDS COUNT` (server to
-/// client), SECONDS since the connection opened, COUNT bytes; then the bytes in lower-case hex,
-/// 32 bytes (64 digits) per line. Records are in the order the tap saw them.
+/// client), SECONDS since the connection opened (kept to the microsecond, 0 to `maxSeconds`),
+/// COUNT bytes; then the bytes in lower-case hex, 32 bytes (64 digits) per line. Records are in
+/// the order the tap saw them.
 public struct Fixture: Sendable, Equatable {
     public enum Direction: Sendable, Equatable {
         case clientToServer
@@ -42,6 +43,8 @@ public struct Fixture: Sendable, Equatable {
     }
 
     public static let version = 1
+    /// The latest a record may be, in seconds since the connection opened (about 31 years).
+    public static let maxSeconds: Double = 1_000_000_000
 
     public var metadata: [(key: String, value: String)]
     public var records: [Record]
@@ -103,9 +106,19 @@ public struct Fixture: Sendable, Equatable {
             if header.isEmpty { continue }
             let parts = header.split(separator: " ")
             guard parts.count == 3, parts[0] == ">" || parts[0] == "<",
-                  let seconds = Double(parts[1]), let count = Int(parts[2]), count >= 0 else {
+                  let written = Double(parts[1]), let count = Int(parts[2]), count >= 0 else {
                 throw FormatError(line: index, message: "expected \"> SECONDS COUNT\" or \"< SECONDS COUNT\"")
             }
+            guard written.isFinite, written >= 0, written <= Self.maxSeconds else {
+                throw FormatError(line: index, message: "SECONDS must be from 0 to \(Int(Self.maxSeconds)), not \(parts[1])")
+            }
+            // Two hex digits a byte: a count the rest of the text cannot hold is an error now,
+            // not an allocation of that size.
+            guard count <= text.utf8.count / 2 else {
+                throw FormatError(line: index, message: "COUNT \(count) is more bytes than the file holds")
+            }
+            // Kept to the microsecond, as written back.
+            let seconds = (written * 1_000_000).rounded() / 1_000_000
             var bytes: [UInt8] = []
             bytes.reserveCapacity(count)
             while bytes.count < count {
@@ -122,8 +135,10 @@ public struct Fixture: Sendable, Equatable {
     }
 }
 
+/// Microseconds, written as SECONDS parses them (a value outside 0...maxSeconds as its bound).
 private func formatSeconds(_ seconds: Double) -> String {
-    let micros = Int((seconds * 1_000_000).rounded())
+    let kept = seconds.isNaN ? 0 : min(max(seconds, 0), Fixture.maxSeconds)
+    let micros = Int((kept * 1_000_000).rounded())
     let whole = micros / 1_000_000
     let fraction = String(micros % 1_000_000)
     return "\(whole)." + String(repeating: "0", count: 6 - fraction.count) + fraction

@@ -3,6 +3,7 @@
 import FerryConfig
 import FerryDiscovery
 import FerryH2
+import Foundation
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -25,6 +26,43 @@ final class CallPathHarness: @unchecked Sendable {
     private(set) var connectAttempts: [Int: Int] = [:]
     /// The upstream side of every connection made to each port.
     private var upstreamLinks: [Int: [EmbeddedChannel]] = [:]
+    private var services: [ServiceRuntime] = []
+
+    init() {
+        HarnessShutdown.register(self)
+    }
+
+    /// After each test: every connection closes, every service is retired and every timer
+    /// runs out, then the loop shuts down, so nothing a test left open stays allocated
+    /// (LeakSanitizer reported the channels, pools and calls of tests that ended mid-call).
+    func shutDown() {
+        for link in links {
+            _ = link.proxy.close(mode: .all)
+            _ = link.peer.close(mode: .all)
+        }
+        for (promise, _) in heldConnects.values.joined() { promise.fail(ChannelError.ioOnClosedChannel) }
+        heldConnects = [:]
+        pump()
+        for service in services { service.retire() }
+        for _ in 0..<120 {
+            loop.advanceTime(by: .milliseconds(500))
+            pump()
+        }
+        for link in links {
+            _ = try? link.proxy.finish(acceptAlreadyClosed: true)
+            _ = try? link.peer.finish(acceptAlreadyClosed: true)
+        }
+        links = []
+        upstreamLinks = [:]
+        upstreams = [:]
+        services = []
+        try? loop.syncShutdownGracefully()
+    }
+
+    /// Connections to `port` still open on the upstream's side.
+    func openConnections(to port: Int) -> Int {
+        (upstreamLinks[port] ?? []).filter(\.isActive).count
+    }
 
     /// The upstream on `port` crashes: its connections close (their streams are lost).
     func dropConnections(to port: Int) {
@@ -92,9 +130,11 @@ final class CallPathHarness: @unchecked Sendable {
     func service(_ ports: [Int], configure: (inout ServiceConfig) -> Void = { _ in }) -> ServiceRuntime {
         var config = ServiceConfig(name: "s", endpoints: [])
         configure(&config)
-        return ServiceRuntime(config: config, health: ServiceHealth(service: config), sourceID: 1,
-                              endpoints: ports.map { Endpoint(host: "127.0.0.1", port: $0, weight: 1) },
-                              eventLoop: loop, loopIndex: 0, logger: logger, clock: clock, connector: connector)
+        let service = ServiceRuntime(config: config, health: ServiceHealth(service: config), sourceID: 1,
+                                     endpoints: ports.map { Endpoint(host: "127.0.0.1", port: $0, weight: 1) },
+                                     eventLoop: loop, loopIndex: 0, logger: logger, clock: clock, connector: connector)
+        services.append(service)
+        return service
     }
 
     /// A client connection to a listener routing everything to `service`.
@@ -350,5 +390,27 @@ final class ScriptedUpstream: H2ConnectionDelegate {
             upstream.streamGone(stream)
             if case .resetByPeer(let code) = error { upstream.wasReset(code) }
         }
+    }
+}
+
+/// Shuts down every harness a test made when the test finishes (an XCTest observer, so no
+/// test has to remember to).
+final class HarnessShutdown: NSObject, XCTestObservation, @unchecked Sendable {
+    nonisolated(unsafe) private static var shared: HarnessShutdown?
+    private var harnesses: [CallPathHarness] = []
+
+    static func register(_ harness: CallPathHarness) {
+        if shared == nil {
+            let observer = HarnessShutdown()
+            shared = observer
+            XCTestObservationCenter.shared.addTestObserver(observer)
+        }
+        shared!.harnesses.append(harness)
+    }
+
+    func testCaseDidFinish(_ testCase: XCTestCase) {
+        let finished = harnesses
+        harnesses = []
+        for harness in finished { harness.shutDown() }
     }
 }

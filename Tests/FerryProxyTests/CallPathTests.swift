@@ -22,6 +22,24 @@ final class CallPathTests: XCTestCase {
         XCTAssertEqual(upstream.requests, ["/p.S/M"])
     }
 
+    /// Calls 120 ms apart keep an upstream connection with a 300 ms idle timeout: the timeout
+    /// counts from the last call, not the first (its first check finds it idle for less than
+    /// 300 ms and waits on); once calls stop it closes 300 ms after the last one, not before.
+    func testTheIdleTimeoutCountsFromTheLastCallNotTheFirst() {
+        let net = CallPathHarness()
+        net.upstream(1) { _ in .echo }
+        let client = net.client(to: net.service([1]) { $0.pool.idleTimeout = .milliseconds(300) })
+        for _ in 0..<8 {
+            XCTAssertEqual(client.call("/p.S/M").grpcStatus, 0)
+            net.advance(by: .milliseconds(120))
+        }
+        XCTAssertEqual(net.connectAttempts[1], 1, "a connection in use every 120 ms was closed as idle")
+        net.advance(by: .milliseconds(120))    // 240 ms since the last call
+        XCTAssertEqual(net.openConnections(to: 1), 1, "closed before the idle timeout")
+        net.advance(by: .milliseconds(400))
+        XCTAssertEqual(net.openConnections(to: 1), 0, "the idle upstream connection was not closed")
+    }
+
     // MARK: - Retries
 
     /// A retryable status with the server's pushback: the retry goes out exactly when the

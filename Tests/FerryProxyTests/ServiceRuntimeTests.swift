@@ -9,6 +9,11 @@ import XCTest
 /// Endpoint and configuration changes applied to one event loop's view of a service.
 final class ServiceRuntimeTests: XCTestCase {
     private let loop = EmbeddedEventLoop()
+
+    /// The loop's timers (pools' sweeps, probes) die with it, so no runtime outlives the test.
+    override func tearDown() {
+        try? loop.syncShutdownGracefully()
+    }
     private let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     private func endpoint(_ port: Int, weight: Int = 1) -> Endpoint { Endpoint(host: "127.0.0.1", port: port, weight: weight) }
@@ -195,6 +200,11 @@ private struct UpstreamAttempt {
 /// Outlier detection by success rate, swept by the lead loop's runtime once per interval.
 final class SuccessRateEjectionTests: XCTestCase {
     private let loop = EmbeddedEventLoop()
+
+    /// The loop's timers (pools' sweeps, probes) die with it, so no runtime outlives the test.
+    override func tearDown() {
+        try? loop.syncShutdownGracefully()
+    }
     private let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     private func service(endpoints: Int, maxEjectedPercent: Int = 100, consecutiveFailures: Int = 0) -> ServiceRuntime {

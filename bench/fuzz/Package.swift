@@ -8,7 +8,7 @@ import PackageDescription
 let ferryFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("../..").standardizedFileURL.lastPathComponent
 
-let targets = ["grpc-timeout", "message-framer", "dns-message", "config", "endpoints-file", "h2-server"]
+let targets = ["grpc-timeout", "message-framer", "dns-message", "config", "endpoints-file", "fixture", "h2-server", "h2-client", "h2-proxy"]
 
 let package = Package(
     name: "FerryFuzz",
@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(path: "../.."),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [.target(name: "FuzzSupport", path: "Targets/FuzzSupport")] + targets.map { name in
         .executableTarget(
@@ -23,8 +24,10 @@ let package = Package(
             dependencies: [
                 "FuzzSupport",
                 .product(name: "FerryParsers", package: ferryFolder),
+                .product(name: "FerryCallPath", package: ferryFolder),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Targets/\(name)",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]

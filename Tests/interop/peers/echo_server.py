@@ -169,6 +169,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="grpcio")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     parser.add_argument("--delay-ms", type=float, default=0, help="Unary waits this long before answering")
     parser.add_argument("--fail-rate", type=float, default=0, help="the share of Unary calls answered UNAVAILABLE")
     parser.add_argument("--fail-all", action="store_true", help="answer every Unary call with UNAVAILABLE")
@@ -177,7 +178,7 @@ def main():
     parser.add_argument("--stall-ms", type=float, default=1000, help="how long a stalled call waits")
     parser.add_argument("--workers", type=int, default=64, help="handler threads (stalled calls hold one each)")
     args = parser.parse_args()
-    server, port, state = make_server(args.port, args.name, workers=args.workers)
+    server, port, state = make_server(args.port, args.name, host=args.host, workers=args.workers)
     state.unary_delay = args.delay_ms / 1000
     state.unary_fail_rate = args.fail_rate
     state.unary_stall_rate = args.stall_rate

@@ -15,15 +15,15 @@ PEERS = os.path.dirname(os.path.abspath(__file__))
 class EchoProcess:
     """echo_server.py in its own process; `flags` are its options (--delay-ms, --fail-rate, ...)."""
 
-    def __init__(self, name, *flags, port=None):
-        self.name, self.flags = name, flags
+    def __init__(self, name, *flags, port=None, host="127.0.0.1"):
+        self.name, self.flags, self.host = name, flags, host
         self.port = port or free_port()
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen([sys.executable, os.path.join(PEERS, "echo_server.py"), "--port", str(self.port),
-                                      "--name", self.name, *self.flags], stdout=subprocess.DEVNULL)
-        wait_for_port(self.port)
+                                      "--host", self.host, "--name", self.name, *self.flags], stdout=subprocess.DEVNULL)
+        wait_for_port(self.port, host=self.host)
 
     def freeze(self):
         """SIGSTOP: the process stops answering; its sockets stay open (the kernel still accepts bytes)."""
