@@ -47,12 +47,12 @@ sys.path.insert(0, os.path.join(ROOT, "Tests", "interop", "peers"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from dnsmasq import DnsServer, write_atomically  # noqa: E402
 from harness import FERRY, table  # noqa: E402
+from load import CHANNEL_OPTIONS  # noqa: E402
 from netutil import free_port, wait_for_port  # noqa: E402
 from processes import EchoProcess  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "bench", "results")
 SERIES = ("rss_mib", "fds", "threads", "upstream_connections")
-CHANNEL_OPTIONS = [("grpc.enable_retries", 0)]
 UNARY = "/ferry.test.Echo/Unary"
 MESSAGE = b"x" * 100
 
