@@ -1,7 +1,8 @@
 /// A min-heap of deadlines for one event loop: O(log n) to add and to take the earliest, O(1)
 /// to cancel. Cancelling only counts; a cancelled entry stays until it reaches the top (where
 /// the owner recognises it as stale) or until a compaction drops it, which runs when more than
-/// half the entries are stale, so memory stays within twice the live deadlines.
+/// half the entries are stale, so memory stays within twice the live deadlines, and when all
+/// are, so nothing is kept once no deadline is live.
 ///
 /// Each entry carries an id; the owner keeps the id of its live entry and treats any other id
 /// as cancelled. (NIO's own scheduler cancels by a linear search of its heap, which at a few
@@ -70,10 +71,11 @@ public struct DeadlineQueue<Item> {
         if stale > 0 { stale -= 1 }
     }
 
-    /// Drops every entry `isLive` rejects when stale entries outnumber live ones.
+    /// Drops every entry `isLive` rejects when stale entries outnumber live ones, or when none
+    /// is live any more (however few), so that an idle loop holds no owner that is done.
     @inlinable
     public mutating func compactIfWorthIt(isLive: (Entry) -> Bool) {
-        guard stale > 64, stale * 2 > heap.count else { return }
+        guard stale >= heap.count || (stale > 64 && stale * 2 > heap.count) else { return }
         heap.removeAll { !isLive($0) }
         stale = 0
         guard heap.count > 1 else { return }

@@ -31,10 +31,17 @@ final class CallDeadlines<Owner: CallTimerOwner> {
         return TimerID(raw: id)
     }
 
-    /// The call no longer needs the deadline with that id (it ended first).
+    /// The call no longer needs the deadline with that id (it ended first). When no deadline is
+    /// left, the queue has let go of every call and the loop's timer is cancelled: a loop that
+    /// goes idle (or shuts down) keeps no finished call, nor what it holds, alive.
     func disarm() {
         queue.cancelOne()
         queue.compactIfWorthIt { $0.item.ownsTimer(TimerID(raw: $0.id)) }
+        if queue.count == 0, let timer {
+            timer.cancel()
+            self.timer = nil
+            timerAt = .max
+        }
     }
 
     var pendingCount: Int { queue.count }

@@ -26,8 +26,8 @@ final class H2ConnectionLifetimeTests: XCTestCase {
         watched.serverStreamDelegate = pair.serverRecorder.recorders.first
         pair.serverRecorder.streams.removeAll()
         pair.serverRecorder.recorders.removeAll()
-        _ = try? pair.client.finish()
-        _ = try? pair.server.finish()
+        _ = try? pair.client.finish(acceptAlreadyClosed: true)
+        _ = try? pair.server.finish(acceptAlreadyClosed: true)
         return watched
     }
 
@@ -70,8 +70,8 @@ final class H2ConnectionLifetimeTests: XCTestCase {
             held = try XCTUnwrap(pair.clientH2.openStream(headers: ConnectionPair.requestHeaders, endStream: false, delegate: recorder))
             try pair.pump()
             weakConnection = pair.clientH2
-            _ = try? pair.client.finish()
-            _ = try? pair.server.finish()
+            _ = try? pair.client.finish(acceptAlreadyClosed: true)
+            _ = try? pair.server.finish(acceptAlreadyClosed: true)
         }
         XCTAssertNil(weakConnection, "the connection is gone")
         let stream = try XCTUnwrap(held)
@@ -121,7 +121,7 @@ final class H2ConnectionLifetimeTests: XCTestCase {
             try channel.writeInbound(bytes)
             XCTAssertEqual(server.openStreamCount, 1)
             XCTAssertEqual(H2Connection.liveSessions, sessions + 1)
-            _ = try? channel.finish()
+            _ = try? channel.finish(acceptAlreadyClosed: true)
             XCTAssertEqual(H2Connection.liveSessions, sessions, "the session is deleted when the channel closes")
         }
         XCTAssertNil(weakServer)

@@ -49,7 +49,10 @@ final class ServerRecorder: H2ConnectionDelegate {
 }
 
 /// A client and a server connection joined in memory: `pump` moves bytes until both are quiet.
-struct ConnectionPair {
+/// Both channels are finished when the pair goes away, which runs their loops until the
+/// pipelines have let go of the connections (an unfinished EmbeddedChannel keeps its handlers,
+/// and everything they hold, for good).
+final class ConnectionPair {
     let client: EmbeddedChannel
     let server: EmbeddedChannel
     let clientH2: H2Connection
@@ -66,6 +69,11 @@ struct ConnectionPair {
         try client.connect(to: address).wait()
         try server.connect(to: address).wait()
         try pump()
+    }
+
+    deinit {
+        _ = try? client.finish(acceptAlreadyClosed: true)
+        _ = try? server.finish(acceptAlreadyClosed: true)
     }
 
     func pump() throws {
@@ -220,13 +228,14 @@ final class H2ConnectionTests: XCTestCase {
         let client = StreamRecorder()
         _ = try XCTUnwrap(pair.clientH2.openStream(headers: ConnectionPair.requestHeaders, endStream: false, delegate: client))
         try pair.pump()
-        _ = try? pair.client.finish()
+        _ = try? pair.client.finish(acceptAlreadyClosed: true)
         XCTAssertTrue(client.closed)
         XCTAssertEqual(client.closeError, .connectionLost)
     }
 
     func testInvalidPrefaceGetsGoAwayProtocolError() throws {
         let server = EmbeddedChannel(handler: H2Connection(role: .server))
+        defer { _ = try? server.finish(acceptAlreadyClosed: true) }
         try server.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         _ = try server.readOutbound(as: ByteBuffer.self) // our SETTINGS
         var junk = ByteBufferAllocator().buffer(capacity: 64)
@@ -341,6 +350,7 @@ final class H2ConnectionFailureTests: XCTestCase {
     /// A bad preface is the peer's protocol error, as the connection records it.
     func testABadPrefaceIsRecordedAsThePeersProtocolError() throws {
         let server = EmbeddedChannel(handler: H2Connection(role: .server, settings: H2Settings()))
+        defer { _ = try? server.finish(acceptAlreadyClosed: true) }
         try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let h2 = try server.pipeline.syncOperations.handler(type: H2Connection.self)
         var junk = ByteBufferAllocator().buffer(capacity: 64)

@@ -44,4 +44,19 @@ final class DeadlineQueueTests: XCTestCase {
         while let e = queue.popExpired(now: .max) { items.append(e.item) }
         XCTAssertEqual(items, Array((600..<1000).reversed()), "the earliest deadline (largest i) first")
     }
+
+    func testTheLastLiveEntryCancelledTakesEveryStaleOneWithIt() {
+        var queue = DeadlineQueue<Int>()
+        var live: [Int: UInt64] = [:]
+        for i in 0..<3 { live[i] = queue.add(i, expiresAt: Int64(10 + i)) }
+        for i in 0..<2 { live[i] = nil; queue.cancelOne() }
+        queue.compactIfWorthIt { live[$0.item] == $0.id }
+        XCTAssertEqual(queue.count, 3, "a live entry left: the few stale ones wait")
+        live[2] = nil
+        queue.cancelOne()
+        queue.compactIfWorthIt { live[$0.item] == $0.id }
+        XCTAssertEqual(queue.count, 0, "none live: nothing kept")
+        XCTAssertEqual(queue.staleCount, 0)
+        XCTAssertNil(queue.earliest)
+    }
 }

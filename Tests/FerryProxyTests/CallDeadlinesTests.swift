@@ -53,4 +53,22 @@ final class CallDeadlinesTests: XCTestCase {
         XCTAssertEqual(a.fired.count, 2)
         XCTAssertEqual(deadlines.pendingCount, 0)
     }
+
+    func testOnceNoTimerIsArmedTheQueueKeepsNoOwner() {
+        let loop = EmbeddedEventLoop()
+        defer { try? loop.syncShutdownGracefully() }
+        let clock = MonotonicClock { Int64(loop.now.uptimeNanoseconds) }
+        let deadlines = CallDeadlines<Owner>(eventLoop: loop, clock: clock)
+        weak var released: Owner?
+        do {
+            let owner = Owner("done")
+            released = owner
+            for step in 1...3 { owner.armed.insert(deadlines.arm(owner, expiresAt: clock.now() + Int64(step) * 1_000_000_000).raw) }
+            for id in owner.armed { owner.armed.remove(id); deadlines.disarm() }
+        }
+        XCTAssertEqual(deadlines.pendingCount, 0)
+        XCTAssertNil(released, "an owner whose timers are all disarmed is not kept until they would have fired")
+        loop.advanceTime(by: .seconds(5))
+        XCTAssertEqual(deadlines.pendingCount, 0)
+    }
 }

@@ -33,6 +33,7 @@ final class HTTP1RefusalTests: XCTestCase {
     func testAnHTTP1ClientGetsA505AndNoHTTP2Bytes() throws {
         var lines: [String] = []
         let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
         let behind = Behind()
         try channel.pipeline.syncOperations.addHandler(HTTP1Refusal { lines.append($0) })
         try channel.pipeline.syncOperations.addHandler(behind)
@@ -53,6 +54,7 @@ final class HTTP1RefusalTests: XCTestCase {
 
     func testAnHTTP2ClientPassesThroughUntouched() throws {
         let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
         let behind = Behind()
         try channel.pipeline.syncOperations.addHandler(HTTP1Refusal { _ in XCTFail("not HTTP/1") })
         try channel.pipeline.syncOperations.addHandler(behind)

@@ -18,6 +18,7 @@ final class ProxyForwardingTests: XCTestCase {
 
     override func tearDown() async throws {
         try await group.shutdownGracefully()
+        group = nil
     }
 
     private func startProxy(endpoints: [Int], configure: (inout ServiceConfig) -> Void = { _ in }) async throws -> (FerryServer, Int) {
