@@ -135,6 +135,9 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // The xDS client: the ADS protocol as a state machine (subscriptions, ACK/NACK, reconnects,
+        // missing resources), pure like FerryPolicy.
+        .target(name: "FerryXDS", dependencies: ["FerryPolicy"]),
         // The demo's echo upstream and load client (FerryH2 on both sides), for `ferry demo` and tests.
         .target(
             name: "FerryDemo",
@@ -167,6 +170,7 @@ let package = Package(
         ),
         .testTarget(name: "FerryGRPCTests", dependencies: ["FerryGRPC", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "FerryPolicyTests", dependencies: ["FerryPolicy"]),
+        .testTarget(name: "FerryXDSTests", dependencies: ["FerryXDS", "FerryPolicy"]),
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig"]),
         .testTarget(
             name: "FerryTLSTests",
