@@ -13,7 +13,7 @@ let package = Package(
         // For bench/micro (the micro-benchmarks package) and other tools built on Ferry's layers.
         .library(name: "FerryLayers", targets: ["FerryH2", "FerryGRPC", "FerryPolicy"]),
         // The parsers of strangers' bytes, for the fuzz targets in bench/fuzz.
-        .library(name: "FerryParsers", targets: ["FerryGRPC", "FerryConfig", "FerryDiscovery", "FerryH2", "FerryFixtures"]),
+        .library(name: "FerryParsers", targets: ["FerryGRPC", "FerryConfig", "FerryDiscovery", "FerryH2", "FerryFixtures", "FerryXDS"]),
         // The request path, for bench/fuzz's h2-proxy target (which imports it @testable in a debug build).
         .library(name: "FerryCallPath", targets: ["FerryProxy", "FerryUpstream"]),
     ],
@@ -136,8 +136,9 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         // The xDS client: the ADS protocol as a state machine (subscriptions, ACK/NACK, reconnects,
-        // missing resources), pure like FerryPolicy.
-        .target(name: "FerryXDS", dependencies: ["FerryPolicy"]),
+        // missing resources), pure like FerryPolicy, and protobuf's wire format for the xDS messages,
+        // by hand (protos/xds holds the subset, checked against Envoy's own).
+        .target(name: "FerryXDS", dependencies: ["FerryPolicy", "FerryConfig", "FerryGRPC"]),
         // The demo's echo upstream and load client (FerryH2 on both sides), for `ferry demo` and tests.
         .target(
             name: "FerryDemo",
@@ -170,7 +171,7 @@ let package = Package(
         ),
         .testTarget(name: "FerryGRPCTests", dependencies: ["FerryGRPC", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "FerryPolicyTests", dependencies: ["FerryPolicy"]),
-        .testTarget(name: "FerryXDSTests", dependencies: ["FerryXDS", "FerryPolicy"]),
+        .testTarget(name: "FerryXDSTests", dependencies: ["FerryXDS", "FerryPolicy", "FerryConfig"]),
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig"]),
         .testTarget(
             name: "FerryTLSTests",

@@ -8,7 +8,7 @@ import PackageDescription
 let ferryFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("../..").standardizedFileURL.lastPathComponent
 
-let targets = ["grpc-timeout", "message-framer", "dns-message", "config", "endpoints-file", "fixture", "h2-server", "h2-client", "h2-proxy"]
+let targets = ["grpc-timeout", "message-framer", "dns-message", "config", "endpoints-file", "fixture", "h2-server", "h2-client", "h2-proxy", "xds"]
 
 let package = Package(
     name: "FerryFuzz",
