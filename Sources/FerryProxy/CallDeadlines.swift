@@ -32,16 +32,13 @@ final class CallDeadlines<Owner: CallTimerOwner> {
     }
 
     /// The call no longer needs the deadline with that id (it ended first). When no deadline is
-    /// left, the queue has let go of every call and the loop's timer is cancelled: a loop that
-    /// goes idle (or shuts down) keeps no finished call, nor what it holds, alive.
+    /// left, the queue lets go of every call (its compaction), so a loop that goes idle (or shuts
+    /// down) keeps no finished call, nor what it holds, alive. The NIO timer stays armed: it
+    /// holds this object weakly, and cancelling it here would cost a cancel and a new schedule
+    /// per call when calls come one at a time.
     func disarm() {
         queue.cancelOne()
         queue.compactIfWorthIt { $0.item.ownsTimer(TimerID(raw: $0.id)) }
-        if queue.count == 0, let timer {
-            timer.cancel()
-            self.timer = nil
-            timerAt = .max
-        }
     }
 
     var pendingCount: Int { queue.count }

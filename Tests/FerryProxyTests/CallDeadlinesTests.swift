@@ -54,7 +54,7 @@ final class CallDeadlinesTests: XCTestCase {
         XCTAssertEqual(deadlines.pendingCount, 0)
     }
 
-    func testOnceNoTimerIsArmedTheQueueKeepsNoOwner() {
+    func testOnceNoDeadlineIsLiveTheQueueKeepsNoOwner() {
         let loop = EmbeddedEventLoop()
         defer { try? loop.syncShutdownGracefully() }
         let clock = MonotonicClock { Int64(loop.now.uptimeNanoseconds) }
