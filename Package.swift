@@ -139,6 +139,13 @@ let package = Package(
         // missing resources), pure like FerryPolicy, and protobuf's wire format for the xDS messages,
         // by hand (protos/xds holds the subset, checked against Envoy's own).
         .target(name: "FerryXDS", dependencies: ["FerryPolicy", "FerryConfig", "FerryGRPC"]),
+        // The ADS stream to a control plane, on FerryH2's client role (FerryUpstream's pool).
+        .target(
+            name: "FerryXDSClient",
+            dependencies: [
+                "FerryXDS", "FerryUpstream", "FerryH2", "FerryGRPC", "FerryConfig", "FerryDiscovery",
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+            ]),
         // The demo's echo upstream and load client (FerryH2 on both sides), for `ferry demo` and tests.
         .target(
             name: "FerryDemo",
@@ -152,7 +159,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryProxy", "FerryDemo", "FerryConfig", "FerryFixtures", "FerryTLS", "FerryAdmin",
+                "FerryProxy", "FerryDemo", "FerryConfig", "FerryFixtures", "FerryTLS", "FerryAdmin", "FerryXDS", "FerryXDSClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

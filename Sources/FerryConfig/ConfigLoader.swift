@@ -71,7 +71,10 @@ public enum ConfigLoader {
                 return nil
             }
         }
-        let top = try root.mapping(allowed: ["admin", "runtime", "log", "access_log", "listeners", "services"], errors: &errors)
+        let top = try root.mapping(allowed: ["admin", "runtime", "log", "access_log", "listeners", "services", "xds"], errors: &errors)
+        let xds = attempt { try top["xds"].map(decodeXDS) } ?? nil
+        // With a control plane, the file may leave listeners and services to it.
+        let leavesToXDS = top["xds"] != nil
         let admin = attempt { try top["admin"].map(decodeAdmin) } ?? nil
         let runtime = attempt { try top["runtime"].map(decodeRuntime) ?? RuntimeConfig() } ?? RuntimeConfig()
         let log = attempt { try top["log"].map(decodeLog) ?? LogConfig() } ?? LogConfig()
@@ -81,7 +84,7 @@ public enum ConfigLoader {
         // A service that did not decode still exists for the listeners' references (no
         // second error about it), but makes the whole configuration invalid.
         var standIns: [ServiceConfig] = []
-        if let servicesValue = attempt({ try top.required("services") }),
+        if let servicesValue = leavesToXDS ? top["services"] : attempt({ try top.required("services") }),
            let entries = attempt({ try servicesValue.mapping(allowed: [String](Self.anyKey(servicesValue))).entries }) {
             for (name, value) in entries {
                 guard isValidName(name) else {
@@ -94,11 +97,11 @@ public enum ConfigLoader {
                     standIns.append(ServiceConfig(name: name, endpoints: []))
                 }
             }
-            if entries.isEmpty { errors.append(servicesValue.error("at least one service is required")) }
+            if entries.isEmpty && !leavesToXDS { errors.append(servicesValue.error("at least one service is required")) }
         }
 
         var listeners: [ListenerConfig] = []
-        if let listenersValue = attempt({ try top.required("listeners") }), let items = attempt({ try listenersValue.sequence() }) {
+        if let listenersValue = leavesToXDS ? top["listeners"] : attempt({ try top.required("listeners") }), let items = attempt({ try listenersValue.sequence() }) {
             for item in items {
                 guard let listener = attempt({ try decodeListener(item, services: services + standIns, configDirectory: directory) }) else {
                     continue
@@ -111,7 +114,7 @@ public enum ConfigLoader {
                     listeners.append(listener)
                 }
             }
-            if items.isEmpty { errors.append(listenersValue.error("at least one listener is required")) }
+            if items.isEmpty && !leavesToXDS { errors.append(listenersValue.error("at least one listener is required")) }
         }
         if let admin, listeners.contains(where: { $0.address == admin.address }) {
             errors.append((top["admin"] ?? root).error("the admin address \(admin.address) is also a data listener's address"))
@@ -120,6 +123,7 @@ public enum ConfigLoader {
         var config = FerryConfig(admin: admin, runtime: runtime, listeners: listeners, services: services, source: source)
         config.log = log
         config.accessLog = accessLog
+        config.xds = xds
         return config
     }
 

@@ -11,6 +11,10 @@ public struct FerryConfig: Sendable, Equatable {
     public var services: [ServiceConfig]
     /// Where this configuration came from (a path, or a name like `<demo>`).
     public var source: String
+    /// The control plane listeners, routes and services also come from (nil: the file alone).
+    public var xds: XDSConfig?
+    /// What of this configuration xDS sent (empty: all of it is the file's).
+    public var fromXDS = XDSProvenance()
 
     public init(admin: AdminConfig?, runtime: RuntimeConfig, listeners: [ListenerConfig], services: [ServiceConfig], source: String) {
         self.admin = admin
@@ -117,6 +121,9 @@ public struct ListenerConfig: Sendable, Equatable {
     public var tls: ListenerTLSConfig?
     /// Who may call through this listener, unless a route has its own policy; nil: everyone.
     public var authorization: AuthorizationPolicy?
+    /// How a request picks its route: the most specific match (the file's rule), or the first
+    /// that matches in the order written (xDS's rule within a virtual host).
+    public var routeOrder = RouteOrder.mostSpecificFirst
 
     public init(name: String, address: HostPort, routes: [RouteConfig], http2: HTTP2Config = HTTP2Config()) {
         self.name = name

@@ -7,11 +7,15 @@ public enum ConfigSummary {
         var out: [String] = []
         for listener in config.listeners {
             let deadline = listener.maxDeadline.map { ", max_deadline \(format($0))" } ?? ""
-            out.append("listener \(listener.name) on \(listener.address)\(deadline); routes, most specific first:")
-            for index in RouteTable.precedence(listener.routes) {
+            let origin = config.fromXDS.listeners[listener.name].map { " (from xDS: \($0))" } ?? ""
+            let order = listener.routeOrder == .asWritten ? "the first that matches, in order" : "most specific first"
+            out.append("listener \(listener.name) on \(listener.address)\(origin)\(deadline); routes, \(order):")
+            let indices = listener.routeOrder == .asWritten ? Array(listener.routes.indices) : RouteTable.precedence(listener.routes)
+            for index in indices {
                 let route = listener.routes[index]
                 let policy = (route.authorization.map { "; authorization: \(authorization($0))" } ?? "")
                     + (route.fault.map { "; fault: \($0.description)" } ?? "")
+                    + (route.policy.map { "; \($0.origin): " + policySettings($0).map { $0.trimmingPrefix(while: { $0 == " " }) }.joined(separator: ", ") } ?? "")
                 out.append("  \(route.match.description) -> \(route.target)\(policy)")
             }
             out.append("  limits: max_connections \(listener.maxConnections), max_concurrent_streams \(listener.http2.maxConcurrentStreams), "
@@ -26,7 +30,8 @@ public enum ConfigSummary {
             if let policy = listener.authorization { out.append("  authorization: \(authorization(policy))") }
         }
         for service in config.services {
-            out.append("service \(service.name): \(discovery(service.discovery))")
+            let origin = config.fromXDS.services[service.name].map { " (from xDS: \($0))" } ?? ""
+            out.append("service \(service.name)\(origin): \(discovery(service.discovery))")
             if let tls = service.tls {
                 let trust = tls.ca.map { "verified against \($0)" } ?? "verified against the system's roots"
                 let naming = tls.identities.isEmpty
@@ -67,6 +72,10 @@ public enum ConfigSummary {
             }
         }
         if let admin = config.admin { out.append("admin on \(admin.address)") }
+        if let xds = config.xds {
+            out.append("xds: ADS from \(xds.server) as node \(xds.node.id) (cluster \(xds.node.cluster.isEmpty ? "none" : xds.node.cluster)); "
+                       + "its listeners and services join the file's, a name or address the file uses stays the file's")
+        }
         return out
     }
 
@@ -90,6 +99,8 @@ public enum ConfigSummary {
 
     private static func discovery(_ d: DiscoveryConfig) -> String {
         switch d {
+        case .static(let endpoints) where endpoints.count > 20:
+            return endpoints.prefix(20).map { "\($0.address)" }.joined(separator: ", ") + " and \(endpoints.count - 20) more"
         case .static(let endpoints):
             return endpoints.map { $0.weight == 1 ? "\($0.address)" : "\($0.address) (weight \($0.weight))" }.joined(separator: ", ")
         case .file(let file):

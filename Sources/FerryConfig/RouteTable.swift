@@ -6,7 +6,9 @@
 /// method, whole gRPC service, longer path prefix, any path), then by the number of headers
 /// the route asks for (more first). The first route whose authority, path and headers all
 /// match wins. Two routes with the same match are a configuration error, so the
-/// winner never depends on the order routes were written in.
+/// winner never depends on the order routes were written in. With `RouteOrder.asWritten`
+/// (xDS) the routes are tried in the order given instead, and a route with no backends ends
+/// the search with no route.
 public struct RouteTable: Sendable {
     struct Entry: Sendable {
         var host: [UInt8]?
@@ -15,18 +17,19 @@ public struct RouteTable: Sendable {
         var path: [UInt8]?
         var exactPath: Bool
         var headers: [HeaderMatch]
-        var routeIndex: Int
+        /// nil: a route with no backends (a match there means no route).
+        var routeIndex: Int?
     }
 
     let entries: [Entry]
 
-    public init(_ routes: [RouteConfig]) {
-        let order = Self.precedence(routes)
-        entries = order.map { index in
+    public init(_ routes: [RouteConfig], order: RouteOrder = .mostSpecificFirst) {
+        let indices = order == .asWritten ? Array(routes.indices) : Self.precedence(routes)
+        entries = indices.map { index in
             let match = routes[index].match
             return Entry(host: match.authority.map { Array($0.host.utf8) }, isWildcard: match.authority?.isWildcard ?? false,
                          port: match.authority?.port, path: match.path?.pathBytes, exactPath: match.path?.isExact ?? false,
-                         headers: match.headers, routeIndex: index)
+                         headers: match.headers, routeIndex: routes[index].backends.isEmpty ? nil : index)
         }
     }
 
@@ -52,7 +55,7 @@ public struct RouteTable: Sendable {
 
     /// True when every request matches the same route whatever its authority and path.
     public var isSingleDefault: Bool {
-        entries.count == 1 && entries[0].host == nil && entries[0].path == nil && entries[0].headers.isEmpty
+        entries.count == 1 && entries[0].host == nil && entries[0].path == nil && entries[0].headers.isEmpty && entries[0].routeIndex != nil
     }
 
     /// The index (in configuration order) of the route for a request, or nil when none matches.

@@ -185,11 +185,25 @@ public struct WeightedService: Sendable, Equatable {
     }
 }
 
+/// How a listener's routes are tried (see `RouteTable`).
+public enum RouteOrder: Sendable, Equatable {
+    /// Most specific first, whatever the order written (two routes with one match are an error).
+    case mostSpecificFirst
+    /// In the order written, the first match wins (xDS: virtual hosts flattened in Envoy's
+    /// domain order, each host's routes in order, then a route with no backends that stops a
+    /// request from falling through to the next host).
+    case asWritten
+}
+
 public struct RouteConfig: Sendable, Equatable {
     public var match: RouteMatch
     /// Where the route's calls go: one service, or a split between several by weight (each call
-    /// picks one; its retries and hedges stay in the service it picked).
+    /// picks one; its retries and hedges stay in the service it picked). Empty: the request
+    /// has no route (answered as if nothing matched).
     public var backends: [WeightedService]
+    /// The route's own call policy (timeout, retries), over the service's and its methods'
+    /// (xDS routes carry one); nil: the service's.
+    public var policy: CallPolicy?
     /// Who may make the calls this route matches (over the listener's policy); nil: the listener's.
     public var authorization: AuthorizationPolicy?
     /// Faults injected into this route's calls (over the method's); nil: the method's, if any.
@@ -210,6 +224,7 @@ public struct RouteConfig: Sendable, Equatable {
     /// What the route leads to, as `ferry check` prints it: `greeter`, or
     /// `split stable 90 (90%), canary 10 (10%)`.
     public var target: String {
+        guard !backends.isEmpty else { return "no route" }
         guard isSplit else { return backends[0].service }
         let total = backends.reduce(0) { $0 + $1.weight }
         return "split " + backends.map { b in

@@ -107,7 +107,13 @@ public final class FerryServer: Sendable {
         let config = await self.config
         let loadedAt = await control.loadedAtWallClock
         let lines = ConfigSummary.lines(config).map { JSON.string($0) }.joined(separator: ",\n    ")
-        return "{\n  \"source\": \(JSON.string(config.source)),\n  \"loaded_at_unix\": \(loadedAt),\n"
+        func versions(_ map: [String: String]) -> String {
+            "{" + map.sorted { $0.key < $1.key }.map { "\(JSON.string($0.key)): \(JSON.string($0.value))" }.joined(separator: ", ") + "}"
+        }
+        // Where each listener and service came from: xDS (with the versions) or, if not named here, the file.
+        let fromXDS = config.xds == nil ? "" : "  \"from_xds\": {\"listeners\": \(versions(config.fromXDS.listeners)), "
+            + "\"services\": \(versions(config.fromXDS.services))},\n"
+        return "{\n  \"source\": \(JSON.string(config.source)),\n  \"loaded_at_unix\": \(loadedAt),\n" + fromXDS
             + "  \"summary\": [\n    \(lines)\n  ]\n}\n"
     }
 
@@ -119,13 +125,14 @@ public final class FerryServer: Sendable {
         let health = await control.healthStates()
         let checks = await control.healthCheckStates()
         let endpoints = await self.endpoints()
+        let byEndpoint = Dictionary(grouping: gauges) { "\($0.service) \($0.endpoint)" }
         var services: [String] = []
         for (service, list) in endpoints.sorted(by: { $0.key < $1.key }) {
             let states = Dictionary(health[service] ?? [], uniquingKeysWith: { a, _ in a })
             let checked = Dictionary((checks[service] ?? []).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
             let items = list.map { endpoint -> String in
                 let address = HostPort(host: endpoint.host, port: endpoint.port)
-                let mine = gauges.filter { $0.service == service && $0.endpoint == address.description }
+                let mine = byEndpoint["\(service) \(address.description)"] ?? []
                 var state = states[address].map(MetricsExposition.stateName) ?? "active"
                 let connections = mine.map(\.connections).reduce(0, +)
                 // Failing to connect on a loop, and no connection up anywhere: not "active".

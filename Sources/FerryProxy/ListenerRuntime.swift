@@ -25,31 +25,35 @@ final class ListenerRuntime {
     private(set) var hasAuthorization: Bool
     /// The faults of each route that injects some (over its methods' own).
     private var faults: [FaultInjector?]
+    /// The call policy of each route that has its own (xDS routes), over its service's.
+    private var policies: [ResolvedPolicy?]
     /// Callers' verified identities reach the upstream in `ferry-client-id` (client certificates are asked for).
     private(set) var passesClientIdentity: Bool
 
     init(config: ListenerConfig, services: [String: ServiceRuntime], metrics: LoopMetrics?, tlsContext: NIOSSLContext? = nil) {
         self.config = config
-        self.table = RouteTable(config.routes)
+        self.table = RouteTable(config.routes, order: config.routeOrder)
         self.targets = config.routes.map { RouteTarget($0, listener: config.name, services: services, metrics: metrics) }
         self.maxDeadlineNanoseconds = config.maxDeadline?.totalNanoseconds
         self.h2Settings = Self.settings(config.http2)
         self.tlsContext = tlsContext
         self.authorizations = config.routes.map { $0.authorization ?? config.authorization }
         self.faults = config.routes.map { $0.fault.map(FaultInjector.init) }
+        self.policies = config.routes.map { $0.policy.map { ResolvedPolicy($0) } }
         self.hasAuthorization = authorizations.contains { $0 != nil }
         self.passesClientIdentity = config.tls?.clientCA != nil
     }
 
     func update(config newConfig: ListenerConfig, services: [String: ServiceRuntime], metrics: LoopMetrics?, tlsContext: NIOSSLContext?) {
         config = newConfig
-        table = RouteTable(newConfig.routes)
+        table = RouteTable(newConfig.routes, order: newConfig.routeOrder)
         targets = newConfig.routes.map { RouteTarget($0, listener: newConfig.name, services: services, metrics: metrics) }
         maxDeadlineNanoseconds = newConfig.maxDeadline?.totalNanoseconds
         h2Settings = Self.settings(newConfig.http2)
         self.tlsContext = tlsContext
         authorizations = newConfig.routes.map { $0.authorization ?? newConfig.authorization }
         faults = newConfig.routes.map { $0.fault.map(FaultInjector.init) }
+        policies = newConfig.routes.map { $0.policy.map { ResolvedPolicy($0) } }
         hasAuthorization = authorizations.contains { $0 != nil }
         passesClientIdentity = newConfig.tls?.clientCA != nil
     }
@@ -67,6 +71,11 @@ final class ListenerRuntime {
     /// The faults route `index` injects, if it has its own.
     func fault(forRoute index: Int) -> FaultInjector? {
         faults[index]
+    }
+
+    /// Route `index`'s own call policy, if it has one (over its service's).
+    func policy(forRoute index: Int) -> ResolvedPolicy? {
+        policies[index]
     }
 
     func markRemoved() { isRemoved = true }

@@ -128,7 +128,7 @@ final class ProxyCall {
             method.counts.requests += 1
             methodMetrics = method
         }
-        let policy = headers.withValue(of: ":path") { service.policy(forPath: $0) }
+        let policy = listener.policy(forRoute: routeIndex) ?? headers.withValue(of: ":path") { service.policy(forPath: $0) }
         self.service = service
         self.policy = policy
         if service.limitsRate, let limited = service.rateLimitRefusing(policy, at: now(), caller: caller) {

@@ -67,14 +67,26 @@ struct Run: FerryCommand {
         }
         logger.info("ferry started", metadata: ["version": "\(FerryBuild.version)", "config": "\(config)", "event_loops": "\(loops)"])
 
+        var xds: XDSRunner?
+        if let xdsConfig = loaded.xds {
+            do {
+                xds = try await XDSRunner.start(file: loaded, xds: xdsConfig, server: server, logger: logger)
+            } catch {
+                printError("ferry: cannot start the xDS client: \(error)")
+                await server.shutdown(drainTimeout: .zero)
+                try? await group.shutdownGracefully()
+                throw ExitStatus(1)
+            }
+        }
         let watcher = loaded.runtime.watchConfig ? ConfigFileWatcher(path: config, initial: text, events: continuation) : nil
-        var reloader = Reloader(path: config, server: server, logger: logger, lastText: text)
+        var reloader = Reloader(path: config, server: server, logger: logger, lastText: text, xds: xds)
         for await event in events {
             switch event {
             case .reload(let reason):
                 await reloader.reload(reason: reason, onlyIfChanged: reason == ConfigFileWatcher.reason)
             case .terminate(let signal):
                 watcher?.stop()
+                await xds?.stop()
                 logger.info("draining", metadata: ["signal": "\(signal)"])
                 let drainTimeout = await server.config.runtime.drainTimeout
                 await server.shutdown(drainTimeout: .nanoseconds(drainTimeout.totalNanoseconds))
@@ -92,6 +104,8 @@ struct Reloader {
     let server: FerryServer
     let logger: Logger
     var lastText: [UInt8]?
+    /// The control plane's part of the configuration, when `xds:` is set.
+    let xds: XDSRunner?
 
     /// `onlyIfChanged`: skip when the file holds what was last read (a watcher's event for a
     /// change a SIGHUP already applied).
@@ -107,8 +121,9 @@ struct Reloader {
                 server.recordRejectedReload()
                 throw error
             }
-            let changes = await server.changes(to: config)
-            try await server.reload(config)
+            let composed = await xds?.compose(file: config) ?? config
+            let changes = await server.changes(to: composed)
+            try await server.reload(composed)
             logger.info("configuration reloaded", metadata: ["reason": "\(reason)", "config": "\(path)",
                                                              "listeners": "\(config.listeners.count)", "services": "\(config.services.count)",
                                                              "changed": "\(changes.isEmpty ? "nothing" : changes.joined(separator: "; "))"])
