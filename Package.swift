@@ -143,8 +143,9 @@ let package = Package(
         .target(
             name: "FerryXDSClient",
             dependencies: [
-                "FerryXDS", "FerryUpstream", "FerryH2", "FerryGRPC", "FerryConfig", "FerryDiscovery",
+                "FerryXDS", "FerryUpstream", "FerryH2", "FerryGRPC", "FerryConfig", "FerryDiscovery", "FerryMetrics",
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         // The demo's echo upstream and load client (FerryH2 on both sides), for `ferry demo` and tests.
         .target(

@@ -6,7 +6,9 @@ import FerryPolicy
 /// Writes the Prometheus text exposition format (version 0.0.4): `# HELP` and `# TYPE` once
 /// per family, then its samples; label values escaped.
 package struct PrometheusWriter {
-    private(set) var text = ""
+    package private(set) var text = ""
+
+    package init() {}
 
     package mutating func family(_ name: String, _ type: String, _ help: String) {
         text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"

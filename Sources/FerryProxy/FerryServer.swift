@@ -25,6 +25,20 @@ public final class FerryServer: Sendable {
     private let control: ControlPlane
     private let initialConfig: FerryConfig
     private let admin = NIOLockedValueBox<AdminServer?>(nil)
+    /// What else the process reports (the xDS client): why it is not ready yet (nil: nothing
+    /// holds readiness back) and its metrics, appended to `/metrics`.
+    private let extraStatus = NIOLockedValueBox<(notReady: String?, metrics: (@Sendable () -> String)?)>((nil, nil))
+
+    /// Holds `/ready` back with `reason` until called again with nil (the xDS client does
+    /// until its first configuration arrives).
+    public func holdReadiness(_ reason: String?) {
+        extraStatus.withLockedValue { $0.notReady = reason }
+    }
+
+    /// Metrics text (Prometheus exposition lines) appended to every `/metrics` scrape.
+    public func addMetrics(_ render: @escaping @Sendable () -> String) {
+        extraStatus.withLockedValue { $0.metrics = render }
+    }
 
     public init(config: FerryConfig, group: EventLoopGroup, logger: Logger) {
         self.initialConfig = config
@@ -81,7 +95,7 @@ public final class FerryServer: Sendable {
         inputs.reloads = (counts.ok, counts.rejected, await control.loadedAtWallClock)
         inputs.process = ProcessMetrics.current()
         inputs.accessLog = await control.accessLogCounts
-        return MetricsExposition.render(inputs)
+        return MetricsExposition.render(inputs) + (extraStatus.withLockedValue { $0.metrics }?() ?? "")
     }
 
     func adminResponse(_ path: String) async -> AdminServer.Response {
@@ -91,7 +105,8 @@ public final class FerryServer: Sendable {
         case "/live":
             return .init(status: .ok, contentType: "text/plain; charset=utf-8", body: "live\n")
         case "/ready":
-            let (ready, reason) = await control.readiness()
+            var (ready, reason) = await control.readiness()
+            if ready, let held = extraStatus.withLockedValue({ $0.notReady }) { (ready, reason) = (false, held) }
             return .init(status: ready ? .ok : .serviceUnavailable, contentType: "text/plain; charset=utf-8", body: reason + "\n")
         case "/config":
             return .init(status: .ok, contentType: "application/json", body: await configJSON())

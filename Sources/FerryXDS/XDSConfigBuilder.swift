@@ -13,6 +13,9 @@ public enum XDSConfigBuilder {
         for name in resources.clusters.keys.sorted() where !fileServices.contains(name) {
             let cluster = resources.clusters[name]!
             var service = cluster.service
+            // What the control plane sends is what there is: a cluster it leaves empty does
+            // not hold readiness back (the first configuration does, in the runner).
+            service.allowNoEndpoints = true
             if case .eds(let assignment) = cluster.endpoints {
                 service.discovery = .static(resources.assignments[assignment]?.endpoints ?? [])
                 provenance.services[name] = "CDS \(cdsVersion), EDS \(edsVersion)"
@@ -44,7 +47,9 @@ public enum XDSConfigBuilder {
             // A route to a cluster that is not (or no longer) in CDS: its calls find no
             // endpoint and fail UNAVAILABLE, as Envoy's "cluster not found".
             for missing in mapped.serviceNames where !known.contains(missing) {
-                config.services.append(ServiceConfig(name: missing, endpoints: []))
+                var placeholder = ServiceConfig(name: missing, endpoints: [])
+                placeholder.allowNoEndpoints = true
+                config.services.append(placeholder)
                 provenance.services[missing] = "named by a route, not in CDS \(cdsVersion)"
                 known.insert(missing)
             }

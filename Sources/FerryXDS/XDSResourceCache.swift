@@ -11,6 +11,8 @@ public struct XDSResourceCache: Sendable {
     public private(set) var assignments: [String: XDSEndpointAssignment] = [:]
     /// The version of each type last accepted.
     public private(set) var versions: [XDSResourceType: String] = [:]
+    /// Names known not to exist (removed, or not sent within the resource timeout).
+    public private(set) var missing: [XDSResourceType: Set<String>] = [:]
 
     /// What the file defines, which xDS may not take over: a resource with one of these names
     /// (or a listener on one of these addresses) is refused.
@@ -101,12 +103,14 @@ public struct XDSResourceCache: Sendable {
         case .assignments(let items): for item in items { assignments[item.clusterName] = item }
         case nil: break
         }
+        for name in update.updated { missing[update.type]?.remove(name) }
         remove(update.type, update.removed)
         versions[update.type] = update.versionInfo
     }
 
     /// Resources known not to exist (removed, or never arrived in time).
     public mutating func remove(_ type: XDSResourceType, _ names: [String]) {
+        missing[type, default: []].formUnion(names)
         for name in names {
             switch type {
             case .listener: listeners[name] = nil
@@ -114,6 +118,26 @@ public struct XDSResourceCache: Sendable {
             case .cluster: clusters[name] = nil
             case .clusterLoadAssignment: assignments[name] = nil
             }
+        }
+    }
+
+    /// Whether the first configuration is whole: listeners and clusters answered, and every
+    /// route table and assignment they name arrived or is known not to exist. Until then
+    /// Ferry is not ready (Envoy's initial fetch, before its listeners warm).
+    public var hasFirstConfiguration: Bool {
+        guard versions[.listener] != nil, versions[.cluster] != nil else { return false }
+        let tables = missing[.routeConfiguration] ?? [], endpoints = missing[.clusterLoadAssignment] ?? []
+        return wantedRouteTables.allSatisfy { routeTables[$0] != nil || tables.contains($0) }
+            && wantedAssignments.allSatisfy { assignments[$0] != nil || endpoints.contains($0) }
+    }
+
+    /// How many resources of `type` are held.
+    public func count(of type: XDSResourceType) -> Int {
+        switch type {
+        case .listener: listeners.count
+        case .routeConfiguration: routeTables.count
+        case .cluster: clusters.count
+        case .clusterLoadAssignment: assignments.count
         }
     }
 

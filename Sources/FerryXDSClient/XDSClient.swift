@@ -45,10 +45,8 @@ public final class XDSClient: H2StreamDelegate {
     /// The largest DiscoveryResponse taken (100,000 endpoints are about 5 MB).
     public static let maxMessageBytes = 64 << 20
 
-    /// Counts for `/metrics` and tests.
-    public private(set) var accepted = 0
-    public private(set) var rejected = 0
-    public private(set) var streamsOpened = 0
+    /// Counts for `/metrics`, `/ready` and tests.
+    public let status = XDSClientStatus()
 
     public init(config: XDSConfig, eventLoop: EventLoop, logger: Logger, userAgent: String, onChange: @escaping ChangeHandler) {
         self.config = config
@@ -117,8 +115,12 @@ public final class XDSClient: H2StreamDelegate {
                 guard let staged, staged.response.typeURL == update.type.typeURL else { continue }
                 self.staged = nil
                 cache.commit(staged, update)
-                accepted += 1
                 changed = true
+                let held = cache.count(of: update.type)
+                status.update {
+                    $0.accepted[update.type.shortName, default: 0] += 1
+                    $0.resources[update.type.shortName] = held
+                }
                 logger.info("xDS update accepted", metadata: [
                     "type": "\(update.type.shortName)", "version": "\(update.versionInfo)", "resources": "\(update.updated.count)",
                     "removed": "\(update.removed.count)"])
@@ -130,11 +132,14 @@ public final class XDSClient: H2StreamDelegate {
             case .resourcesDoNotExist(let type, let names):
                 cache.remove(type, names)
                 changed = true
+                let held = cache.count(of: type)
+                status.update { $0.resources[type.shortName] = held }
                 logger.warning("xDS resources do not exist; going on without them", metadata: [
                     "type": "\(type.shortName)", "names": "\(names.prefix(20).joined(separator: ", "))"])
             case .rejected(let type, let nonce, let detail):
                 staged = nil
-                rejected += 1
+                let short = XDSResourceType(rawValue: type)?.shortName ?? "other"
+                status.update { $0.rejected[short, default: 0] += 1 }
                 logger.error("xDS response rejected; the last good configuration keeps serving", metadata: [
                     "type": "\(type.prefix(200))", "nonce": "\(nonce.prefix(100))", "error": "\(detail)"])
             case .closeStream:
@@ -186,6 +191,7 @@ public final class XDSClient: H2StreamDelegate {
     private func streamEnded(_ why: String) {
         if case .stopped = phase { return }
         phase = .idle
+        status.update { $0.connected = false }
         logger.warning("xDS stream ended; the last configuration keeps serving, reconnecting", metadata: [
             "server": "\(config.server)", "reason": "\(why)"])
         perform(machine.streamClosed(now: now()))
@@ -297,7 +303,10 @@ extension XDSClient: UpstreamWaiter {
         guard let stream = connection.openStream(headers: headers, endStream: false, delegate: self) else {
             return streamEnded("the connection refused a new stream")
         }
-        streamsOpened += 1
+        status.update {
+            $0.streamsOpened += 1
+            $0.connected = true
+        }
         phase = .open(stream, status: 0, pending: ByteBuffer())
         let waiting = outbox
         outbox = []

@@ -31,13 +31,15 @@ actor XDSRunner {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let (stream, continuation) = AsyncStream.makeStream(of: XDSResourceCache.self, bufferingPolicy: .bufferingNewest(1))
         let loop = group.next()
-        let client = try await loop.submit {
+        let (client, status): (NIOLoopBound<XDSClient>, XDSClientStatus) = try await loop.submit {
             let client = XDSClient(config: xds, eventLoop: loop, logger: logger, userAgent: FerryBuild.version) { continuation.yield($0) }
             client.reserve(fileConfig: file)
             client.start()
-            return NIOLoopBound(client, eventLoop: loop)
+            return (NIOLoopBound(client, eventLoop: loop), client.status)
         }.get()
         let runner = XDSRunner(file: file, server: server, logger: logger, client: client, group: group)
+        server.addMetrics { status.metricsText() }
+        server.holdReadiness("waiting for the first listeners and clusters from the xDS control plane at \(xds.server)")
         Task { await runner.follow(stream) }
         logger.info("xDS client started", metadata: ["server": "\(xds.server)", "node": "\(xds.node.id)"])
         return runner
@@ -47,6 +49,7 @@ actor XDSRunner {
         for await resources in stream {
             self.resources = resources
             await apply(reason: "xDS update")
+            if resources.hasFirstConfiguration { server.holdReadiness(nil) }
         }
     }
 

@@ -59,6 +59,12 @@ final class XDSResourceCacheTests: XCTestCase {
         // A complete CDS response without "static" removes it.
         Self.take(Self.response(.cluster, version: "2", [EnvoyEncodedMessages.edsCluster]), into: &cache)
         XCTAssertEqual(Set(cache.clusters.keys), ["echo"])
+        // A route table known not to exist counts as answered: the first configuration is whole
+        // once the assignment is too.
+        XCTAssertFalse(cache.hasFirstConfiguration)
+        cache.remove(.routeConfiguration, ["local"])
+        cache.remove(.clusterLoadAssignment, ["echo-eds"])
+        XCTAssertTrue(cache.hasFirstConfiguration)
     }
 
     func testARouteToAClusterCDSDoesNotHaveIsAProblemOnceCDSHasAnswered() {
@@ -97,6 +103,7 @@ final class XDSResourceCacheTests: XCTestCase {
         file.xds = XDSConfig(server: HostPort(host: "127.0.0.1", port: 18000), node: .init(id: "n", cluster: "c"))
         var cache = XDSResourceCache()
         XCTAssertEqual(Self.take(Self.response(.listener, version: "4", [EnvoyEncodedMessages.rdsListener]), into: &cache), [])
+        XCTAssertFalse(cache.hasFirstConfiguration, "no CDS answer yet")
         var config = XDSConfigBuilder.config(file: file, resources: cache)
         XCTAssertEqual(config.listeners.map(\.name), ["file"], "the listener warms until its route table arrives")
         // Routes before clusters (nothing to check them against yet), then the clusters.
@@ -104,8 +111,10 @@ final class XDSResourceCacheTests: XCTestCase {
         XCTAssertEqual(Self.take(Self.response(.cluster, version: "3", [EnvoyEncodedMessages.edsCluster]), into: &cache), [])
         config = XDSConfigBuilder.config(file: file, resources: cache)
         XCTAssertEqual(config.service(named: "echo")?.discovery, .static([]), "no assignment yet")
+        XCTAssertFalse(cache.hasFirstConfiguration, "echo's assignment is awaited")
 
         XCTAssertEqual(Self.take(Self.response(.clusterLoadAssignment, version: "5", [Self.assignment("echo-eds", endpoints: 3)]), into: &cache), [])
+        XCTAssertTrue(cache.hasFirstConfiguration)
         config = XDSConfigBuilder.config(file: file, resources: cache)
         XCTAssertEqual(config.listeners.map(\.name), ["file", "ingress"])
         let ingress = config.listeners[1]

@@ -84,7 +84,31 @@ def test_initial_config_from_the_control_plane_routes_calls_and_every_response_i
     assert sorted(ads.requests_of(EDS)[-1].resource_names) == ["alpha", "beta", "gamma"]
     assert ads.requests_of(RDS)[-1].resource_names == ["routes"]
     status, body = ferry.admin("/config")
-    assert status == 200 and "xds" in body.lower(), body[:2000]
+    assert status == 200, body
+    import json
+    config = json.loads(body)
+    assert config["from_xds"]["listeners"] == {"ingress": "LDS 1, RDS 1"}, config["from_xds"]
+    assert config["from_xds"]["services"]["alpha"] == "CDS 1, EDS 1"
+    assert any("listener ingress on 127.0.0.1:%d (from xDS: LDS 1, RDS 1)" % port in line for line in config["summary"])
+    assert ferry.admin("/ready")[0] == 200
+    assert ferry.metric_sum("ferry_xds_connected") == 1
+    assert ferry.metric_sum("ferry_xds_responses_total", 'type="LDS"', 'result="accepted"') == 1
+    assert ferry.metric_sum("ferry_xds_resources", 'type="EDS"') == 3
+
+
+def test_with_the_control_plane_not_up_yet_ferry_starts_unready_and_takes_its_config_once_it_comes(ferry_factory, upstreams):
+    ads_port, admin, port = free_port(), free_port(), free_port()
+    ferry = ferry_factory(config=ferry_config(ads_port, admin), ports={"admin": admin}, admin_port=admin)
+    status, body = ferry.admin("/ready")
+    assert status == 503 and "waiting for the first listeners and clusters" in body, body
+    time.sleep(1.5)
+    ads = ADSServer(port=ads_port)
+    try:
+        ads.set_resources(*resources(port, upstreams))
+        assert wait_until(lambda: ferry.admin("/ready")[0] == 200, 20.0), ferry.logs()[-2000:]
+        assert call(f"127.0.0.1:{port}") == "alpha"
+    finally:
+        ads.stop()
 
 
 def test_routes_clusters_and_endpoints_change_under_load_with_no_failed_call(ferry_factory, ads, upstreams):
