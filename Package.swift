@@ -195,7 +195,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FerryProxyTests",
-            dependencies: ["FerryProxy", "FerryUpstream", "FerryDemo", "FerryConfig", "FerryDiscovery", .product(name: "NIOPosix", package: "swift-nio"),
+            dependencies: ["FerryProxy", "FerryUpstream", "FerryDemo", "FerryConfig", "FerryDiscovery", "FerryXDS", "FerryXDSClient",
+                           .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
     ],

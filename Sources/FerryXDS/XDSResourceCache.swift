@@ -50,7 +50,7 @@ public struct XDSResourceCache: Sendable {
         var listeners: [XDSListener] = [], tables: [XDSRouteTable] = [], clusters: [XDSCluster] = []
         var assignments: [XDSEndpointAssignment] = []
         for (index, resource) in response.resources.enumerated() {
-            let label = resource.name.map { "\"\($0.prefix(200))\"" } ?? "resources[\(index)]"
+            let label = (resource.name ?? Self.peekName(resource.bytes)).map { "\"\($0.prefix(200))\"" } ?? "resources[\(index)]"
             guard resource.typeURL == response.typeURL else {
                 problems.append("\(label): is a \(resource.typeURL.prefix(200)) in a response of \(type.shortName)")
                 continue
@@ -147,6 +147,15 @@ public struct XDSResourceCache: Sendable {
     /// The assignments the held clusters take their endpoints from (what EDS is subscribed to).
     public var wantedAssignments: Set<String> {
         Set(clusters.values.compactMap { if case .eds(let name) = $0.endpoints { return name } else { return nil } })
+    }
+
+    /// The name of a resource that may not decode (field 1 of all four types), for the NACK.
+    static func peekName(_ bytes: ArraySlice<UInt8>) -> String? {
+        var name: String?
+        try? ProtoReader.fields(of: bytes) { number, value throws(XDSProblem) in
+            if number == 1, name == nil { name = try value.string("name") }
+        }
+        return name.flatMap { $0.isEmpty ? nil : $0 }
     }
 
     // MARK: Checks across resources

@@ -24,6 +24,7 @@ public final class XDSClient: H2StreamDelegate {
     private let logger: Logger
     private let onChange: ChangeHandler
     private let pool: UpstreamPool
+    private let clock: MonotonicClock
     private let headers: H2Headers
     private var machine: ADSStateMachine
     private var cache = XDSResourceCache()
@@ -48,7 +49,14 @@ public final class XDSClient: H2StreamDelegate {
     /// Counts for `/metrics`, `/ready` and tests.
     public let status = XDSClientStatus()
 
-    public init(config: XDSConfig, eventLoop: EventLoop, logger: Logger, userAgent: String, onChange: @escaping ChangeHandler) {
+    public convenience init(config: XDSConfig, eventLoop: EventLoop, logger: Logger, userAgent: String, onChange: @escaping ChangeHandler) {
+        self.init(config: config, eventLoop: eventLoop, logger: logger, userAgent: userAgent, clock: .system, connector: .tcp, onChange: onChange)
+    }
+
+    /// `clock` and `connector`: the time and the way to the server (tests: virtual and in memory).
+    package init(config: XDSConfig, eventLoop: EventLoop, logger: Logger, userAgent: String, clock: MonotonicClock,
+                 connector: UpstreamConnector, onChange: @escaping ChangeHandler) {
+        self.clock = clock
         self.config = config
         var node = XDSNode(id: config.node.id, cluster: config.node.cluster)
         node.metadata = config.node.metadata
@@ -61,12 +69,13 @@ public final class XDSClient: H2StreamDelegate {
         self.onChange = onChange
         var settings = ADSStateMachine.Settings()
         settings.resourceTimeout = config.resourceTimeout.totalNanoseconds
-        self.machine = ADSStateMachine(settings: settings, seed: UInt64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds))
+        self.machine = ADSStateMachine(settings: settings, seed: UInt64(truncatingIfNeeded: clock.now()))
         let service = ServiceConfig(name: "xds", endpoints: [])
         let endpoint = Endpoint(host: config.server.host, port: config.server.port)
         var pool = PoolConfig()
         pool.idleTimeout = .seconds(86_400 * 365)   // the stream keeps it busy; never closed for idleness
-        self.pool = UpstreamPool(endpoint: endpoint, service: "xds", settings: pool, balancer: BalancerConfig(),
+        self.pool = UpstreamPool(endpoint: endpoint, service: "xds", settings: pool, balancer: BalancerConfig(), clock: clock,
+                                 connector: connector,
                                  health: EndpointHealth(address: config.server, settings: FailureAccrualConfig(), service: ServiceHealth(service: service)),
                                  eventLoop: eventLoop, logger: logger)
         self.headers = H2Headers([(":method", "POST"), (":scheme", "http"), (":path", DiscoveryMessages.streamPath),
@@ -207,7 +216,7 @@ public final class XDSClient: H2StreamDelegate {
         guard at != wakeUpAt else { return }
         wakeUp?.cancel()
         wakeUpAt = at
-        wakeUp = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: NIODeadline.uptimeNanoseconds(UInt64(max(at, 0)))) { [weak self] in
+        wakeUp = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(max(at - now(), 0))) { [weak self] in
             guard let self else { return }
             self.wakeUp = nil
             self.wakeUpAt = nil
@@ -215,7 +224,7 @@ public final class XDSClient: H2StreamDelegate {
         }
     }
 
-    private func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+    private func now() -> Int64 { clock.now() }
 
     // MARK: Receiving
 

@@ -139,8 +139,14 @@ final class CallPathHarness: @unchecked Sendable {
 
     /// A client connection to a listener routing everything to `service`.
     func client(to service: ServiceRuntime) -> TestClient {
-        let listener = ListenerRuntime(config: ListenerConfig(name: "l", address: HostPort(host: "127.0.0.1", port: 1), service: "s"),
-                                       services: ["s": service], metrics: nil)
+        client(to: service, routes: [RouteConfig(match: RouteMatch(), service: "s")])
+    }
+
+    /// A client connection to a listener with these routes, every one to `service` ("s").
+    func client(to service: ServiceRuntime, routes: [RouteConfig], order: RouteOrder = .mostSpecificFirst) -> TestClient {
+        var config = ListenerConfig(name: "l", address: HostPort(host: "127.0.0.1", port: 1), routes: routes)
+        config.routeOrder = order
+        let listener = ListenerRuntime(config: config, services: ["s": service], metrics: nil)
         let environment = CallEnvironment(deadlines: CallDeadlines(eventLoop: loop, clock: clock), clock: clock)
         let acceptor = Acceptor(listener: listener, environment: environment)
         let proxySide = EmbeddedChannel(handler: H2Connection(role: .server, delegate: acceptor, clock: clock), loop: loop)
@@ -287,7 +293,13 @@ final class ScriptedUpstream: H2ConnectionDelegate {
         case reply(ByteBuffer)
         /// 200 once the request ends, then what the test sends with `push` and `endStreams`.
         case stream
+        /// 200 at once, the request still open: both sides stream (what the test sends with
+        /// `push` and `endStreams`; what the client sent is in `bodies`).
+        case bidi
     }
+
+    /// What each request sent so far, in the order the requests came.
+    var bodies: [ByteBuffer] { handlers.map(\.body) }
 
     /// The streams answering `.stream` that are still open.
     private var streaming: [H2Stream] = []
@@ -355,6 +367,9 @@ final class ScriptedUpstream: H2ConnectionDelegate {
             behaviour = upstream.behaviour(path)
             switch behaviour {
             case .echo, .hang, .reply, .stream: break
+            case .bidi:
+                stream.connection.sendHeaders(stream, H2Headers([(":status", "200"), ("content-type", "application/grpc")]), endStream: false)
+                upstream.startedStream(stream)
             case .status(let code, let pushback):
                 var fields = [(":status", "200"), ("content-type", "application/grpc"), ("grpc-status", String(code))]
                 if let pushback { fields.append(("grpc-retry-pushback-ms", String(pushback))) }

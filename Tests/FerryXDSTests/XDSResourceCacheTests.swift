@@ -90,10 +90,11 @@ final class XDSResourceCacheTests: XCTestCase {
                        [#"listener "ingress": address: 0.0.0.0:15001 is a listener's of the file"#])
         let mixed = Self.response(.listener, version: "1", [EnvoyEncodedMessages.edsCluster], typeOfResources: XDSResourceType.cluster.typeURL)
         XCTAssertEqual(cache.stage(mixed).response.problems,
-                       ["resources[0]: is a type.googleapis.com/envoy.config.cluster.v3.Cluster in a response of LDS"])
+                       [#""echo": is a type.googleapis.com/envoy.config.cluster.v3.Cluster in a response of LDS"#])
         let broken = cache.stage(Self.response(.routeConfiguration, version: "1", [EnvoyEncodedMessages.negativeTimeoutRouteTable]))
         XCTAssertEqual(broken.response.problems.count, 1)
-        XCTAssertTrue(broken.response.problems[0].hasPrefix("resources[0]: virtual_hosts[0].routes[0].route.timeout"), broken.response.problems[0])
+        XCTAssertTrue(broken.response.problems[0].hasPrefix(#""negative": virtual_hosts[0].routes[0].route.timeout"#),
+                      "a resource that does not decode is still named: \(broken.response.problems[0])")
     }
 
     func testTheBuiltConfigurationKeepsTheFilesAndAddsXDSsListenerOnceItsRoutesAreHere() throws {
