@@ -6,7 +6,7 @@ import FerryConfig
 /// What would change where calls go or how they are protected, and Ferry cannot do, is a
 /// problem (the response is NACKed): ORIGINAL_DST and custom cluster types, EDS from anything
 /// but ADS, hash-based, random or cluster-provided balancing, HTTP/1.1 or HTTP/3 upstreams, and
-/// TLS (`transport_socket`) until xDS can carry Ferry's certificates. What only tunes Envoy's
+/// TLS beyond what `XDSTLS` maps (certificates as files). What only tunes Envoy's
 /// own machinery is ignored and named in `ignored`, for one log line.
 public struct XDSCluster: Sendable, Equatable {
     public enum Endpoints: Sendable, Equatable {
@@ -58,8 +58,7 @@ public struct XDSCluster: Sendable, Equatable {
         }
         if cluster.thresholds.contains(where: { $0.priority != 0 }) { ignored.append("circuit_breakers for priority HIGH") }
         if let socket = cluster.transportSocket {
-            throw XDSProblem("(\"\(socket.prefix(100))\") is not supported yet: Ferry's TLS towards xDS clusters is to come")
-                .inside("transport_socket")
+            service.tls = try XDSTLS.upstream(socket, cluster: cluster.name, ignored: &ignored)
         }
         return XDSCluster(service: service, endpoints: endpoints, ignored: ignored)
     }

@@ -66,7 +66,7 @@ struct XDSClusterMessage: Sendable, Equatable {
 
     var protocolOptions: [ProtocolOption] = []
     var outlierDetection: OutlierDetection?
-    var transportSocket: String?
+    var transportSocket: XDSTransportSocket?
     var loadBalancingPolicySet = false
 
     init(decoding bytes: ArraySlice<UInt8>, maxEndpoints: Int) throws(XDSProblem) {
@@ -125,13 +125,7 @@ struct XDSClusterMessage: Sendable, Equatable {
             case 23: lbPolicy = max(lbPolicy, 2)  // ring_hash_lb_config: refused with its policy below
             case 52: lbPolicy = max(lbPolicy, 5)  // maglev_lb_config
             case 24:
-                transportSocket = try value.decode("transport_socket") { bytes throws(XDSProblem) in
-                    var name = ""
-                    try ProtoReader.fields(of: bytes) { number, value throws(XDSProblem) in
-                        if number == 1 { name = try value.string("name") }
-                    }
-                    return name
-                }
+                transportSocket = try value.decode("transport_socket") { bytes throws(XDSProblem) in try XDSTransportSocket(decoding: bytes) }
             case 41: loadBalancingPolicySet = true
             default: break
             }

@@ -44,6 +44,8 @@ public enum XDSConfigBuilder {
             }
             var mapped = ListenerConfig(name: name, address: listener.address, routes: routes(of: table), http2: listener.http2)
             mapped.routeOrder = .asWritten
+            mapped.tls = listener.tls
+            mapped.authorization = listener.authorization
             // A route to a cluster that is not (or no longer) in CDS: its calls find no
             // endpoint and fail UNAVAILABLE, as Envoy's "cluster not found".
             for missing in mapped.serviceNames where !known.contains(missing) {

@@ -6,7 +6,7 @@ import FerryConfig
 /// Ferry serves one HTTP connection manager per listener, whose last HTTP filter is the
 /// router: a listener that needs filter chain matching, listener filters, other network or
 /// HTTP filters (unless optional or disabled), HTTP/1.1 or HTTP/3 only, scoped routes, or TLS
-/// (until xDS can carry Ferry's certificates) is a problem, and the response is NACKed.
+/// beyond what `XDSTLS` maps is a problem, and the response is NACKed.
 public struct XDSListener: Sendable, Equatable {
     public enum Routes: Sendable, Equatable {
         /// The RouteConfiguration of this name, by RDS over ADS.
@@ -19,6 +19,10 @@ public struct XDSListener: Sendable, Equatable {
     public var routes: Routes
     /// Downstream HTTP/2 settings (Ferry's defaults where the manager sets none).
     public var http2 = HTTP2Config()
+    /// TLS from the filter chain's DownstreamTlsContext (nil: plaintext), and who may call
+    /// when it matches client certificates by SAN.
+    public var tls: ListenerTLSConfig?
+    public var authorization: AuthorizationPolicy?
     public var ignored: [String] = []
 
     static let managerName = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -52,6 +56,9 @@ public struct XDSListener: Sendable, Equatable {
             var mapped = try Self.chain(chains[0])
             mapped.name = listener.name
             mapped.address = address
+            if let socket = chains[0].transportSocket {
+                (mapped.tls, mapped.authorization) = try XDSTLS.downstream(socket, listener: listener.name, ignored: &mapped.ignored)
+            }
             return mapped
         } catch {
             throw error.inside(chainField)
@@ -60,9 +67,6 @@ public struct XDSListener: Sendable, Equatable {
 
     private static func chain(_ chain: XDSListenerMessage.FilterChain) throws(XDSProblem) -> XDSListener {
         if chain.hasMatch { throw XDSProblem("is not supported: Ferry serves one chain per listener").inside("filter_chain_match") }
-        if let socket = chain.transportSocket {
-            throw XDSProblem("(\"\(socket.prefix(100))\") is not supported yet: Ferry's TLS on xDS listeners is to come").inside("transport_socket")
-        }
         guard chain.filters.count == 1 else {
             throw XDSProblem("has \(chain.filters.count) filters: Ferry serves one HTTP connection manager").inside("filters")
         }

@@ -4,7 +4,7 @@ struct XDSListenerMessage: Sendable, Equatable {
     struct FilterChain: Sendable, Equatable {
         var hasMatch = false
         var filters: [Filter] = []
-        var transportSocket: String?
+        var transportSocket: XDSTransportSocket?
     }
 
     struct Filter: Sendable, Equatable {
@@ -45,13 +45,7 @@ struct XDSListenerMessage: Sendable, Equatable {
                 let field = "filters[\(chain.filters.count)]"
                 chain.filters.append(try value.decode(field) { bytes throws(XDSProblem) in try Self.filter(bytes) })
             case 6:
-                chain.transportSocket = try value.decode("transport_socket") { bytes throws(XDSProblem) in
-                    var name = ""
-                    try ProtoReader.fields(of: bytes) { number, value throws(XDSProblem) in
-                        if number == 1 { name = try value.string("name") }
-                    }
-                    return name
-                }
+                chain.transportSocket = try value.decode("transport_socket") { bytes throws(XDSProblem) in try XDSTransportSocket(decoding: bytes) }
             default: break
             }
         }

@@ -29,6 +29,9 @@ public struct XDSResourceCache: Sendable {
         public var response: ADSResponse
         /// What each accepted resource set that Ferry leaves aside, for one log line.
         public var ignored: [String] = []
+        /// The certificate, key and bundle files the resources name, by resource (the shell
+        /// checks they can be read before the verdict: a reload would fail on them).
+        public var tlsFiles: [(resource: String, file: String)] = []
         fileprivate var decoded: Decoded?
     }
 
@@ -84,6 +87,18 @@ public struct XDSResourceCache: Sendable {
         staged.ignored = listeners.flatMap { l in l.ignored.map { "listener \(l.name): \($0)" } }
             + tables.flatMap { t in t.ignored.map { "route table \(t.name): \($0)" } }
             + clusters.flatMap { c in c.ignored.map { "cluster \(c.service.name): \($0)" } }
+        for listener in listeners {
+            guard let tls = listener.tls else { continue }
+            for file in [tls.identity.certificate, tls.identity.key, tls.clientCA].compactMap({ $0 }) {
+                staged.tlsFiles.append(("listener \"\(listener.name.prefix(200))\"", file))
+            }
+        }
+        for cluster in clusters {
+            guard let tls = cluster.service.tls else { continue }
+            for file in [tls.ca, tls.identity?.certificate, tls.identity?.key].compactMap({ $0 }) {
+                staged.tlsFiles.append(("cluster \"\(cluster.service.name.prefix(200))\"", file))
+            }
+        }
         switch type {
         case .listener: staged.decoded = .listeners(listeners)
         case .routeConfiguration: staged.decoded = .routeTables(tables)

@@ -191,7 +191,7 @@ struct XDSRouteConfigurationMessage: Sendable, Equatable {
         return header
     }
 
-    private static func stringMatch(_ bytes: ArraySlice<UInt8>) throws(XDSProblem) -> HeaderSpecifier {
+    static func stringMatch(_ bytes: ArraySlice<UInt8>) throws(XDSProblem) -> HeaderSpecifier {
         var match = StringMatch.unsupported("match_pattern")
         var ignoreCase = false
         try ProtoReader.fields(of: bytes) { number, value throws(XDSProblem) in

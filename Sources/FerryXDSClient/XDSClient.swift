@@ -231,7 +231,12 @@ public final class XDSClient: H2StreamDelegate {
     private func received(_ message: ArraySlice<UInt8>) {
         switch DiscoveryMessages.decodeResponse(message) {
         case .success(let response):
-            let staged = cache.stage(response)
+            var staged = cache.stage(response)
+            // A file a TLS context names that cannot be read would fail the reload after the
+            // ACK: it is a problem of the response instead.
+            for (resource, file) in staged.tlsFiles where (try? TextFile.bytes(file)) == nil {
+                staged.response.problems.append("\(resource): \(file.prefix(300)) cannot be read")
+            }
             self.staged = staged
             perform(machine.receive(staged.response, now: now()))
         case .failure(let problem):

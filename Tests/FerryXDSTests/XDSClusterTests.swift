@@ -61,8 +61,6 @@ final class XDSClusterTests: XCTestCase {
         XCTAssertEqual(problem(EnvoyEncodedMessages.maglevCluster),
                        "lb_policy: MAGLEV is not supported (ROUND_ROBIN, which Ferry reads as its P2C PeakEWMA, and LEAST_REQUEST are)")
         XCTAssertEqual(problem(EnvoyEncodedMessages.negativeTimeoutCluster), "connect_timeout: is negative (-1 s, 0 ns)")
-        XCTAssertEqual(problem(EnvoyEncodedMessages.tlsCluster),
-                       "transport_socket: (\"envoy.transport_sockets.tls\") is not supported yet: Ferry's TLS towards xDS clusters is to come")
         XCTAssertEqual(problem(EnvoyEncodedMessages.http1Cluster),
                        "typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions].explicit_http_config.http_protocol_options: asks for HTTP/1.1: Ferry speaks HTTP/2 to upstreams")
         XCTAssertEqual(problem([]), "name: is empty")

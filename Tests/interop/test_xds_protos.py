@@ -37,6 +37,8 @@ ENVOY_MODULES = [
     "envoy.config.endpoint.v3.endpoint_pb2",
     "envoy.config.endpoint.v3.endpoint_components_pb2",
     "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
+    "envoy.extensions.transport_sockets.tls.v3.tls_pb2",
+    "envoy.extensions.transport_sockets.tls.v3.common_pb2",
     "google.rpc.status_pb2",
 ]
 

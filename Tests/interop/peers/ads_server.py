@@ -22,6 +22,7 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
@@ -36,8 +37,9 @@ COMPLETE = {LDS, CDS}          # responses of these types carry every resource
 
 # ---- resources as data ----------------------------------------------------------------------
 
-def listener(name, port, route_table, host="127.0.0.1"):
-    """A listener whose HTTP connection manager takes its routes from RDS over ADS."""
+def listener(name, port, route_table, host="127.0.0.1", tls=None):
+    """A listener whose HTTP connection manager takes its routes from RDS over ADS; `tls`: a
+    DownstreamTlsContext for its filter chain."""
     manager = hcm_pb2.HttpConnectionManager(stat_prefix=name, codec_type=hcm_pb2.HttpConnectionManager.AUTO)
     manager.rds.route_config_name = route_table
     manager.rds.config_source.ads.SetInParent()
@@ -50,6 +52,9 @@ def listener(name, port, route_table, host="127.0.0.1"):
     chain = out.filter_chains.add()
     network = chain.filters.add(name="envoy.filters.network.http_connection_manager")
     network.typed_config.Pack(manager)
+    if tls is not None:
+        chain.transport_socket.name = "envoy.transport_sockets.tls"
+        chain.transport_socket.typed_config.Pack(tls)
     return out
 
 
@@ -85,9 +90,13 @@ def route_table(name, routes, domains=("*",), host_name="all"):
     return table
 
 
-def cluster(name, connect_timeout=1.0):
-    """An EDS cluster (endpoints by ADS) speaking HTTP/2 to its endpoints."""
+def cluster(name, connect_timeout=1.0, tls=None):
+    """An EDS cluster (endpoints by ADS) speaking HTTP/2 to its endpoints; `tls`: an
+    UpstreamTlsContext for its connections."""
     c = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS)
+    if tls is not None:
+        c.transport_socket.name = "envoy.transport_sockets.tls"
+        c.transport_socket.typed_config.Pack(tls)
     c.eds_cluster_config.eds_config.ads.SetInParent()
     c.eds_cluster_config.eds_config.resource_api_version = 2
     c.connect_timeout.FromMilliseconds(int(connect_timeout * 1000))
@@ -108,6 +117,29 @@ def assignment(cluster_name, endpoints):
         lb.endpoint.address.socket_address.port_value = port
         group.lb_endpoints.append(lb)
     return cla
+
+
+def tls_context(kind, certs, name, san_exact=None, san_prefix=None, require_client_certificate=None, sni=None):
+    """An Upstream- or DownstreamTlsContext (`kind`: tls_pb2's class) of `name`'s certificate
+    and key in `certs`, trusting `certs`/ca.pem, matching the peer's URI SAN if asked."""
+    context = kind()
+    common = context.common_tls_context
+    certificate = common.tls_certificates.add()
+    certificate.certificate_chain.filename = f"{certs}/{name}.pem"
+    certificate.private_key.filename = f"{certs}/{name}-key.pem"
+    common.validation_context.trusted_ca.filename = f"{certs}/ca.pem"
+    common.alpn_protocols.append("h2")
+    if san_exact or san_prefix:
+        san = common.validation_context.match_typed_subject_alt_names.add(san_type=common_pb2.SubjectAltNameMatcher.URI)
+        if san_exact:
+            san.matcher.exact = san_exact
+        else:
+            san.matcher.prefix = san_prefix
+    if require_client_certificate is not None:
+        context.require_client_certificate.value = require_client_certificate
+    if sni:
+        context.sni = sni
+    return context
 
 
 def type_of(message):

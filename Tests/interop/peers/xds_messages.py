@@ -10,7 +10,7 @@ import sys
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import health_check_pb2
-from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -111,11 +111,57 @@ def negative_timeout_cluster():
     return cluster
 
 
+def mtls_common(context, san_prefix=None):
+    common = context.common_tls_context
+    certificate = common.tls_certificates.add()
+    certificate.certificate_chain.filename = "/etc/ferry/certs/node.pem"
+    certificate.private_key.filename = "/etc/ferry/certs/node-key.pem"
+    common.validation_context.trusted_ca.filename = "/etc/ferry/certs/ca.pem"
+    common.alpn_protocols.append("h2")
+    common.tls_params.tls_minimum_protocol_version = common_pb2.TlsParameters.TLSv1_3
+    san = common.validation_context.match_typed_subject_alt_names.add(san_type=common_pb2.SubjectAltNameMatcher.URI)
+    if san_prefix:
+        san.matcher.prefix = san_prefix
+    else:
+        san.matcher.exact = "spiffe://ferry.test/ns/default/sa/echo"
+    return context
+
+
 def tls_cluster():
+    """Mutual TLS towards the endpoints, every file named, one SPIFFE ID allowed."""
     cluster = static_cluster()
     cluster.transport_socket.name = "envoy.transport_sockets.tls"
-    cluster.transport_socket.typed_config.Pack(tls_pb2.UpstreamTlsContext(sni="echo"))
+    cluster.transport_socket.typed_config.Pack(mtls_common(tls_pb2.UpstreamTlsContext(sni="echo.default.svc")))
     return cluster
+
+
+def sds_cluster():
+    cluster = static_cluster()
+    cluster.transport_socket.name = "envoy.transport_sockets.tls"
+    context = tls_pb2.UpstreamTlsContext()
+    context.common_tls_context.tls_certificate_sds_secret_configs.add(name="default")
+    cluster.transport_socket.typed_config.Pack(context)
+    return cluster
+
+
+def inline_key_cluster():
+    cluster = static_cluster()
+    cluster.transport_socket.name = "envoy.transport_sockets.tls"
+    context = mtls_common(tls_pb2.UpstreamTlsContext())
+    context.common_tls_context.tls_certificates[0].private_key.inline_string = "-----BEGIN PRIVATE KEY-----"
+    cluster.transport_socket.typed_config.Pack(context)
+    return cluster
+
+
+def mtls_listener():
+    """A listener requiring client certificates from one namespace's workloads."""
+    result = listener(manager(codec_type=hcm_pb2.HttpConnectionManager.AUTO, route_config=route_table()), name="mtls")
+    context = mtls_common(tls_pb2.DownstreamTlsContext(), san_prefix="spiffe://ferry.test/ns/default/")
+    context.require_client_certificate.value = True
+    socket = result.filter_chains[0].transport_socket
+    socket.name = "envoy.transport_sockets.tls"
+    socket.typed_config.Pack(context)
+    return result
 
 
 def http1_cluster():
@@ -272,7 +318,11 @@ MESSAGES = [
     ("staticCluster", "A STATIC cluster of two endpoints.", static_cluster()),
     ("maglevCluster", "The STATIC cluster balanced by MAGLEV.", maglev_cluster()),
     ("negativeTimeoutCluster", "The STATIC cluster with connect_timeout -1 s.", negative_timeout_cluster()),
-    ("tlsCluster", "The STATIC cluster with a TLS transport socket.", tls_cluster()),
+    ("tlsCluster", "The STATIC cluster with mutual TLS: certificate, key and CA files, SNI, one SPIFFE ID, TLS 1.3.", tls_cluster()),
+    ("sdsCluster", "The STATIC cluster taking its certificate by SDS.", sds_cluster()),
+    ("inlineKeyCluster", "The mutual TLS cluster with its private key inline.", inline_key_cluster()),
+    ("mtlsListener", "A listener requiring client certificates whose SPIFFE ID is under spiffe://ferry.test/ns/default/.",
+     mtls_listener()),
     ("http1Cluster", "The STATIC cluster asking for HTTP/1.1 upstreams.", http1_cluster()),
     ("routeTable", "A RouteConfiguration of two virtual hosts: paths, headers, a weighted split, timeouts, retries.",
      route_table()),
