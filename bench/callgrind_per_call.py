@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
-"""Instructions per proxied call, under callgrind: the noise-free figure (allocations per call
-are bench/harness.py's, by a malloc-counting preload).
+"""Instructions and malloc calls per proxied call: the noise-free figures.
 
     .venv/bin/python bench/callgrind_per_call.py [--calls 20000] [--ferry .build/release/ferry]
 
@@ -10,7 +9,8 @@ gRPC-shaped responses with `grpc-status: 0` trailers. After a warm-up of 2,000 c
 instrumentation goes on (`callgrind_control -i on`), h2load makes `--calls` calls at 10
 connections x 10 streams, instrumentation goes off, and the totals are divided by the calls.
 The same method as docs/ARCHITECTURE.md's "Measuring the hot path"; compare two builds by
-running this on each.
+running this on each. Then the same binary without valgrind, with bench/malloc_count.c
+preloaded, counts malloc calls over the same number of calls (SIGUSR1 prints the count).
 """
 import argparse
 import glob
@@ -71,6 +71,36 @@ def main():
     annotate = subprocess.run(["callgrind_annotate", "--threshold=100"] + files, capture_output=True, text=True).stdout
     total = int(re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", annotate).group(1).replace(",", ""))
     print(f"{args.calls} calls: {total / args.calls:,.0f} instructions per call (program total {total:,})")
+    print(f"malloc calls per call: {mallocs_per_call(args, workdir, binary):.2f}")
+
+
+def mallocs_per_call(args, workdir, binary):
+    counter = os.path.join(workdir, "malloc_count.so")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", counter, os.path.join(ROOT, "bench", "malloc_count.c"), "-ldl"], check=True)
+    upstream, port = free_port(), free_port()
+    nghttpd = subprocess.Popen(["nghttpd", "--no-tls", "-d", workdir, "--trailer", "grpc-status: 0", str(upstream)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(upstream)
+    err = os.path.join(workdir, "count.err")
+    ferry = subprocess.Popen([binary, "run", "-c", ferry_config(workdir, "count", port, upstream, 1), "--log-level", "error"],
+                             stdout=subprocess.DEVNULL, stderr=open(err, "w"), env=dict(os.environ, LD_PRELOAD=counter))
+    try:
+        wait_for_port(port)
+        h2load(port, workdir, 2_000)
+        counts = []
+        for calls in (0, args.calls):
+            if calls:
+                h2load(port, workdir, calls)
+            ferry.send_signal(10)
+            time.sleep(0.5)
+            with open(err) as f:
+                counts.append(int(re.findall(r"ALLOCS (\d+)", f.read())[-1]))
+        return (counts[1] - counts[0]) / args.calls
+    finally:
+        ferry.terminate()
+        ferry.wait(10)
+        nghttpd.terminate()
+        nghttpd.wait(10)
 
 
 if __name__ == "__main__":

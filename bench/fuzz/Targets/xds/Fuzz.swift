@@ -1,3 +1,4 @@
+import FerryConfig
 import FerryXDS
 import FuzzSupport
 
@@ -19,6 +20,16 @@ func fuzz(_ input: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     decodeAsEveryResource(bytes[...], limits: limits)
     if case .success(let response) = DiscoveryMessages.decodeResponse(bytes[...], maxResources: 100) {
         for resource in response.resources { decodeAsEveryResource(resource.bytes, limits: limits) }
+        // Staged, checked across types and, if accepted, built into a configuration.
+        var cache = XDSResourceCache()
+        cache.limits = limits
+        let staged = cache.stage(response)
+        if staged.response.problems.isEmpty, let type = XDSResourceType(rawValue: response.typeURL) {
+            cache.commit(staged, ADSResourceUpdate(type: type, versionInfo: response.versionInfo,
+                                                   updated: staged.response.resourceNames, removed: []))
+            let file = FerryConfig(admin: nil, runtime: RuntimeConfig(), listeners: [], services: [], source: "fuzz")
+            _ = ConfigSummary.lines(XDSConfigBuilder.config(file: file, resources: cache))
+        }
     }
     return 0
 }
