@@ -6,6 +6,10 @@ import FerryGRPC
 public struct CallPolicy: Sendable, Equatable {
     /// Every call ends by this timeout (or the caller's, if shorter).
     public var timeout: Duration?
+    /// xDS's `max_stream_duration.grpc_timeout_header_max`: a caller's own timeout takes the
+    /// place of `timeout` (which then applies only to callers without one), up to this cap
+    /// (`.some(nil)`: no cap). nil: the file's rule above.
+    public var callerTimeoutCap: Duration??
     /// Time kept back from the propagated grpc-timeout for the answer's way back.
     public var deadlineOffset: Duration = .zero
     /// The largest gRPC message (either direction) let through; a larger one fails the call

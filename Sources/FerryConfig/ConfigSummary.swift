@@ -127,8 +127,10 @@ public enum ConfigSummary {
             }
             return "after \(delay), \(h.maxAttempts) attempts"
         } ?? "off"
+        let callerCap = p.callerTimeoutCap.map { cap in [("caller_timeout", "replaces timeout, capped at \(cap.map(format) ?? "none")")] } ?? []
         let settings: [(String, String)] = [
             ("timeout", p.timeout.map(format) ?? "none"),
+        ] + callerCap + [
             ("deadline_offset", format(p.deadlineOffset)),
             ("max_message_size", formatSize(p.maxMessageSize)),
             ("stream_idle_timeout", p.streamIdleTimeout.map(format) ?? "off"),

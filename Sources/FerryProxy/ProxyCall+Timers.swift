@@ -11,7 +11,8 @@ extension ProxyCall: CallTimerOwner {
         // The deadline starts when the headers were read, not when their turn to be handled came.
         let arrived = downstream.connection.readStartedAt
         guard let deadline = CallDeadline(startedAt: arrived > 0 && arrived <= now ? arrived : now, callerTimeout: callerTimeout,
-                                          methodTimeout: policy.timeoutNanoseconds,
+                                          methodTimeout: policy.callerTimeoutReplaces && callerTimeout != nil
+                                              ? policy.callerTimeoutCapNanoseconds : policy.timeoutNanoseconds,
                                           listenerMax: listener.maxDeadlineNanoseconds) else { return true }
         self.deadline = deadline
         guard deadline.propagatedTimeout(at: now, offset: policy.deadlineOffsetNanoseconds) != nil else {

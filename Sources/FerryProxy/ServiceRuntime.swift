@@ -10,6 +10,9 @@ import NIOCore
 /// A method's policy with its durations converted to nanoseconds once, not per call.
 final class ResolvedPolicy {
     let timeoutNanoseconds: Int64?
+    /// Whether a caller's timeout replaces `timeoutNanoseconds`, and up to what (nil: no cap).
+    let callerTimeoutReplaces: Bool
+    let callerTimeoutCapNanoseconds: Int64?
     let deadlineOffsetNanoseconds: Int64
     let maxMessageSize: Int
     let streamIdleNanoseconds: Int64?
@@ -40,6 +43,8 @@ final class ResolvedPolicy {
         self.callerLimits = policy.rateLimit?.per == .caller ? callerLimits : nil
         rateLimit = policy.rateLimit
         timeoutNanoseconds = policy.timeout?.totalNanoseconds
+        callerTimeoutReplaces = policy.callerTimeoutCap != nil
+        callerTimeoutCapNanoseconds = policy.callerTimeoutCap??.totalNanoseconds
         deadlineOffsetNanoseconds = policy.deadlineOffset.totalNanoseconds
         maxMessageSize = policy.maxMessageSize
         streamIdleNanoseconds = policy.streamIdleTimeout?.totalNanoseconds

@@ -96,14 +96,17 @@ public enum XDSConfigBuilder {
 }
 
 extension XDSRoutePolicy {
-    /// The route's policy as Ferry applies it to each call. A caller's `grpc-timeout` shorter
-    /// than the route's timeout always ends the call sooner (the caller is gone by then); one
-    /// longer is cut to the route's timeout (Envoy, with `grpc_timeout_header_max` set, would let
-    /// it run up to that cap).
+    /// The route's policy as Ferry applies it to each call, with Envoy's rule for the caller's
+    /// `grpc-timeout`: with `grpc_timeout_header_max` it replaces the route's timeout up to the
+    /// cap; without, the route's timeout applies, and a shorter caller's deadline still ends
+    /// the call sooner (the caller is gone by then; Envoy would wait for the route's).
     public func callPolicy(origin: String) -> CallPolicy {
         var policy = CallPolicy(origin: origin)
         policy.timeout = timeout
-        if case .honoured(_, let offset) = callerTimeout { policy.deadlineOffset = offset }
+        if case .honoured(let cap, let offset) = callerTimeout {
+            policy.callerTimeoutCap = .some(cap)
+            policy.deadlineOffset = offset
+        }
         policy.streamIdleTimeout = idleTimeout
         if let retry { policy.retry = retry } else { policy.retry.maxAttempts = 1 }   // xDS retries only when told to
         return policy

@@ -32,6 +32,27 @@ final class RoutePolicyTests: XCTestCase {
         XCTAssertNil(unbounded.grpcStatus, "the service has no timeout; only the route had one")
     }
 
+    /// Envoy's grpc_timeout_header_max: a caller's grpc-timeout replaces the route's timeout
+    /// (longer or shorter), up to the cap; a caller without one gets the route's.
+    func testACallersTimeoutReplacesTheRoutesUpToTheCapWhenTheRouteSaysSo() {
+        let net = CallPathHarness()
+        net.upstream(1) { _ in .hang }
+        var route = route("Capped", timeout: .milliseconds(100))
+        route.policy?.callerTimeoutCap = .some(.seconds(5))
+        let client = net.client(to: net.service([1]), routes: [route])
+        let without = client.call("/p.S/Capped")
+        let longer = client.call("/p.S/Capped", timeout: "1S")
+        let beyondCap = client.call("/p.S/Capped", timeout: "10S")
+        net.advance(by: .milliseconds(100))
+        XCTAssertEqual(without.grpcStatus, GRPCStatusCode.deadlineExceeded.rawValue, "no caller timeout: the route's 100 ms")
+        XCTAssertNil(longer.grpcStatus, "the caller's 1 s replaces the route's 100 ms")
+        net.advance(by: .milliseconds(900))
+        XCTAssertEqual(longer.grpcStatus, GRPCStatusCode.deadlineExceeded.rawValue)
+        XCTAssertNil(beyondCap.grpcStatus)
+        net.advance(by: .seconds(4))
+        XCTAssertEqual(beyondCap.grpcStatus, GRPCStatusCode.deadlineExceeded.rawValue, "10 s asked, capped at 5 s")
+    }
+
     func testARouteWithoutRetriesDoesNotRetryWhereTheServiceWould() {
         let net = CallPathHarness()
         let first = net.upstream(1) { _ in .status(14) }
