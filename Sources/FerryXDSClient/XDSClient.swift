@@ -242,9 +242,9 @@ public final class XDSClient: H2StreamDelegate {
         case .failure(let problem):
             // Nothing in it can be trusted (not even its nonce): end the stream, as gRPC's
             // client does for a response it cannot parse.
-            logger.error("xDS response does not decode; reconnecting", metadata: ["error": "\(problem)"])
+            logger.error("xDS response does not decode", metadata: ["error": "\(problem)"])
             closeStream()
-            perform(machine.streamClosed(now: now()))
+            streamEnded("a response that does not decode")
         }
     }
 

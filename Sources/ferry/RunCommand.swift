@@ -58,6 +58,7 @@ struct Run: FerryCommand {
         let loops = loaded.runtime.eventLoops ?? System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let server = FerryServer(config: loaded, group: group, logger: logger)
+        if let xds = loaded.xds { server.holdReadiness(XDSRunner.notReadyReason(xds)) }
         do {
             try await server.start()
         } catch {

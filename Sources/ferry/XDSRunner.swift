@@ -13,12 +13,16 @@ actor XDSRunner {
     private let server: FerryServer
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
+    /// The client's updates; finished when the runner stops.
+    private let updates: AsyncStream<XDSResourceCache>.Continuation
     /// The client, on the one loop of `group` it runs on.
     private let client: NIOLoopBound<XDSClient>
     private var file: FerryConfig
     private var resources = XDSResourceCache()
 
-    private init(file: FerryConfig, server: FerryServer, logger: Logger, client: NIOLoopBound<XDSClient>, group: MultiThreadedEventLoopGroup) {
+    private init(file: FerryConfig, server: FerryServer, logger: Logger, client: NIOLoopBound<XDSClient>, group: MultiThreadedEventLoopGroup,
+                 updates: AsyncStream<XDSResourceCache>.Continuation) {
+        self.updates = updates
         self.group = group
         self.server = server
         self.logger = logger
@@ -27,6 +31,11 @@ actor XDSRunner {
     }
 
     /// Starts the client; the configuration changes as updates arrive.
+    /// What `/ready` says until the first configuration is whole (set before the server starts).
+    static func notReadyReason(_ xds: XDSConfig) -> String {
+        "waiting for the first listeners and clusters from the xDS control plane at \(xds.server)"
+    }
+
     static func start(file: FerryConfig, xds: XDSConfig, server: FerryServer, logger: Logger) async throws -> XDSRunner {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let (stream, continuation) = AsyncStream.makeStream(of: XDSResourceCache.self, bufferingPolicy: .bufferingNewest(1))
@@ -37,9 +46,8 @@ actor XDSRunner {
             client.start()
             return (NIOLoopBound(client, eventLoop: loop), client.status)
         }.get()
-        let runner = XDSRunner(file: file, server: server, logger: logger, client: client, group: group)
+        let runner = XDSRunner(file: file, server: server, logger: logger, client: client, group: group, updates: continuation)
         server.addMetrics { status.metricsText() }
-        server.holdReadiness("waiting for the first listeners and clusters from the xDS control plane at \(xds.server)")
         Task { await runner.follow(stream) }
         logger.info("xDS client started", metadata: ["server": "\(xds.server)", "node": "\(xds.node.id)"])
         return runner
@@ -88,6 +96,7 @@ actor XDSRunner {
     func stop() async {
         let client = self.client
         try? await client.eventLoop.submit { client.value.stop() }.get()
+        updates.finish()
         try? await group.shutdownGracefully()
     }
 }
