@@ -35,6 +35,4 @@ public struct XDSProvenance: Sendable, Equatable {
     /// Service name -> "CDS <version>" (its endpoints: ", EDS <version>").
     public var services: [String: String] = [:]
     public init() {}
-
-    public var isEmpty: Bool { listeners.isEmpty && services.isEmpty }
 }

@@ -15,7 +15,7 @@ public struct XDSResourceCache: Sendable {
     public private(set) var missing: [XDSResourceType: Set<String>] = [:]
 
     /// What the file defines, which xDS may not take over: a resource with one of these names
-    /// (or a listener on one of these addresses) is refused.
+    /// (or a listener on one of these addresses: the file's listeners and admin server) is refused.
     public var fileListenerNames: Set<String> = []
     public var fileListenerAddresses: Set<HostPort> = []
     public var fileServiceNames: Set<String> = []
@@ -180,7 +180,7 @@ public struct XDSResourceCache: Sendable {
         var problems: [String] = []
         if fileListenerNames.contains(listener.name) { problems.append("\(label): the file defines a listener of this name") }
         if fileListenerAddresses.contains(listener.address) {
-            problems.append("\(label): address: \(listener.address) is a listener's of the file")
+            problems.append("\(label): address: \(listener.address) is taken by the file (a listener or the admin server)")
         }
         if case .inline(let table) = listener.routes { problems += check(table, in: label + " route_config") }
         return problems

@@ -86,10 +86,11 @@ public final class XDSClient: H2StreamDelegate {
     /// The resources held now.
     public var resources: XDSResourceCache { cache }
 
-    /// Names and addresses the file uses: xDS resources that would take them are refused.
+    /// Names and addresses the file uses (its listeners' and the admin server's): xDS resources
+    /// that would take them are refused.
     public func reserve(fileConfig: FerryConfig) {
         cache.fileListenerNames = Set(fileConfig.listeners.map(\.name))
-        cache.fileListenerAddresses = Set(fileConfig.listeners.map(\.address))
+        cache.fileListenerAddresses = Set(fileConfig.listeners.map(\.address) + (fileConfig.admin.map { [$0.address] } ?? []))
         cache.fileServiceNames = Set(fileConfig.services.map(\.name))
     }
 

@@ -87,7 +87,7 @@ final class XDSResourceCacheTests: XCTestCase {
         XCTAssertEqual(cache.stage(Self.response(.cluster, version: "1", [EnvoyEncodedMessages.edsCluster])).response.problems,
                        [#"cluster "echo": the file defines a service of this name"#])
         XCTAssertEqual(cache.stage(Self.response(.listener, version: "1", [EnvoyEncodedMessages.rdsListener])).response.problems,
-                       [#"listener "ingress": address: 0.0.0.0:15001 is a listener's of the file"#])
+                       [#"listener "ingress": address: 0.0.0.0:15001 is taken by the file (a listener or the admin server)"#])
         let mixed = Self.response(.listener, version: "1", [EnvoyEncodedMessages.edsCluster], typeOfResources: XDSResourceType.cluster.typeURL)
         XCTAssertEqual(cache.stage(mixed).response.problems,
                        [#""echo": is a type.googleapis.com/envoy.config.cluster.v3.Cluster in a response of LDS"#])
