@@ -27,6 +27,11 @@ def test_the_sidecar_and_node_examples_pass_check(name):
     check(os.path.join(EXAMPLES, name))
 
 
+def test_the_xds_example_passes_check_and_names_its_control_plane():
+    out = check(os.path.join(EXAMPLES, "xds.yaml"))
+    assert "xds: ADS from 127.0.0.1:18000 as node sidecar~10.0.0.7~web-7f9c.shop~shop.svc.cluster.local (cluster web)" in out, out
+
+
 def test_the_two_node_mtls_pair_passes_check_with_certificates_made_for_it(tmp_path):
     pair = tmp_path / "two-node"
     shutil.copytree(os.path.join(EXAMPLES, "two-node"), pair)
