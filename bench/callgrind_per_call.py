@@ -35,6 +35,14 @@ def h2load(port, workdir, calls):
                    check=True, capture_output=True)
 
 
+def start_nghttpd(workdir, port):
+    """nghttpd answering every request with the 100-byte response in `workdir`/echo and grpc-status 0."""
+    nghttpd = subprocess.Popen(["nghttpd", "--no-tls", "-d", workdir, "--trailer", "grpc-status: 0", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return nghttpd
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=20_000)
@@ -48,9 +56,7 @@ def main():
     shutil.copy(args.ferry, binary)
     subprocess.run(["strip", "--strip-debug", binary], check=True)
     upstream, port = free_port(), free_port()
-    nghttpd = subprocess.Popen(["nghttpd", "--no-tls", "-d", workdir, "--trailer", "grpc-status: 0", str(upstream)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(upstream)
+    nghttpd = start_nghttpd(workdir, upstream)
     config = ferry_config(workdir, "ferry", port, upstream, 1)
     out = os.path.join(workdir, "callgrind.out")
     ferry = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
@@ -78,9 +84,7 @@ def mallocs_per_call(args, workdir, binary):
     counter = os.path.join(workdir, "malloc_count.so")
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", counter, os.path.join(ROOT, "bench", "malloc_count.c"), "-ldl"], check=True)
     upstream, port = free_port(), free_port()
-    nghttpd = subprocess.Popen(["nghttpd", "--no-tls", "-d", workdir, "--trailer", "grpc-status: 0", str(upstream)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(upstream)
+    nghttpd = start_nghttpd(workdir, upstream)
     err = os.path.join(workdir, "count.err")
     ferry = subprocess.Popen([binary, "run", "-c", ferry_config(workdir, "count", port, upstream, 1), "--log-level", "error"],
                              stdout=subprocess.DEVNULL, stderr=open(err, "w"), env=dict(os.environ, LD_PRELOAD=counter))

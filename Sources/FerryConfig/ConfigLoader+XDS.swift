@@ -11,7 +11,7 @@ extension ConfigLoader {
         guard !id.isEmpty else { throw idValue.error("a node id names this Ferry to the control plane; it cannot be empty") }
         var node = XDSConfig.Node(id: id, cluster: try n["cluster"]?.string() ?? "")
         if let v = n["metadata"] {
-            for (key, item) in try v.mapping(allowed: Self.keys(of: v)).entries { node.metadata[key] = try item.string() }
+            for (key, item) in try v.mapping(allowed: Self.anyKey(v)).entries { node.metadata[key] = try item.string() }
         }
         if let v = n["locality"] {
             let l = try v.mapping(allowed: ["region", "zone"])
@@ -21,10 +21,5 @@ extension ConfigLoader {
         var xds = XDSConfig(server: server, node: node)
         if let v = m["resource_timeout"] { xds.resourceTimeout = try v.duration(min: .seconds(1), max: .seconds(600)) }
         return xds
-    }
-
-    private static func keys(of value: YAMLValue) -> [String] {
-        guard case .mapping(let mapping) = value.node.content else { return [] }
-        return mapping.compactMap { if case .scalar(let key) = $0.key.content { return key } else { return nil } }
     }
 }

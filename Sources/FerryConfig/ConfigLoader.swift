@@ -128,7 +128,7 @@ public enum ConfigLoader {
     }
 
     /// Every key of a mapping (for mappings whose keys are names, not fields).
-    private static func anyKey(_ value: YAMLValue) -> [String] {
+    static func anyKey(_ value: YAMLValue) -> [String] {
         guard case .mapping(let mapping) = value.node.content else { return [] }
         return mapping.compactMap { if case .scalar(let key) = $0.key.content { return key } else { return nil } }
     }

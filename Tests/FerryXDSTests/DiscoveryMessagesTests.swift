@@ -57,18 +57,8 @@ final class DiscoveryMessagesTests: XCTestCase {
         XCTAssertEqual(problem.description, "endpoints[0].lb_endpoints[1].endpoint.address.socket_address.port_value: must be from 1 to 65535, is 0")
     }
 
-    /// A ClusterLoadAssignment of `count` copies of Envoy's encoded LbEndpoint in one locality.
-    private func assignment(endpoints count: Int) -> [UInt8] {
-        var locality = ProtoWriter()
-        for _ in 0..<count { locality.bytesField(2, EnvoyEncodedMessages.oneLbEndpoint) }
-        var assignment = ProtoWriter()
-        assignment.string(1, "big")
-        assignment.bytesField(2, locality.bytes)
-        return assignment.bytes
-    }
-
     func testTenThousandEndpointsAreTakenAndTooManyAreRefusedWhileCounting() throws {
-        let big = assignment(endpoints: 10_000)
+        let big = XDSResourceCacheTests.assignment("big", endpoints: 10_000)
         let taken = try XDSEndpointAssignment.decode(big[...]).get()
         XCTAssertEqual(taken.endpoints.count, 10_000)
         XCTAssertEqual(taken.endpoints.first, EndpointConfig(address: HostPort(host: "10.1.2.3", port: 8443), weight: 2))

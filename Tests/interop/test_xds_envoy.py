@@ -7,17 +7,8 @@ import pytest
 from ads_server import ADSServer, LDS, RDS, assignment, cluster, listener, route, route_table
 from conftest import CHANNEL_OPTIONS, free_port
 from envoy_xds import Envoy, envoy_binary
-from echo_server import make_server
 from netutil import wait_for_port, wait_until
-from test_xds import ferry_config
-
-
-@pytest.fixture
-def upstreams():
-    servers = {name: make_server(0, name=name) for name in ("alpha", "beta", "gamma")}
-    yield {name: port for name, (_, port, _) in servers.items()}
-    for server, _, _ in servers.values():
-        server.stop(grace=None)
+from test_xds import ferry_config, upstreams  # noqa: F401  (upstreams: the same three grpcio upstreams fixture)
 
 
 def resource_set(port, upstreams):

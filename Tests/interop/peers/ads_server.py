@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import base_pb2, health_check_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
@@ -25,6 +24,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from xds_messages import endpoint
 
 LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
 RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -109,13 +109,7 @@ def cluster(name, connect_timeout=1.0, tls=None):
 def assignment(cluster_name, endpoints):
     """`endpoints`: (host, port) pairs, or (host, port, health_status)."""
     cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name)
-    group = cla.endpoints.add()
-    for item in endpoints:
-        host, port = item[0], item[1]
-        lb = endpoint_components_pb2.LbEndpoint(health_status=item[2] if len(item) > 2 else health_check_pb2.UNKNOWN)
-        lb.endpoint.address.socket_address.address = host
-        lb.endpoint.address.socket_address.port_value = port
-        group.lb_endpoints.append(lb)
+    cla.endpoints.add().lb_endpoints.extend(endpoint(*item) for item in endpoints)
     return cla
 
 
